@@ -1,0 +1,37 @@
+# Two commands do everything (README):
+#   make reproduce   set up, then execute every notebook headlessly into results/
+#   make test        set up, then run the tests (unit tests and every notebook with small parameters)
+# Setup creates .venv unless a virtual environment is already active, installs the pinned
+# dependencies (requirements.lock) and this package (editable). It re-runs only when
+# requirements.lock or pyproject.toml changed.
+
+PYTHON ?= python3
+ifdef VIRTUAL_ENV
+ENV_DIR := $(VIRTUAL_ENV)
+else
+ENV_DIR := .venv
+endif
+PY := $(ENV_DIR)/bin/python
+STAMP := $(ENV_DIR)/.aigc-installed
+
+.PHONY: setup reproduce test bench lock clean-results
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(ENV_DIR)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.lock
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@touch $@
+
+reproduce: $(STAMP)
+	$(PY) -m aigc_lib.reproduce
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new && mv requirements.lock.new requirements.lock

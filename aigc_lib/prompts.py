@@ -1,0 +1,157 @@
+"""PartiPrompts (P2): loading, and merging its 11 challenge labels into the paper's 4 groups.
+
+The paper (Sec. II-A) merges PartiPrompts' challenge labels "with similar CLIPScore" into four groups,
+Basic, Imagination, Detail and Complex, but does not list the mapping. We ship a default mapping
+(``data/challenge_groups.yaml``, each choice with its reason) and :func:`group_challenges`, the exact
+optimal 1-D grouping, for regrouping once per-challenge scores are measured.
+
+Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from aigc_lib._io import atomic_write_bytes
+
+PARTIPROMPTS_URL = "https://raw.githubusercontent.com/google-research/parti/main/PartiPrompts.tsv"
+PARTIPROMPTS_MD5 = "975b3cf12ca946f1e994c89c02a55e3c"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+CACHE_PATH = DATA_DIR / "cache" / "PartiPrompts.tsv"
+GROUPS_PATH = DATA_DIR / "challenge_groups.yaml"
+GROUPS = ("Basic", "Imagination", "Detail", "Complex")
+_COLUMNS = {"Prompt": "prompt", "Category": "category", "Challenge": "challenge"}
+
+
+def load_challenge_groups(path: str | os.PathLike | None = None) -> dict[str, str]:
+    """The default challenge -> group mapping (``data/challenge_groups.yaml``): {challenge: group}."""
+    raw = yaml.safe_load(Path(path or GROUPS_PATH).read_text(encoding="utf-8"))
+    return {challenge: entry["group"] for challenge, entry in raw["challenges"].items()}
+
+
+def load_partiprompts(
+    path: str | os.PathLike | None = None,
+    mapping: Mapping[str, str] | None = None,
+    url: str = PARTIPROMPTS_URL,
+) -> pd.DataFrame:
+    """Load PartiPrompts as a DataFrame: prompt_id, prompt, category, challenge, group.
+
+    Lookup order: ``path``; the environment variable ``PARTIPROMPTS_PATH``; the cache
+    ``data/cache/PartiPrompts.tsv``; a download from ``url`` (the official file of
+    google-research/parti), md5-verified and cached atomically. ``group`` is the paper's group of
+    the prompt's challenge under ``mapping`` (default: :func:`load_challenge_groups`).
+    ``prompt_id`` is the row number in the official file (0-based). Raises ``ValueError`` for a
+    missing file, a checksum mismatch, missing columns, unknown challenge labels or empty prompts.
+    """
+    mapping = dict(load_challenge_groups() if mapping is None else mapping)
+    data, downloaded = _locate(path, url)
+    frame = _parse(data)
+    unknown = sorted(set(frame["challenge"]) - set(mapping))
+    if unknown:
+        raise ValueError(f"mapping: unknown challenge labels {unknown}; known: {sorted(mapping)}")
+    frame["group"] = frame["challenge"].map(mapping)
+    if downloaded:  # cache only a verified, parsed file
+        atomic_write_bytes(CACHE_PATH, data)
+    return frame
+
+
+def _locate(path: str | os.PathLike | None, url: str) -> tuple[bytes, bool]:
+    """The raw bytes of the TSV from the first place of the lookup order that has it, and whether
+    they were downloaded (and so still to be cached)."""
+    if path is not None:
+        return _read(Path(path), "path"), False
+    env = os.environ.get("PARTIPROMPTS_PATH")
+    if env:
+        return _read(Path(env), "PARTIPROMPTS_PATH"), False
+    if CACHE_PATH.is_file():
+        return _read(CACHE_PATH, "cache"), False
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError) as err:
+        raise ValueError(
+            f"path: PartiPrompts.tsv not found and the download from {url} failed ({err}). "
+            "Either pass load_partiprompts(path=...) / set PARTIPROMPTS_PATH to a local copy of "
+            "PartiPrompts.tsv, or run once on a machine with internet access to fill the cache "
+            f"{CACHE_PATH}."
+        ) from None
+    _check_md5(data, url)
+    return data, True
+
+
+def _read(path: Path, argument: str) -> bytes:
+    if not path.is_file():
+        raise ValueError(f"{argument}: {str(path)!r} is not a file (expected PartiPrompts.tsv)")
+    return path.read_bytes()
+
+
+def _check_md5(data: bytes, source: str) -> None:
+    digest = hashlib.md5(data).hexdigest()
+    if digest != PARTIPROMPTS_MD5:
+        raise ValueError(f"url: checksum mismatch for {source}: md5 {digest}, expected {PARTIPROMPTS_MD5}")
+
+
+def _parse(data: bytes) -> pd.DataFrame:
+    raw = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False)
+    missing = sorted(set(_COLUMNS) - set(raw.columns))
+    if missing:
+        raise ValueError(f"path: PartiPrompts file lacks columns {missing} (has {list(raw.columns)})")
+    frame = raw[list(_COLUMNS)].rename(columns=_COLUMNS)
+    empty = frame.index[frame["prompt"].str.strip() == ""].tolist()
+    if empty:
+        raise ValueError(f"path: empty prompts in rows {empty[:10]}")
+    frame.insert(0, "prompt_id", np.arange(len(frame)))
+    return frame
+
+
+def group_challenges(mean_score_by_challenge: Mapping[str, float], n_groups: int = 4) -> dict[str, int]:
+    """Exact optimal 1-D grouping of challenges by mean score, {challenge: group index}.
+
+    Groups are contiguous in sorted score and minimise the total within-group squared error of the
+    challenge means (dynamic programming, O(n_groups x n^2); no random initialisation). Group 0
+    has the lowest scores. Scores in CLIPScore points.
+    """
+    if not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
+        raise ValueError(f"n_groups: expected a positive integer, got {n_groups!r}")
+    names = list(mean_score_by_challenge)
+    values = np.array([mean_score_by_challenge[n] for n in names], dtype=float)
+    if len(names) < n_groups:
+        raise ValueError(f"mean_score_by_challenge: needs at least n_groups={n_groups} entries, got {len(names)}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("mean_score_by_challenge: scores must be finite numbers")
+    order = np.argsort(values, kind="stable")
+    x = values[order]
+    n = len(x)
+    c1 = np.concatenate([[0.0], np.cumsum(x)])
+    c2 = np.concatenate([[0.0], np.cumsum(x * x)])
+
+    def sse(i: int, j: int) -> float:  # squared error of x[i:j] around its mean
+        s, m = c1[j] - c1[i], j - i
+        return c2[j] - c2[i] - s * s / m
+
+    cost = np.full((n_groups + 1, n + 1), np.inf)
+    cut = np.zeros((n_groups + 1, n + 1), dtype=int)
+    cost[0, 0] = 0.0
+    for g in range(1, n_groups + 1):
+        for j in range(g, n + 1):
+            for i in range(g - 1, j):
+                c = cost[g - 1, i] + sse(i, j)
+                if c < cost[g, j] - 1e-12:
+                    cost[g, j], cut[g, j] = c, i
+    labels = np.empty(n, dtype=int)
+    j = n
+    for g in range(n_groups, 0, -1):
+        i = cut[g, j]
+        labels[i:j] = g - 1
+        j = i
+    return {names[order[p]]: int(labels[p]) for p in range(n)}

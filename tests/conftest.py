@@ -1,0 +1,31 @@
+"""Shared test helpers: executing a notebook with the small parameters of notebook_params.yaml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aigc_lib import reproduce
+
+SMALL_PARAMS = Path(__file__).with_name("notebook_params.yaml")
+
+
+@pytest.fixture(scope="session")
+def notebook_results(tmp_path_factory):
+    """``run(prefix) -> (metrics dict, results folder)``: execute a notebook once per session with small parameters."""
+    root = tmp_path_factory.mktemp("results")
+    params = reproduce.load_parameters(SMALL_PARAMS)
+    done: dict[str, tuple[dict, Path]] = {}
+
+    def run(prefix: str) -> tuple[dict, Path]:
+        if prefix not in done:
+            (notebook,) = reproduce.find_notebooks([prefix])
+            reproduce.run_notebook(notebook, root, {**params.get("all", {}), **params.get(notebook.stem, {})},
+                                   progress=False)
+            folder = root / notebook.stem
+            done[prefix] = (json.loads((folder / "metrics.json").read_text()), folder)
+        return done[prefix]
+
+    return run

@@ -1,0 +1,62 @@
+"""Project hygiene: clean source notebooks, consistent package lists, no data copies, CI command."""
+
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aigc_lib import reproduce
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_source_notebook_is_clean(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "outputs committed"
+    assert "sys.path" not in path.read_text()
+    assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in code) == 1, "one tagged parameters cell"
+    assert "import *" not in path.read_text()
+
+
+def test_environment_yml_lists_the_pyproject_packages():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    listed = {_name(r) for r in pip if not r.startswith("-")}
+    assert listed == wanted
+
+
+def test_lock_pins_every_dependency_and_the_cpu_torch():
+    lock = {_name(l): l for l in (ROOT / "requirements.lock").read_text().splitlines() if l and not l.startswith("#")}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for req in project["dependencies"] + project["optional-dependencies"]["test"]:
+        assert "==" in lock[_name(req)], req
+    assert lock["torch"] == "torch==2.13.0"
+    assert not {"torchvision", "timm", "open-clip-torch"} & set(lock)
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / "README.md").read_text()
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("exec make test")
+
+
+def test_no_copy_of_partiprompts_is_tracked():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.lower()
+    assert "partiprompts.tsv" not in tracked
+
+
+def test_find_notebooks_rejects_unknown_prefix():
+    with pytest.raises(ValueError, match="only: no notebook starts with"):
+        reproduce.find_notebooks(["99"])
