@@ -1,0 +1,297 @@
+"""Tests of aigc_lib.allocation: eq. 11, the water-filling split, the exact solver, Algorithm 1, baselines."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aigc_lib import allocation as al
+from aigc_lib.allocation import (
+    AllocationProblem,
+    equal_allocation,
+    optimal_compute,
+    optimal_step,
+    random_problem,
+    simulated_annealing,
+    solve_exact,
+    utility,
+)
+
+Z = tuple(range(10, 43, 4))
+
+
+def paper_problem(**changes):
+    """Three models like the default scenario: SDXL-Turbo (1 step), SD1.5 and SDXL."""
+    args = dict(
+        n_tasks=[3, 5, 2], step_options=[(1,), Z, Z], tflop_per_step=[1.589, 1.607, 13.522],
+        tflop_fixed=[2.6, 2.55, 10.7], score_a=[0.0, 1.0, 1.5], score_b=[30.0, 27.0, 27.5],
+        capacity_tflops=34.0, weight=0.2, min_share=0.01,
+    )
+    args.update(changes)
+    return AllocationProblem(**args)
+
+
+def grid_utilities(problem, steps, compute):
+    """Eq. 11 by hand, vectorised over rows of ``compute`` (P, M); the test's own oracle."""
+    n = problem.n_tasks.astype(float)
+    act = n > 0
+    w = np.asarray(steps) * problem.tflop_per_step + problem.tflop_fixed
+    s = problem.score_a * np.log(steps) + problem.score_b
+    lat = np.where(act, n * (n + 1) / 2 * w / np.where(act, compute, 1.0), 0.0)
+    return ((n * s).sum() - problem.weight * lat.sum(axis=1)) / n.sum()
+
+
+def simplex_grid(m, total, floor, resolution):
+    """Compute splits on a grid of ``resolution`` points per unit share, every share >= floor."""
+    ticks = np.arange(resolution + 1) / resolution
+    rows = [r for r in itertools.product(ticks, repeat=m - 1) if sum(r) <= 1]
+    shares = np.array([list(r) + [1 - sum(r)] for r in rows])
+    compute = shares * total
+    return compute[np.all(compute >= floor - 1e-12, axis=1)]
+
+
+def test_utility_matches_a_hand_computation():
+    p = paper_problem(n_tasks=[2, 1, 0], min_share=0.0)
+    steps, compute = [1, 10, 10], [10.0, 24.0, 0.0]
+    w0, w1 = 1.589 + 2.6, 10 * 1.607 + 2.55
+    expected = (2 * 30.0 + (np.log(10) + 27.0) - 0.2 * (3 * w0 / 10.0 + 1 * w1 / 24.0)) / 3
+    assert utility(p, steps, compute) == pytest.approx(expected, rel=1e-12)
+
+
+def test_allocation_reports_fifo_latency_and_makespan():
+    p = paper_problem()
+    a = al.evaluate(p, [1, 18, 22], [4.0, 10.0, 20.0])
+    t = p.work_tflop([1, 18, 22]) / np.array([4.0, 10.0, 20.0])
+    np.testing.assert_allclose(a.seconds_per_image, t)
+    np.testing.assert_allclose(a.makespan, p.n_tasks * t)
+    np.testing.assert_allclose(a.mean_latency, (p.n_tasks + 1) / 2 * t)
+
+
+def test_split_without_floor_is_the_cauchy_schwarz_closed_form():
+    p = paper_problem(min_share=0.0)
+    steps = np.array([1, 26, 14])
+    root = np.sqrt(p.n_tasks * (p.n_tasks + 1) * p.work_tflop(steps))
+    np.testing.assert_allclose(optimal_compute(p, steps), 34.0 * root / root.sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("min_share", [0.0, 0.05, 0.2, 1 / 3])
+def test_water_filling_beats_every_point_of_a_fine_grid(min_share):
+    p = paper_problem(n_tasks=[12, 6, 1], min_share=min_share)
+    steps = np.array([1, 22, 42])
+    best = optimal_compute(p, steps)
+    assert best.sum() == pytest.approx(34.0)
+    assert np.all(best >= min_share * 34.0 - 1e-9)
+    grid = simplex_grid(3, 34.0, min_share * 34.0, resolution=300)
+    grid = grid[np.all(grid > 0, axis=1)]
+    values = grid_utilities(p, steps, grid)
+    u = utility(p, steps, best)
+    assert u >= values.max() - 1e-12  # never worse than any grid point
+    assert u - values.max() < 1e-3 * abs(u)  # and the grid's best is close (it is a fine grid)
+
+
+def test_a_floor_that_binds_is_respected():
+    p = paper_problem(n_tasks=[1, 40, 0], min_share=0.2)  # the 1-task model would get far below 20%
+    c = optimal_compute(p, [1, 42, 10])
+    assert c[0] == pytest.approx(0.2 * 34.0)
+    assert c[2] == 0.0 and c.sum() == pytest.approx(34.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_equals_brute_force_over_steps_and_a_compute_grid(seed):
+    rng = np.random.default_rng(seed)
+    p = AllocationProblem(
+        n_tasks=rng.integers(1, 15, 3), step_options=[(1,), (10, 26, 42), (10, 18, 30, 42)],
+        tflop_per_step=rng.uniform(1, 15, 3), tflop_fixed=rng.uniform(0, 10, 3),
+        score_a=rng.uniform(0, 3, 3), score_b=rng.uniform(26, 34, 3),
+        capacity_tflops=float(rng.uniform(10, 60)), weight=float(rng.uniform(0.05, 0.5)),
+        min_share=float(rng.choice([0.0, 0.05])),
+    )
+    grid = simplex_grid(3, p.capacity_tflops, p.min_compute, resolution=200)
+    grid = grid[np.all(grid > 0, axis=1)]
+    brute = max(grid_utilities(p, np.array(z), grid).max() for z in itertools.product(*p.step_options))
+    exact = solve_exact(p)
+    assert exact.utility >= brute - 1e-12
+    assert exact.utility - brute < 2e-3 * abs(exact.utility)
+
+
+def test_exact_never_loses_to_other_solvers_or_random_feasible_states():
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        p = random_problem(rng, n_models=int(rng.integers(2, 5)))
+        best = solve_exact(p).utility
+        rivals = [simulated_annealing(p, rng).utility, equal_allocation(p).utility, optimal_step(p).utility,
+                  optimal_step(p, tolerance=0.5).utility]
+        act = p.active
+        for _ in range(20):  # random feasible states
+            z = [rng.choice(o) for o in p.step_options]
+            share = rng.dirichlet(np.ones(act.sum()))
+            c = np.zeros(p.n_models)
+            c[act] = p.min_compute + share * (p.capacity_tflops - act.sum() * p.min_compute)
+            if act.any():
+                rivals.append(utility(p, z, c))
+        assert best >= max(rivals) - 1e-9 * max(1.0, abs(best))
+
+
+def test_annealer_is_within_a_tenth_of_a_percent_of_exact_on_500_problems():
+    gaps = []
+    for seed in range(500):
+        p = random_problem(np.random.default_rng(seed))
+        exact = solve_exact(p).utility
+        sa = simulated_annealing(p, np.random.default_rng(10_000 + seed)).utility
+        assert sa <= exact + 1e-9 * abs(exact)
+        gaps.append((exact - sa) / abs(exact))
+    assert np.mean(np.array(gaps) <= 1e-3) >= 0.99
+
+
+def test_annealer_is_deterministic_per_seed_and_trace_does_not_change_it():
+    p = random_problem(np.random.default_rng(1), n_models=4)
+    a = simulated_annealing(p, np.random.default_rng(5))
+    b = simulated_annealing(p, np.random.default_rng(5), trace=True)
+    np.testing.assert_array_equal(a.steps, b.steps)
+    np.testing.assert_array_equal(a.compute_tflops, b.compute_tflops)
+    assert a.utility == b.utility and a.trace is None
+
+
+def test_annealer_trace_shows_geometric_cooling_and_metropolis_acceptance():
+    p = paper_problem(n_tasks=[10, 20, 10])
+    result = simulated_annealing(p, np.random.default_rng(0), trace=True, initial_temperature=2.0,
+                                 cooling=0.8, final_temperature=1e-3, moves_per_temperature=10)
+    tr = result.trace
+    n_temps = int(np.ceil(np.log(1e-3 / 2.0) / np.log(0.8)))
+    assert len(tr) == n_temps * 10
+    levels = tr["temperature"].to_numpy()[::10]
+    np.testing.assert_allclose(levels, 2.0 * 0.8 ** np.arange(n_temps))
+    assert np.all(np.diff(tr["best_utility"]) >= 0)
+    assert np.any(np.diff(tr["utility"]) < 0)  # worse states are accepted at high temperature
+    assert tr["best_utility"].iloc[-1] == pytest.approx(result.utility, rel=1e-9)
+
+
+def test_annealer_handles_one_active_model_and_fixed_steps():
+    one = paper_problem(n_tasks=[0, 7, 0])
+    a = simulated_annealing(one, np.random.default_rng(0))
+    assert a.compute_tflops[1] == pytest.approx(34.0) and a.utility == pytest.approx(solve_exact(one).utility)
+    fixed = paper_problem(step_options=[(1,), (20,), (30,)])
+    assert simulated_annealing(fixed, np.random.default_rng(0)).utility == pytest.approx(
+        solve_exact(fixed).utility, rel=1e-5)
+
+
+def test_equal_allocation_splits_evenly_and_picks_the_best_steps_for_that_split():
+    p = paper_problem(n_tasks=[4, 0, 6])
+    a = equal_allocation(p)
+    np.testing.assert_allclose(a.compute_tflops, [17.0, 0.0, 17.0])
+    for z in Z:
+        assert a.utility >= utility(p, [1, 10, z], [17.0, 0.0, 17.0]) - 1e-12
+
+
+def test_optimal_step_takes_the_best_scoring_steps_or_the_cheapest_within_tolerance():
+    p = paper_problem()
+    a = optimal_step(p)
+    np.testing.assert_array_equal(a.steps, [1, 42, 42])
+    np.testing.assert_allclose(a.compute_tflops, optimal_compute(p, a.steps))
+    b = optimal_step(p, tolerance=0.2)  # sd15: ln(42/z) <= 0.2 -> z >= 34.4; sdxl: 1.5 ln(42/z) <= 0.2 -> z >= 36.8
+    np.testing.assert_array_equal(b.steps, [1, 38, 38])
+    flat = optimal_step(paper_problem(score_a=[0.0, -1.0, 1.0]))
+    assert flat.steps[1] == 10  # a falling curve scores best at its fewest steps
+
+
+def test_a_slot_without_tasks_gives_an_empty_allocation():
+    p = paper_problem(n_tasks=[0, 0, 0])
+    for result in (solve_exact(p), simulated_annealing(p, np.random.default_rng(0)), equal_allocation(p),
+                   optimal_step(p)):
+        assert result.utility == 0.0
+        np.testing.assert_array_equal(result.compute_tflops, 0.0)
+        np.testing.assert_array_equal(result.makespan, 0.0)
+
+
+def test_models_without_tasks_get_no_compute():
+    p = paper_problem(n_tasks=[5, 0, 3])
+    for result in (solve_exact(p), simulated_annealing(p, np.random.default_rng(0))):
+        assert result.compute_tflops[1] == 0.0 and np.isnan(result.mean_latency[1])
+        assert result.compute_tflops.sum() == pytest.approx(34.0)
+
+
+def test_exact_refuses_huge_enumerations_and_points_to_the_annealer():
+    p = AllocationProblem(n_tasks=[5] * 8, step_options=[Z] * 8, tflop_per_step=[1.0] * 8,
+                          tflop_fixed=[1.0] * 8, score_a=[1.0] * 8, score_b=[30.0] * 8, capacity_tflops=30.0)
+    with pytest.raises(ValueError, match="simulated_annealing"):
+        solve_exact(p)
+    assert np.isfinite(simulated_annealing(p, np.random.default_rng(0)).utility)
+
+
+@st.composite
+def problems(draw):
+    m = draw(st.integers(2, 4))
+    floats = lambda lo, hi: st.lists(st.floats(lo, hi), min_size=m, max_size=m)  # noqa: E731
+    return AllocationProblem(
+        n_tasks=draw(st.lists(st.integers(0, 25), min_size=m, max_size=m)),
+        step_options=[draw(st.lists(st.integers(1, 60), min_size=1, max_size=5, unique=True)) for _ in range(m)],
+        tflop_per_step=draw(floats(0.05, 20)), tflop_fixed=draw(floats(0, 12)),
+        score_a=draw(floats(-1, 3)), score_b=draw(floats(15, 40)),
+        capacity_tflops=draw(st.floats(0.5, 200)), weight=draw(st.floats(0, 1)),
+        min_share=draw(st.floats(0, 1 / m)),
+    )
+
+
+@settings(deadline=None, max_examples=60)
+@given(problem=problems(), seed=st.integers(0, 2**32 - 1))
+def test_every_solver_returns_a_feasible_consistent_allocation(problem, seed):
+    results = [solve_exact(problem), simulated_annealing(problem, np.random.default_rng(seed)),
+               equal_allocation(problem), optimal_step(problem)]
+    c_total, floor, act = problem.capacity_tflops, problem.min_compute, problem.active
+    for r in results:
+        assert r.compute_tflops.sum() <= c_total * (1 + 1e-9)
+        assert np.all(r.compute_tflops[act] > 0)
+        assert np.all(r.compute_tflops[act] >= floor * (1 - 1e-9))
+        assert np.all(r.compute_tflops[~act] == 0)
+        assert all(z in opts for z, opts in zip(r.steps, problem.step_options))
+        if act.any():
+            assert r.utility == pytest.approx(utility(problem, r.steps, r.compute_tflops), rel=1e-9, abs=1e-9)
+            assert results[0].utility >= r.utility - 1e-9 * max(1.0, abs(results[0].utility))
+
+
+@pytest.mark.parametrize("change, argname", [
+    (dict(n_tasks=[3, -1, 2]), "n_tasks"),
+    (dict(n_tasks=[3, np.nan, 2]), "n_tasks"),
+    (dict(n_tasks=[3]), "n_tasks"),
+    (dict(step_options=[(1,), (), Z]), "step_options"),
+    (dict(step_options=[(1,), (0, 10), Z]), "step_options"),
+    (dict(step_options=[(1,), Z]), "step_options"),
+    (dict(tflop_per_step=[1.0, 0.0, 13.0]), "tflop_per_step"),
+    (dict(tflop_per_step=[1.0, np.nan, 13.0]), "tflop_per_step"),
+    (dict(tflop_fixed=[1.0, -2.0, 13.0]), "tflop_fixed"),
+    (dict(score_a=[0.0, np.nan, 1.0]), "score_a"),
+    (dict(score_b=[30.0, 30.0]), "score_b"),
+    (dict(score_b=[30.0, np.inf, 30.0]), "score_b"),
+    (dict(capacity_tflops=0.0), "capacity_tflops"),
+    (dict(capacity_tflops=np.nan), "capacity_tflops"),
+    (dict(weight=-0.1), "weight"),
+    (dict(min_share=0.5), "min_share"),
+    (dict(min_share=-0.1), "min_share"),
+])
+def test_bad_problems_name_the_argument(change, argname):
+    with pytest.raises(ValueError, match=argname):
+        paper_problem(**change)
+
+
+def test_bad_solver_inputs_name_the_argument():
+    p = paper_problem()
+    with pytest.raises(ValueError, match="steps"):
+        utility(p, [1, 11, 10], [10.0, 10.0, 10.0])
+    with pytest.raises(ValueError, match="compute"):
+        utility(p, [1, 10, 10], [20.0, 10.0, 10.0])
+    with pytest.raises(ValueError, match="compute"):
+        utility(p, [1, 10, 10], [10.0, 0.0, 10.0])
+    with pytest.raises(ValueError, match="compute"):
+        utility(p, [1, 10, 10], [10.0, np.nan, 10.0])
+    with pytest.raises(ValueError, match="tolerance"):
+        optimal_step(p, tolerance=-1.0)
+    with pytest.raises(ValueError, match="rng"):
+        simulated_annealing(p, 3)
+    with pytest.raises(ValueError, match="cooling"):
+        simulated_annealing(p, np.random.default_rng(0), cooling=1.0)
+    with pytest.raises(ValueError, match="final_temperature"):
+        simulated_annealing(p, np.random.default_rng(0), final_temperature=5.0)
+    with pytest.raises(ValueError, match="problem"):
+        solve_exact("not a problem")
