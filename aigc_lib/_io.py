@@ -10,9 +10,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -42,7 +43,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_to_builtin) + "\n")
 
 
-def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+def write_csv(path: str | os.PathLike, frame: "pd.DataFrame") -> Path:
     """Write ``frame`` as CSV (no index) to ``path`` atomically."""
     return atomic_write_text(path, frame.to_csv(index=False))
 
