@@ -1,0 +1,373 @@
+"""How the system responds to its parameters, and how close its annealer gets to the optimum.
+
+Sweeps run the slot simulator (:func:`aigc_lib.simulation.simulate`) once per value of one parameter
+on the same seed (common random numbers), and summarise each run in one row: mean utility, score,
+latency, steps and per-model time consumption (makespan N_m t_m, SPEC section 2). Solver comparisons
+run the paper's annealer, the exact optimum and ``scipy.optimize.dual_annealing`` on the same
+allocation problems (SPEC eq. 11). :func:`interpolated_scenario` builds scenarios with 2 to 5 models,
+the extra ones hypothetical, interpolated between the scenario's real models (ours).
+
+Units: CLIPScore points (score, utility), seconds (latency, time consumption), TFLOP, TFLOPS,
+milliseconds (solver time). Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``
+(time consumption, the lambda sweep) and ``notebooks/05_beyond_the_paper.ipynb`` (the rest).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from aigc_lib import allocation as alloc
+from aigc_lib import simulation
+from aigc_lib.scenario import ModelSpec, Scenario
+
+__all__ = [
+    "PARAMETERS",
+    "SOLVERS",
+    "time_consumption",
+    "summarise",
+    "with_parameter",
+    "sweep",
+    "interpolated_scenario",
+    "slot_problems",
+    "dual_annealing_allocation",
+    "compare_solvers",
+]
+
+PARAMETERS = ("weight", "capacity_tflops", "tasks_per_slot", "threshold_shift", "n_models", "rho")
+"""What :func:`sweep` can vary: scenario fields, a shift of every threshold, the number of models,
+and the per-prompt predictor's correlation ``rho`` (an argument of ``simulate``)."""
+
+SOLVERS = ("annealing", "exact", "dual_annealing")
+"""Solvers :func:`compare_solvers` knows: Algorithm 1, the exact optimum, scipy's dual annealing."""
+
+SUMMARY_COLUMNS = ("mean_utility", "mean_score", "mean_latency", "mean_steps", "mean_time_consumption")
+
+
+# --- one run's numbers --------------------------------------------------------------------------
+
+def time_consumption(result: simulation.SimulationResult) -> pd.DataFrame:
+    """Each model's time consumption per slot: the makespan N_m t_m in seconds (SPEC section 2, eq. 3).
+
+    One row per (slot, model) with tasks: ``slot``, ``model``, ``n_tasks`` N_m and ``makespan``
+    (seconds; the FIFO completion time of the model's last task, N_m W_m(z_m)/c_m). Models without
+    tasks in a slot have no row, so a mean over rows is the mean over the slots the model served.
+
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
+    """
+    tasks = _tasks(result)
+    grouped = tasks.groupby(["slot", "model"], observed=True)["latency"]
+    return grouped.agg(n_tasks="size", makespan="max").reset_index()
+
+
+def summarise(result: simulation.SimulationResult, multi_step_models: Sequence[str] | None = None) -> dict[str, float]:
+    """One run in five numbers: mean slot utility (eq. 4), task score, task latency, steps, time consumption.
+
+    ``mean_utility``: mean over slots of the slot's mean task utility (CLIPScore points);
+    ``mean_score`` (CLIPScore points) and ``mean_latency`` (seconds): means over tasks;
+    ``mean_steps``: mean denoising steps over the tasks served by ``multi_step_models`` (default:
+    every model that ran more than 1 step on some task of the run, i.e. not SDXL-Turbo);
+    ``mean_time_consumption``: mean over models of each model's mean makespan (seconds,
+    :func:`time_consumption`). NaN where there is nothing to average.
+
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
+    """
+    tasks = _tasks(result)
+    if multi_step_models is None:
+        spread = tasks.groupby("model", observed=True)["steps"].max()
+        multi_step_models = [str(m) for m, top in spread.items() if top > 1]
+    steps = tasks.loc[tasks["model"].astype(str).isin(list(multi_step_models)), "steps"]
+    makespan = time_consumption(result).groupby("model", observed=True)["makespan"].mean()
+    return {
+        "mean_utility": _mean(result.slots["utility"].dropna()),
+        "mean_score": _mean(tasks["score"]),
+        "mean_latency": _mean(tasks["latency"]),
+        "mean_steps": _mean(steps),
+        "mean_time_consumption": _mean(makespan),
+    }
+
+
+# --- sweeps -------------------------------------------------------------------------------------
+
+def with_parameter(scenario: Scenario, name: str, value: Any) -> Scenario:
+    """A copy of ``scenario`` with one parameter of :data:`PARAMETERS` set (``rho`` is not a scenario field).
+
+    ``weight``: lambda (CLIPScore points per second, >= 0); ``capacity_tflops``: C (TFLOPS, > 0);
+    ``tasks_per_slot``: prompts per slot (whole number >= 1); ``threshold_shift``: CLIPScore
+    points added to every threshold theta_m (eq. 9-10); ``n_models``: 2 to 5 models through
+    :func:`interpolated_scenario`.
+
+    Taught in ``notebooks/05_beyond_the_paper.ipynb``.
+    """
+    _check_scenario(scenario)
+    if name == "weight":
+        return scenario.replace(weight=alloc._scalar(value, "value", low=0.0, low_open=False))
+    if name == "capacity_tflops":
+        return scenario.replace(capacity_tflops=alloc._scalar(value, "value", low=0.0))
+    if name == "tasks_per_slot":
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"value: tasks_per_slot must be a whole number >= 1, got {value!r}")
+        return scenario.replace(tasks_per_slot=int(value))
+    if name == "threshold_shift":
+        shift = alloc._scalar(value, "value")
+        return scenario.replace(thresholds=tuple(t + shift for t in scenario.thresholds))
+    if name == "n_models":
+        return interpolated_scenario(scenario, value)
+    raise ValueError(f"name: expected one of {PARAMETERS[:-1]} (a scenario parameter), got {name!r}")
+
+
+def sweep(scenario: Scenario, name: str, values: Sequence[Any], n_slots: int, seed: int,
+          **simulate_options: Any) -> pd.DataFrame:
+    """Simulate once per value of one parameter, same seed each time; one row of :func:`summarise` per value.
+
+    ``name``: one of :data:`PARAMETERS` (``rho`` goes to ``simulate``, the others through
+    :func:`with_parameter`). ``values``: the values, in order. ``simulate_options``: passed on to
+    :func:`aigc_lib.simulation.simulate` (``assignment``, ``allocation``, ``prompts``, ...; default
+    probabilistic assignment and annealing). Columns: ``name`` (the parameter), ``value``, then
+    ``mean_utility``, ``mean_score``, ``mean_latency``, ``mean_steps``, ``mean_time_consumption``.
+
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb`` (lambda) and
+    ``notebooks/05_beyond_the_paper.ipynb``.
+    """
+    _check_scenario(scenario)
+    if name not in PARAMETERS:
+        raise ValueError(f"name: expected one of {PARAMETERS}, got {name!r}")
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
+        raise ValueError(f"values: expected a non-empty sequence of values for {name}, got {values!r}")
+    if name == "rho" and "rho" in simulate_options:
+        raise ValueError("simulate_options: rho is the swept parameter; do not pass it as well")
+    rows = []
+    for value in values:
+        if name == "rho":
+            result = simulation.simulate(scenario, n_slots, seed, rho=value, **simulate_options)
+            multi = _multi_step(scenario)
+        else:
+            changed = with_parameter(scenario, name, value)
+            result = simulation.simulate(changed, n_slots, seed, **simulate_options)
+            multi = _multi_step(changed)
+        value = value.item() if isinstance(value, np.generic) else value
+        rows.append({"name": name, "value": value, **summarise(result, multi)})
+    return pd.DataFrame(rows)
+
+
+# --- more (hypothetical) models -----------------------------------------------------------------
+
+def interpolated_scenario(scenario: Scenario, n_models: int) -> Scenario:
+    """The scenario with 2 to 2M-1 models (M its own, >= 2): real ones kept, extra ones hypothetical (ours).
+
+    Place the M real models at positions 0, 1/(M-1), ..., 1 (small to large). Fewer models keep
+    the real models nearest to evenly spaced positions (2 of 3: the smallest and the largest).
+    More models insert one hypothetical model in the middle of a gap between neighbours, gaps
+    taken from the large end (4 of 3: one between SD1.5 and SDXL; 5: one in each gap). A
+    hypothetical model between a (smaller) and b is named ``hypothetical-<a>-<b>``; it runs b's
+    step set with b's zref, the geometric mean of their TFLOP per step, and the arithmetic mean of
+    their fixed TFLOP, score slope, offset and beta. Thresholds: theta(p) is the straight line
+    (piecewise, extended at the ends) through the real thresholds placed at the midpoints between
+    real positions; each new threshold is theta at the midpoint of two neighbouring models, so the
+    real scenario is returned unchanged for ``n_models == M``. Assumptions, not measurements.
+
+    Taught in ``notebooks/05_beyond_the_paper.ipynb``.
+    """
+    _check_scenario(scenario)
+    real = len(scenario.models)
+    if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or not 2 <= n_models <= 2 * real - 1:
+        raise ValueError(f"n_models: expected a whole number from 2 to {2 * real - 1}, got {n_models!r}")
+    n_models = int(n_models)
+    positions = np.linspace(0.0, 1.0, real)
+    if n_models <= real:
+        keep = np.round(np.linspace(0, real - 1, n_models)).astype(int)
+        placed = [(positions[i], scenario.models[i]) for i in keep]
+    else:
+        extra = n_models - real
+        gaps = list(range(real - 2, real - 2 - extra, -1))  # from the large end
+        placed = []
+        for i, model in enumerate(scenario.models):
+            placed.append((positions[i], model))
+            if i in gaps:
+                placed.append(((positions[i] + positions[i + 1]) / 2,
+                               _between(model, scenario.models[i + 1])))
+    where = np.array([p for p, _ in placed])
+    line_x = (positions[:-1] + positions[1:]) / 2
+    thresholds = tuple(float(_line(line_x, np.array(scenario.thresholds), x)) for x in (where[:-1] + where[1:]) / 2)
+    return scenario.replace(models=tuple(m for _, m in placed), thresholds=thresholds)
+
+
+def _between(a: ModelSpec, b: ModelSpec) -> ModelSpec:
+    return ModelSpec(
+        name=f"hypothetical-{a.name}-{b.name}",
+        steps=b.steps,
+        tflop_per_step=math.sqrt(a.tflop_per_step * b.tflop_per_step),
+        tflop_fixed=(a.tflop_fixed + b.tflop_fixed) / 2,
+        score_slope=(a.score_slope + b.score_slope) / 2,
+        score_offset=(a.score_offset + b.score_offset) / 2,
+        score_beta=(a.score_beta + b.score_beta) / 2,
+        zref=b.zref,
+    )
+
+
+def _line(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
+    """Piecewise-linear through (xs, ys), extended linearly beyond both ends (one point: constant)."""
+    if xs.size == 1:
+        return float(ys[0])
+    i = int(np.clip(np.searchsorted(xs, x) - 1, 0, xs.size - 2))
+    return float(ys[i] + (ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i]))
+
+
+# --- solvers side by side -----------------------------------------------------------------------
+
+def slot_problems(scenario: Scenario, n_slots: int, seed: int, **simulate_options: Any) -> list[alloc.AllocationProblem]:
+    """The allocation problems (SPEC eq. 11) a simulation poses, one per slot with tasks.
+
+    Runs :func:`aigc_lib.simulation.simulate` with an allocator that records each problem it is
+    given and solves it exactly; ``simulate_options`` go to ``simulate`` (``assignment``, ``rho``,
+    ...; not ``allocation``).
+
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb`` and
+    ``notebooks/05_beyond_the_paper.ipynb``.
+    """
+    if "allocation" in simulate_options:
+        raise ValueError("simulate_options: slot_problems sets the allocation itself; do not pass allocation")
+    problems: list[alloc.AllocationProblem] = []
+
+    def record(problem: alloc.AllocationProblem, rng: np.random.Generator) -> alloc.Allocation:
+        problems.append(problem)
+        return alloc.solve_exact(problem)
+
+    simulation.simulate(scenario, n_slots, seed, allocation=record, **simulate_options)
+    return problems
+
+
+def dual_annealing_allocation(problem: alloc.AllocationProblem, rng: np.random.Generator,
+                              maxiter: int = 100) -> alloc.Allocation:
+    """Solve eq. 11 with ``scipy.optimize.dual_annealing``: a general-purpose annealer as a second opinion.
+
+    Search space (ours): one continuous step index per model with tasks and several step options
+    (floored onto its step set) and one weight w_m in [1e-6, 1] per model with tasks, mapped to
+    compute c_m = L + (C - A L) w_m / sum_j w_j (L = min_share x C, A models with tasks), so
+    every point is feasible. ``maxiter``: dual annealing's global iterations (each followed by a
+    local search). Returns an :class:`~aigc_lib.allocation.Allocation` with method
+    ``"dual_annealing"``. ``rng``: a ``numpy.random.Generator``.
+
+    Taught in ``notebooks/05_beyond_the_paper.ipynb``.
+    """
+    from scipy.optimize import dual_annealing
+
+    if not isinstance(problem, alloc.AllocationProblem):
+        raise ValueError(f"problem: expected an AllocationProblem, got {type(problem).__name__}")
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        raise ValueError(f"maxiter: expected a whole number >= 1, got {maxiter!r}")
+    active = np.flatnonzero(problem.active)
+    lowest = np.array([o[0] for o in problem.step_options])
+    if active.size == 0:
+        return alloc.evaluate(problem, lowest, np.zeros(problem.n_models), "dual_annealing")
+    total = problem.total_tasks
+    n = problem.n_tasks.astype(float)
+    gains, costs = [], []  # per active model and step option: score gain, and lambda x latency load
+    for m in active:
+        z = problem.step_options[m].astype(float)
+        gains.append((n[m] * (problem.score_a[m] * np.log(z) + problem.score_b[m]) / total).tolist())
+        work = z * problem.tflop_per_step[m] + problem.tflop_fixed[m]
+        costs.append((problem.weight * n[m] * (n[m] + 1) / 2 * work / total).tolist())
+    sizes = [len(g) for g in gains]
+    multi = [i for i, s in enumerate(sizes) if s > 1]
+    a = active.size
+    floor, spare = problem.min_compute, problem.capacity_tflops - a * problem.min_compute
+
+    def state(x: np.ndarray) -> tuple[list[int], np.ndarray]:
+        index = [0] * a
+        for k, i in enumerate(multi):
+            index[i] = min(int(x[k]), sizes[i] - 1)
+        w = x[len(multi):] if a > 1 else np.ones(1)
+        return index, floor + spare * w / w.sum()
+
+    def negative_utility(x: np.ndarray) -> float:
+        index, compute = state(x)
+        return -sum(gains[i][index[i]] - costs[i][index[i]] / compute[i] for i in range(a))
+
+    bounds = [(0.0, sizes[i] - 1e-9) for i in multi] + ([(1e-6, 1.0)] * a if a > 1 else [])
+    if not bounds:  # nothing to choose: every model has one step count and there is one model
+        index, compute_active = [0] * a, np.array([problem.capacity_tflops])
+    else:
+        found = dual_annealing(negative_utility, bounds, maxiter=int(maxiter), rng=rng)
+        index, compute_active = state(found.x)
+    steps = lowest.copy()
+    compute = np.zeros(problem.n_models)
+    for i, m in enumerate(active):
+        steps[m] = problem.step_options[m][index[i]]
+    compute[active] = compute_active * problem.capacity_tflops / compute_active.sum()
+    return alloc.evaluate(problem, steps, compute, "dual_annealing")
+
+
+def compare_solvers(problems: Sequence[alloc.AllocationProblem], seed: int,
+                    solvers: Sequence[str] = SOLVERS,
+                    options: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """Every solver on every problem: utility, gap to the exact optimum, wall time.
+
+    ``problems``: :class:`~aigc_lib.allocation.AllocationProblem` s with at most
+    :data:`~aigc_lib.allocation.MAX_EXACT_COMBINATIONS` step combinations. ``seed``: a whole number
+    >= 0; problem i's random solvers use generators seeded from (seed, i). ``solvers``: names in
+    :data:`SOLVERS`; ``options``: keyword arguments for ``annealing`` and ``dual_annealing``. Columns: ``problem``,
+    ``solver``, ``utility`` (CLIPScore points), ``gap`` = U_exact - U (CLIPScore points, >= 0 up
+    to rounding), ``gap_pct`` = 100 gap / |U_exact| (NaN when U_exact = 0), ``time_ms`` (wall
+    clock of the solver call, milliseconds; depends on the machine).
+
+    Taught in ``notebooks/05_beyond_the_paper.ipynb``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a whole number >= 0, got {seed!r}")
+    unknown = [s for s in solvers if s not in SOLVERS]
+    if unknown or len(solvers) == 0:
+        raise ValueError(f"solvers: expected names among {SOLVERS}, got {list(solvers)}")
+    options = dict(options or {})
+    bad = [k for k in options if k not in ("annealing", "dual_annealing")]
+    if bad:
+        raise ValueError(f"options: keys must be 'annealing' or 'dual_annealing' (solve_exact takes none), got {bad}")
+    run: dict[str, Callable[[alloc.AllocationProblem, np.random.Generator], alloc.Allocation]] = {
+        "annealing": lambda p, r: alloc.simulated_annealing(p, r, **options.get("annealing", {})),
+        "exact": lambda p, r: alloc.solve_exact(p),
+        "dual_annealing": lambda p, r: dual_annealing_allocation(p, r, **options.get("dual_annealing", {})),
+    }
+    rows = []
+    for i, problem in enumerate(problems):
+        if not isinstance(problem, alloc.AllocationProblem):
+            raise ValueError(f"problems: item {i} is a {type(problem).__name__}, expected an AllocationProblem")
+        best = alloc.solve_exact(problem).utility
+        for name in solvers:
+            rng = np.random.default_rng([int(seed), i])
+            start = time.perf_counter()
+            found = run[name](problem, rng)
+            elapsed = time.perf_counter() - start
+            gap = best - found.utility
+            rows.append({
+                "problem": i, "solver": name, "utility": found.utility, "gap": gap,
+                "gap_pct": 100 * gap / abs(best) if best != 0 else math.nan, "time_ms": 1e3 * elapsed,
+            })
+    return pd.DataFrame(rows, columns=["problem", "solver", "utility", "gap", "gap_pct", "time_ms"])
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _check_scenario(scenario: Any) -> None:
+    if not isinstance(scenario, Scenario):
+        raise ValueError(f"scenario: expected an aigc_lib.scenario.Scenario, got {type(scenario).__name__}")
+
+
+def _tasks(result: Any) -> pd.DataFrame:
+    if not isinstance(result, simulation.SimulationResult):
+        raise ValueError(f"result: expected a SimulationResult from simulate(), got {type(result).__name__}")
+    return result.tasks
+
+
+def _multi_step(scenario: Scenario) -> list[str]:
+    return [m.name for m in scenario.models if len(m.steps) > 1]
+
+
+def _mean(values: Any) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()) if values.size else math.nan

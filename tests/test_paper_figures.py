@@ -1,0 +1,186 @@
+"""Tests of aigc_lib.paper_figures: Fig. 4 re-classification, Fig. 5 summaries and per-slot gains."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aigc_lib import paper_figures as pf
+from aigc_lib.scenario import GroupPrior, ModelSpec, Scenario
+from aigc_lib.simulation import ASSIGNMENTS, simulate
+
+Z = tuple(range(10, 43, 4))
+
+
+def make_scenario(**changes):
+    """A scenario like data/scenario.yaml, built in code (no data files)."""
+    args = dict(
+        models=(ModelSpec("sdxl-turbo", (1,), 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
+                ModelSpec("sd15", Z, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
+                ModelSpec("sdxl", Z, 13.522, 10.7, 1.5, 1.5, 1.3, 50.0)),
+        groups=(GroupPrior("Basic", 31.0, 2.5, 0.25), GroupPrior("Imagination", 34.5, 3.2, 0.25),
+                GroupPrior("Detail", 32.5, 2.8, 0.3), GroupPrior("Complex", 29.0, 2.6, 0.2)),
+        thresholds=(29.5, 33.8), weight=0.2, capacity_tflops=34.0, min_share=0.01, noise_sd=1.0, tasks_per_slot=8,
+    )
+    args.update(changes)
+    return Scenario(**args)
+
+
+# --- true_scores ----------------------------------------------------------------------------------
+
+def test_true_scores_match_the_ground_truth_formula_by_hand():
+    sc = make_scenario()
+    s_bar = 0.25 * 31.0 + 0.25 * 34.5 + 0.3 * 32.5 + 0.2 * 29.0
+    got = pf.true_scores(sc, [1, 3], [0.5, -1.0], 26)
+    x = np.array([34.5 + 0.5, 29.0 - 1.0]) - s_bar
+    expected = np.stack([s_bar - 0.5 + 0.7 * x,  # small: fixed at 1 step, slope 0
+                         s_bar + x + np.log(26 / 50),
+                         s_bar + 1.5 + 1.3 * x + 1.5 * np.log(26 / 50)], axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_true_scores_agree_with_the_simulator_on_the_assigned_model():
+    sc = make_scenario(noise_sd=0.0)
+    tasks = simulate(sc, 6, seed=3, allocation="exact").tasks
+    group = tasks["group"].cat.codes.to_numpy()
+    model = tasks["model"].cat.codes.to_numpy()
+    for i in range(len(tasks)):
+        steps = [1, tasks["steps"].iloc[i], tasks["steps"].iloc[i]]
+        row = pf.true_scores(sc, group[i:i + 1], tasks["deviation"].iloc[i:i + 1], steps)
+        assert row[0, model[i]] == pytest.approx(tasks["score"].iloc[i], abs=1e-9)
+
+
+def test_true_scores_noise_is_seeded_and_has_the_scenario_spread():
+    sc = make_scenario(noise_sd=2.0)
+    group, dev = np.zeros(20000, dtype=int), np.zeros(20000)
+    a = pf.true_scores(sc, group, dev, 30, np.random.default_rng(5))
+    b = pf.true_scores(sc, group, dev, 30, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    noise = a - pf.true_scores(sc, group, dev, 30)
+    assert noise.std() == pytest.approx(2.0, rel=0.03)
+
+
+@pytest.mark.parametrize("kwargs, arg", [
+    (dict(group=[0, 4], deviation=[0.0, 0.0], steps=10), "group"),
+    (dict(group=[0.5], deviation=[0.0], steps=10), "group"),
+    (dict(group=[0, 1], deviation=[0.0], steps=10), "deviation"),
+    (dict(group=[0], deviation=[np.nan], steps=10), "deviation"),
+    (dict(group=[0], deviation=[0.0], steps=0), "steps"),
+    (dict(group=[0], deviation=[0.0], steps=[1, 10]), "steps"),
+    (dict(group=[0], deviation=[0.0], steps=10, rng=3), "rng"),
+])
+def test_true_scores_rejects_bad_arguments(kwargs, arg):
+    with pytest.raises(ValueError, match=arg):
+        pf.true_scores(make_scenario(), **kwargs)
+
+
+# --- reclassify_by_medium_score -------------------------------------------------------------------
+
+def test_levels_partition_the_prompts_and_hold_their_medium_scores():
+    sc = make_scenario()
+    table = pf.reclassify_by_medium_score(sc, 3000, np.random.default_rng(0), 50)
+    assert list(table["level"].cat.categories) == ["low", "mid", "high"]
+    per_level = table.drop_duplicates("level")
+    assert per_level["n_prompts"].sum() == 3000
+    assert per_level["share"].sum() == pytest.approx(1.0)
+    medium = table[table["model"] == "sd15"].set_index("level")["mean_score"]
+    assert medium["low"] < 29.5 <= medium["mid"] < 33.8 <= medium["high"]
+    np.testing.assert_allclose(table.loc[table["model"] == "sd15", "gain_vs_reference"], 0.0, atol=1e-12)
+
+
+def test_small_model_loses_least_on_low_prompts_and_large_gains_most_on_high():
+    """beta_small < 1 < beta_large (SPEC section 3): the paper's Fig. 4 observation."""
+    table = pf.reclassify_by_medium_score(make_scenario(noise_sd=0.0), 4000, np.random.default_rng(1), 50)
+    gain = table.pivot(index="level", columns="model", values="gain_vs_reference")
+    assert gain.loc["low", "sdxl-turbo"] > gain.loc["mid", "sdxl-turbo"] > gain.loc["high", "sdxl-turbo"]
+    assert gain.loc["low", "sdxl"] < gain.loc["mid", "sdxl"] < gain.loc["high", "sdxl"]
+
+
+def test_seconds_per_image_is_work_over_capacity():
+    sc = make_scenario()
+    table = pf.reclassify_by_medium_score(sc, 50, np.random.default_rng(2), 18)
+    first = table.drop_duplicates("model").set_index("model")
+    assert first.loc["sdxl-turbo", "steps"] == 1 and first.loc["sdxl", "steps"] == 18
+    assert first.loc["sdxl", "seconds_per_image"] == pytest.approx((18 * 13.522 + 10.7) / 34.0)
+    assert first.loc["sdxl-turbo", "seconds_per_image"] == pytest.approx((1.589 + 2.6) / 34.0)
+
+
+def test_reclassification_is_deterministic_and_uses_the_prompt_table():
+    sc = make_scenario()
+    prompts = pd.DataFrame({"prompt_id": range(4), "group": ["Imagination"] * 4})
+    a = pf.reclassify_by_medium_score(sc, 400, np.random.default_rng(7), 30, prompts=prompts)
+    b = pf.reclassify_by_medium_score(sc, 400, np.random.default_rng(7), 30, prompts=prompts)
+    pd.testing.assert_frame_equal(a, b)
+    # every prompt is Imagination (mu 34.5 > theta_2): most land in the high level
+    shares = a.drop_duplicates("level").set_index("level")["share"]
+    assert shares["high"] > shares["low"]
+
+
+@pytest.mark.parametrize("kwargs, arg", [
+    (dict(n_prompts=0), "n_prompts"),
+    (dict(rng=None), "rng"),
+    (dict(reference=3), "reference"),
+    (dict(prompts=pd.DataFrame({"group": ["Nope"]})), "prompts"),
+    (dict(prompts=pd.DataFrame({"x": [1]})), "prompts"),
+    (dict(steps=-2), "steps"),
+])
+def test_reclassification_rejects_bad_arguments(kwargs, arg):
+    args = dict(scenario=make_scenario(), n_prompts=10, rng=np.random.default_rng(0), steps=20)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=arg):
+        pf.reclassify_by_medium_score(**args)
+
+
+def test_level_names():
+    assert pf.level_names(3) == ("low", "mid", "high")
+    assert pf.level_names(2) == ("level 0", "level 1")
+
+
+# --- summarize_runs and slot_gain_pct -------------------------------------------------------------
+
+def test_summary_matches_the_task_and_slot_tables():
+    sc = make_scenario()
+    runs = {a: simulate(sc, 5, seed=4, assignment=a, allocation="exact") for a in ASSIGNMENTS}
+    table = pf.summarize_runs(runs)
+    assert list(table.index) == list(ASSIGNMENTS)
+    for a, run in runs.items():
+        assert table.loc[a, "mean_score"] == pytest.approx(run.tasks["score"].mean())
+        assert table.loc[a, "mean_utility"] == pytest.approx(run.slots["utility"].mean())
+        assert sum(table.loc[a, f"n_{m}"] for m in sc.model_names) == 5 * 8
+        for m in sc.model_names:
+            served = run.tasks.loc[run.tasks["model"] == m, "score"]
+            if len(served):
+                assert table.loc[a, m] == pytest.approx(served.mean())
+            else:
+                assert np.isnan(table.loc[a, m])
+
+
+def test_summary_rejects_what_is_not_a_run():
+    with pytest.raises(ValueError, match="runs"):
+        pf.summarize_runs({})
+    with pytest.raises(ValueError, match="runs"):
+        pf.summarize_runs({"direct": 3})
+
+
+def test_slot_gain_by_hand():
+    np.testing.assert_allclose(pf.slot_gain_pct([11.0, 9.0, -1.0], [10.0, 10.0, -2.0]), [10.0, -10.0, 50.0])
+
+
+@settings(deadline=None, max_examples=50)
+@given(st.lists(st.floats(1.0, 50.0), min_size=1, max_size=20), st.floats(0.5, 2.0))
+def test_slot_gain_is_zero_against_itself_and_scales(values, factor):
+    u = np.array(values)
+    np.testing.assert_allclose(pf.slot_gain_pct(u, u), 0.0)
+    np.testing.assert_allclose(pf.slot_gain_pct(u * factor, u), 100 * (factor - 1), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("ref, other, arg", [
+    ([], [], "reference"),
+    ([1.0, np.nan], [1.0, 1.0], "reference"),
+    ([1.0, 2.0], [1.0], "other"),
+    ([1.0], [0.0], "other"),
+])
+def test_slot_gain_rejects_bad_arguments(ref, other, arg):
+    with pytest.raises(ValueError, match=arg):
+        pf.slot_gain_pct(ref, other)
