@@ -321,6 +321,7 @@ def fit_sweep(rows: pd.DataFrame, zref: Mapping[str, float], medium: str = MEDIU
         "scores": fit_score_curves(rows, zref, medium=medium, noise=noise),
         "times": times, "effective": effective, "noise_sd": noise, "capacity_tflops": capacity,
         "n_rows": int(len(ok_rows(rows))),
+        "real_weights": bool(rows["real_weights"].astype(bool).all()) if "real_weights" in rows else True,
     }
 
 
@@ -386,8 +387,12 @@ def profile_overrides(groups: pd.DataFrame | None = None, scores: pd.DataFrame |
 def write_profile(path: str | os.PathLike, groups: pd.DataFrame | None = None, scores: pd.DataFrame | None = None,
                   capacity_tflops: float | None = None, noise_sd: float | None = None, *, source_note: str,
                   medium: str = MEDIUM, effective: pd.DataFrame | None = None, times: pd.DataFrame | None = None,
-                  n_rows: int | None = None) -> Path:
+                  n_rows: int | None = None, real_weights: bool = True) -> Path:
     """Write the fits as a YAML profile ``{overrides: {key: {value, source, reason}}}`` (atomically).
+
+    ``real_weights=False`` (fits of random-weight models, e.g. the tiny CPU pipeline) marks the
+    profile ``real_weights: false``; :func:`aigc_lib.scenario.load_scenario` then refuses it unless
+    told ``allow_random_weights=True``, so such numbers never pass for measurements of real models.
 
     ``aigc_lib.scenario.load_scenario(profile=path)`` then uses the measured numbers in place of the
     assumed ones. Takes every key of :func:`fit_sweep` (``times`` and ``n_rows`` are not written),
@@ -400,7 +405,8 @@ def write_profile(path: str | os.PathLike, groups: pd.DataFrame | None = None, s
         raise ValueError("groups: the fits hold no finite estimate to write")
     header = ("# Measured parameters, written by aigc_lib.fit.write_profile; apply with\n"
               "# aigc_lib.scenario.load_scenario(profile=<this file>).\n")
-    text = header + yaml.safe_dump({"overrides": overrides}, sort_keys=False, allow_unicode=True, width=200)
+    body = {"real_weights": bool(real_weights), "overrides": overrides}
+    text = header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=200)
     return atomic_write_text(path, text)
 
 

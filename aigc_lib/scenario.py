@@ -131,6 +131,7 @@ def load_scenario(
     path: str | os.PathLike | None = None,
     profile: str | os.PathLike | Mapping[str, Any] | None = None,
     flops_path: str | os.PathLike | None = None,
+    allow_random_weights: bool = False,
 ) -> Scenario:
     """Read and validate a scenario file (default ``data/scenario.yaml``).
 
@@ -138,14 +139,15 @@ def load_scenario(
     written by :func:`aigc_lib.fit.write_profile`; its values replace the scenario's.
     ``flops_path``: the FLOP table (default: the scenario's ``flops_table`` entry, relative to the
     scenario file), columns model, resolution, component, tflop.
-    Raises ``ValueError`` naming the bad key.
+    A profile marked ``real_weights: false`` (fitted on random-weight models) is refused unless
+    ``allow_random_weights=True`` (demonstrations only). Raises ``ValueError`` naming the bad key.
     """
     path = Path(path) if path is not None else DEFAULT_SCENARIO
     if not path.is_file():
         raise ValueError(f"path: scenario file {str(path)!r} does not exist")
     raw = _read_yaml(path, "path")
     if profile is not None:
-        raw = _apply_profile(raw, profile)
+        raw = _apply_profile(raw, profile, allow_random_weights)
     if flops_path is None:
         flops_path = path.parent / _require(raw, "flops_table", str)
     return _build(raw, _read_flops(flops_path))
@@ -172,9 +174,12 @@ def _read_flops(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
-def _apply_profile(raw: dict, profile: str | os.PathLike | Mapping[str, Any]) -> dict:
+def _apply_profile(raw: dict, profile: str | os.PathLike | Mapping[str, Any], allow_random_weights: bool) -> dict:
     if not isinstance(profile, Mapping):
         profile = _read_yaml(Path(profile), "profile")
+    if profile.get("real_weights", True) is not True and not allow_random_weights:
+        raise ValueError("profile: fitted on random-weight models (real_weights: false), not measurements of the "
+                         "real models; pass allow_random_weights=True only to demonstrate the mechanism")
     overrides = profile.get("overrides")
     if not isinstance(overrides, Mapping) or not overrides:
         raise ValueError("profile: expected a non-empty mapping under 'overrides'")

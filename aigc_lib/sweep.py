@@ -459,7 +459,14 @@ def run_sweep(
         mine = set(mine)
     shard = out / f"rows-{state.process_index:03d}.jsonl"
     _repair(shard)
-    done = {_key(r) for path in shard_paths(out) for r in read_rows(path)}
+    existing = [r for path in shard_paths(out) for r in read_rows(path)]
+    other = sorted({str(r.get("weights")) for r in existing} - {str(backend.weights)})
+    if other:
+        raise ValueError(
+            f"out_dir: {str(out)!r} holds rows measured with weights {other}, not {backend.weights!r}; "
+            "use one folder per backend so rows are never mixed or wrongly skipped as done"
+        )
+    done = {_key(r) for r in existing}
     todo = [t for t in tasks.itertuples(index=False) if t.prompt_id in mine and _key(t._asdict()) not in done]
     rank = state.process_index
     bar = tqdm(total=len(todo), desc=f"sweep [{rank}]", position=rank, disable=not progress)

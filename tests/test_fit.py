@@ -235,3 +235,14 @@ def test_bad_input_raises(rows, tmp_path):
 def test_the_simulation_side_does_not_import_torch():
     code = "import sys, aigc_lib.fit, aigc_lib.scenario; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_profile_of_random_weights_is_refused_unless_allowed(tmp_path):
+    rows = fit.synthetic_sweep(np.random.default_rng(3), GROUPS, MODELS, prompts_per_group=10)
+    rows["real_weights"] = False
+    fits = fit.fit_sweep(rows, ZREF, flops=FLOPS)
+    assert fits["real_weights"] is False
+    profile = fit.write_profile(tmp_path / "tiny.yaml", **fits, source_note="tiny sweep")
+    with pytest.raises(ValueError, match="profile: fitted on random-weight models"):
+        load_scenario(profile=profile)
+    assert load_scenario(profile=profile, allow_random_weights=True).provenance["groups.Basic.mu"].source == "measured"

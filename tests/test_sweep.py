@@ -167,6 +167,13 @@ def test_same_seeds_same_scores(tmp_path, tiny):
     np.testing.assert_array_equal(a["clip_score"].to_numpy(), b["clip_score"].to_numpy())
 
 
+def test_rows_of_other_weights_are_never_taken_as_done(tmp_path, tiny):
+    run(tmp_path, tiny)
+    real = dataclasses.replace(tiny, weights="hub:real")
+    with pytest.raises(ValueError, match="out_dir: .* holds rows measured with weights \\['random-tiny'\\]"):
+        run(tmp_path, real)
+
+
 def test_interrupted_sweep_resumes_without_duplicates(tmp_path, tiny):
     written = []
 
