@@ -14,12 +14,15 @@ notebooks, ``results/paper_vs_ours.md`` and ``.csv`` are regenerated from their 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
+
+from aigc_lib._io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -46,13 +49,37 @@ def run_notebook(notebook: Path, results_root: Path = RESULTS_DIR,
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / notebook.name
     running = out_dir / f".{notebook.stem}.running.ipynb"
-    params = {"results_dir": str(out_dir), **(parameters or {})}
-    papermill.execute_notebook(
-        str(notebook), str(running), parameters=params, cwd=str(notebook.parent),
-        kernel_name="python3", progress_bar=progress,
-    )
-    os.replace(running, final)
+    # relative to the notebook's folder (its working directory), so executed copies name no machine's paths
+    params = {"results_dir": os.path.relpath(out_dir, notebook.parent.resolve()), **(parameters or {})}
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(running), parameters=params, cwd=str(notebook.parent),
+            kernel_name="python3", progress_bar=progress,
+        )
+    except BaseException:
+        if running.exists():  # keep the partly executed copy for debugging, under a name that says so
+            os.replace(running, out_dir / f".{notebook.stem}.failed.ipynb")
+        raise
+    _relative_papermill_paths(running, final, notebook)
+    running.unlink()
     return final
+
+
+def _relative_papermill_paths(running: Path, final: Path, notebook: Path) -> None:
+    """Write the executed copy to ``final`` with papermill's recorded paths made relative to the repository."""
+    nb = json.loads(running.read_text(encoding="utf-8"))
+    meta = nb.get("metadata", {}).get("papermill", {})
+    for key, path in (("input_path", notebook), ("output_path", final)):
+        if key in meta:
+            meta[key] = _relative(Path(path))
+    atomic_write_text(final, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return path.name
 
 
 def _is_fresh(notebook: Path, results_root: Path) -> bool:

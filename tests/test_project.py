@@ -60,3 +60,28 @@ def test_no_copy_of_partiprompts_is_tracked():
 def test_find_notebooks_rejects_unknown_prefix():
     with pytest.raises(ValueError, match="only: no notebook starts with"):
         reproduce.find_notebooks(["99"])
+
+
+def test_executed_copy_is_complete_and_names_no_machine_path(notebook_results):
+    _, folder = notebook_results("01")
+    executed = folder / "01_prompts_and_clipscore_distributions.ipynb"
+    meta = json.loads(executed.read_text())["metadata"]["papermill"]
+    assert meta["input_path"] == "notebooks/01_prompts_and_clipscore_distributions.ipynb"
+    assert not Path(meta["output_path"]).is_absolute()
+    assert str(ROOT) not in executed.read_text()
+    assert not list(folder.glob(".*.ipynb"))  # no temporary left behind
+
+
+def test_a_failing_notebook_leaves_no_executed_copy(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell("results_dir = '.'", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("raise RuntimeError('boom')")]
+    source = tmp_path / "99_broken.ipynb"
+    nbformat.write(nb, source)
+    with pytest.raises(Exception, match="boom"):
+        reproduce.run_notebook(source, tmp_path / "results", progress=False)
+    folder = tmp_path / "results" / "99_broken"
+    assert not (folder / "99_broken.ipynb").exists()
+    assert (folder / ".99_broken.failed.ipynb").exists()
