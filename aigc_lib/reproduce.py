@@ -5,10 +5,11 @@
     python -m aigc_lib.reproduce --params small.yaml  # {notebook stem or "all": {name: value}}
     python -m aigc_lib.reproduce --resume             # skip notebooks already executed since last edited
 
-Each notebook runs with its folder as working directory and the parameter ``results_dir`` set to
-``<results>/<notebook stem>/``; the executed copy is written there under a temporary name and
-renamed when the run succeeds, so ``results/`` never holds a half-executed notebook. After the
-notebooks, ``results/paper_vs_ours.md`` and ``.csv`` are regenerated from their metrics.
+Each notebook runs with its folder as working directory, the parameter ``results_dir`` set to
+``<results>/<notebook stem>/`` and ``interactive`` to False (static figures instead of sliders);
+the executed copy is written there under a temporary name and renamed when the run succeeds, so
+``results/`` never holds a half-executed notebook. After the notebooks, ``results/paper_vs_ours.md``
+and ``.csv`` are regenerated from their metrics.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def run_notebook(notebook: Path, results_root: Path = RESULTS_DIR,
     final = out_dir / notebook.name
     running = out_dir / f".{notebook.stem}.running.ipynb"
     # relative to the notebook's folder (its working directory), so executed copies name no machine's paths
-    params = {"results_dir": os.path.relpath(out_dir, notebook.parent.resolve()), **(parameters or {})}
+    # headless: interactive cells draw their static figure instead of widgets nobody can move
+    params = {"results_dir": os.path.relpath(out_dir, notebook.parent.resolve()), "interactive": False,
+              **(parameters or {})}
     try:
         papermill.execute_notebook(
             str(notebook), str(running), parameters=params, cwd=str(notebook.parent),

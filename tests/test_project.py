@@ -68,6 +68,7 @@ def test_executed_copy_is_complete_and_names_no_machine_path(notebook_results):
     meta = json.loads(executed.read_text())["metadata"]["papermill"]
     assert meta["input_path"] == "notebooks/01_prompts_and_clipscore_distributions.ipynb"
     assert not Path(meta["output_path"]).is_absolute()
+    assert meta["parameters"]["interactive"] is False  # headless runs draw static figures
     assert str(ROOT) not in executed.read_text()
     assert not list(folder.glob(".*.ipynb"))  # no temporary left behind
 
