@@ -19,6 +19,8 @@ STAMP := $(ENV_DIR)/.aigc-installed
 setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "PYTHON: $(PYTHON) is older than 3.11; run e.g. 'make test PYTHON=python3.12'"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(ENV_DIR)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.lock
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
@@ -34,4 +36,5 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 lock: $(STAMP)
-	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new && mv requirements.lock.new requirements.lock
+	{ sed -n '/^#/p' requirements.lock; $(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
