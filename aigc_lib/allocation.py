@@ -61,6 +61,7 @@ class AllocationProblem:
     ``weight``: lambda (CLIPScore points per second, >= 0). ``min_share``: each model with tasks
     gets at least ``min_share * C`` (0 <= min_share, min_share x models <= 1). 2 to 8 models.
     Validated on construction: a bad field raises ``ValueError`` naming it.
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
 
     n_tasks: Any
@@ -153,6 +154,7 @@ class Allocation:
     NaN, 0 and NaN for a model without tasks. ``method``: which solver produced it. ``trace``: for
     :func:`simulated_annealing` with ``trace=True``, a DataFrame with one row per iteration
     (iteration, temperature, utility of the current state, best utility so far); else None.
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
 
     steps: np.ndarray

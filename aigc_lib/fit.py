@@ -135,6 +135,7 @@ def fit_groups(rows: pd.DataFrame, model: str = MEDIUM, zref: float | None = Non
     sqrt(var(prompt means) - noise^2 x mean(1/seeds)), where ``noise`` defaults to
     :func:`noise_sd` of all rows (if NaN, single seeds: ``sigma`` includes the noise). Also
     ``sd_images`` (sd of all images), a normality test of the prompt means, and counts.
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     scored = _scored(rows)
     sub = _models_in(scored, model)
@@ -198,6 +199,7 @@ def fit_score_curves(rows: pd.DataFrame, zref: Mapping[str, float], medium: str 
     curves (1 for the medium model; without repeated seeds no noise correction, so beta is biased
     low). Columns: model, n_rows, n_prompts, n_steps, slope, intercept, r2, r2_images, zref,
     score_at_zref, offset, beta, n_shared.
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     scored = _scored(rows)
     if not isinstance(zref, Mapping):
@@ -271,6 +273,7 @@ def fit_times(rows: pd.DataFrame) -> pd.DataFrame:
     ``mean_s`` is the mean seconds per image; for a model swept at one step count (SDXL-Turbo)
     per_step_s and overhead_s cannot be separated and are NaN. Columns: model, n_rows, n_steps,
     per_step_s, overhead_s, r2, mean_s.
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     ok = ok_rows(rows)
     ok = ok[np.isfinite(ok["seconds"])]
@@ -309,6 +312,7 @@ def fit_sweep(rows: pd.DataFrame, zref: Mapping[str, float], medium: str = MEDIU
     ``noise_sd`` (points) and ``capacity_tflops`` (median effective TFLOPS, NaN without ``flops``).
 
     The keyword arguments of :func:`write_profile` are among its keys.
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     noise = noise_sd(rows)
     times = fit_times(rows)
@@ -398,6 +402,7 @@ def write_profile(path: str | os.PathLike, groups: pd.DataFrame | None = None, s
     assumed ones. Takes every key of :func:`fit_sweep` (``times`` and ``n_rows`` are not written),
     so ``write_profile(path, **fit_sweep(...), source_note=...)`` works. Raises ``ValueError`` when
     nothing can be written.
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     overrides = profile_overrides(groups, scores, capacity_tflops, noise_sd, source_note=source_note,
                                   medium=medium, effective=effective)

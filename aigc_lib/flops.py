@@ -90,7 +90,10 @@ def text_encode_tflop(name: str, encodings: int | None = None, tiny: bool = Fals
 
 
 def parameter_counts(name: str, tiny: bool = False) -> dict[str, int]:
-    """Parameters of each network of model ``name``: ``unet``, ``vae``, ``text_encoders`` (sum of all)."""
+    """Parameters of each network of model ``name``: ``unet``, ``vae``, ``text_encoders`` (sum of all).
+
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
+    """
     arch = arch_lib.get_architecture(name, tiny)
     return {
         "unet": arch_lib.parameter_count(arch_lib.build_unet(arch)),
@@ -105,6 +108,7 @@ def flop_table(models: Sequence[str] | None = None, tiny: bool = False) -> pd.Da
     Columns: ``model``, ``resolution`` (pixels), ``component`` (``unet_step``, ``vae_decode``,
     ``text_encode``), ``batch`` (UNet CFG batch / decodes / prompt encodings counted), ``tflop``.
     One row per (model, component), the layout :func:`aigc_lib.scenario.load_scenario` reads.
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     import pandas as pd
 

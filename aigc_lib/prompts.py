@@ -34,7 +34,10 @@ _COLUMNS = {"Prompt": "prompt", "Category": "category", "Challenge": "challenge"
 
 
 def load_challenge_groups(path: str | os.PathLike | None = None) -> dict[str, str]:
-    """The default challenge -> group mapping (``data/challenge_groups.yaml``): {challenge: group}."""
+    """The default challenge -> group mapping (``data/challenge_groups.yaml``): {challenge: group}.
+
+    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
+    """
     raw = yaml.safe_load(Path(path or GROUPS_PATH).read_text(encoding="utf-8"))
     return {challenge: entry["group"] for challenge, entry in raw["challenges"].items()}
 
@@ -52,6 +55,7 @@ def load_partiprompts(
     the prompt's challenge under ``mapping`` (default: :func:`load_challenge_groups`).
     ``prompt_id`` is the row number in the official file (0-based). Raises ``ValueError`` for a
     missing file, a checksum mismatch, missing columns, unknown challenge labels or empty prompts.
+    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
     """
     mapping = dict(load_challenge_groups() if mapping is None else mapping)
     data, downloaded = _locate(path, url)
@@ -120,6 +124,7 @@ def group_challenges(mean_score_by_challenge: Mapping[str, float], n_groups: int
     Groups are contiguous in sorted score and minimise the total within-group squared error of the
     challenge means (dynamic programming, O(n_groups x n^2); no random initialisation). Group 0
     has the lowest scores. Scores in CLIPScore points.
+    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
     """
     if not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
         raise ValueError(f"n_groups: expected a positive integer, got {n_groups!r}")

@@ -45,6 +45,7 @@ class ModelSpec:
     ``tflop_fixed`` F0_m in TFLOP (work per image W_m(z) = z F_m + F0_m); ``score_slope`` a_m in
     CLIPScore points per unit ln(z); ``score_offset`` d_m and ``score_beta`` beta_m of the ground
     truth s_nm(z) = Sbar + d_m + beta_m (mu_k + e_n - Sbar) + a_m ln(z / zref_m); ``zref`` zref_m.
+    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
     """
 
     name: str
@@ -63,7 +64,10 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class GroupPrior:
-    """A prompt group's Gaussian prior N(mu, sigma^2) of medium-model CLIPScore, and its share of prompts."""
+    """A prompt group's Gaussian prior N(mu, sigma^2) of medium-model CLIPScore, and its share of prompts.
+
+    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
+    """
 
     name: str
     mu: float
@@ -80,6 +84,7 @@ class Scenario:
     points per second; ``capacity_tflops`` is C; ``min_share`` the smallest fraction of C a model
     with tasks gets; ``noise_sd`` the per-image CLIPScore noise; ``tasks_per_slot`` the prompts
     arriving in one slot. ``provenance`` maps dotted keys (``groups.Basic.mu``) to :class:`Provenance`.
+    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
     """
 
     models: tuple[ModelSpec, ...]
@@ -141,6 +146,7 @@ def load_scenario(
     scenario file), columns model, resolution, component, tflop.
     A profile marked ``real_weights: false`` (fitted on random-weight models) is refused unless
     ``allow_random_weights=True`` (demonstrations only). Raises ``ValueError`` naming the bad key.
+    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
     """
     path = Path(path) if path is not None else DEFAULT_SCENARIO
     if not path.is_file():

@@ -272,6 +272,7 @@ def tiny_backend(device: str = "cpu", seed: int = 0) -> Backend:
 
     Each model gets its own random weights (seed + its index), at 32 px; rows are labelled
     ``weights='random-tiny'``, ``clip_model='tiny-random-clip'``, ``real_weights=False``.
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     from aigc_lib import scoring
     from aigc_lib.models import tiny_pipeline
@@ -294,7 +295,10 @@ def hub_backend(
     local_files_only: bool = False,
     model_paths: Mapping[str, str] | None = None,
 ) -> Backend:
-    """The real backend: :func:`~aigc_lib.models.load_pipeline` (hub or local folders) + a real CLIP."""
+    """The real backend: :func:`~aigc_lib.models.load_pipeline` (hub or local folders) + a real CLIP.
+
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
+    """
     from aigc_lib import scoring
     from aigc_lib.models import load_pipeline
 
