@@ -341,10 +341,11 @@ def profile_overrides(groups: pd.DataFrame | None = None, scores: pd.DataFrame |
 
     Writes only what the fits estimate: ``groups.<G>.mu`` / ``.sigma`` (sigma > 0 only);
     ``models.<m>.score_slope`` (clipped at 0, as the scenario requires); for models other than
-    ``medium``, ``models.<m>.score_offset`` and ``.score_beta`` (beta > 0 only); ``noise_sd`` and
-    ``capacity_tflops`` when finite. ``source_note`` names the sweep file; each reason adds the rows used.
-    ``times`` and ``n_rows`` (from :func:`fit_sweep`) are accepted and not written: the scenario
-    has no key for them.
+    ``medium``, ``models.<m>.score_offset`` and ``.score_beta`` (beta > 0 only); from ``times``
+    (:func:`fit_times`), ``models.<m>.step_seconds`` and ``.fixed_seconds`` where the sweep
+    separates them (a per-step time > 0 and an overhead >= 0); ``noise_sd`` and
+    ``capacity_tflops`` when finite. ``source_note`` names the sweep file; each reason adds the rows
+    used. ``n_rows`` (from :func:`fit_sweep`) is accepted and not written.
     """
     if not isinstance(source_note, str) or not source_note.strip() or "\n" in source_note:
         raise ValueError("source_note: expected a one-line description of the sweep (e.g. its file name)")
@@ -377,6 +378,13 @@ def profile_overrides(groups: pd.DataFrame | None = None, scores: pd.DataFrame |
                 put(f"models.{s['model']}.score_beta", s["beta"],
                     f"cov with the medium model's prompt scores / their noise-free variance, "
                     f"{s['n_shared']} shared prompts")
+    if times is not None:
+        for _, t in times.iterrows():
+            if math.isfinite(t["per_step_s"]) and t["per_step_s"] > 0 and math.isfinite(t["overhead_s"]) \
+                    and t["overhead_s"] >= 0:
+                fit = f"seconds = overhead + z x per_step by least squares, R^2 {t['r2']:.3f}, {t['n_rows']} rows"
+                put(f"models.{t['model']}.step_seconds", t["per_step_s"], f"per_step of {fit}")
+                put(f"models.{t['model']}.fixed_seconds", t["overhead_s"], f"overhead of {fit}")
     if noise_sd is not None and math.isfinite(noise_sd) and noise_sd >= 0:
         put("noise_sd", noise_sd, "pooled seed-to-seed sd of CLIPScore within (model, prompt, steps) cells")
     if capacity_tflops is not None and math.isfinite(capacity_tflops) and capacity_tflops > 0:
@@ -399,13 +407,13 @@ def write_profile(path: str | os.PathLike, groups: pd.DataFrame | None = None, s
     told ``allow_random_weights=True``, so such numbers never pass for measurements of real models.
 
     ``aigc_lib.scenario.load_scenario(profile=path)`` then uses the measured numbers in place of the
-    assumed ones. Takes every key of :func:`fit_sweep` (``times`` and ``n_rows`` are not written),
+    assumed ones. Takes every key of :func:`fit_sweep` (``n_rows`` is not written),
     so ``write_profile(path, **fit_sweep(...), source_note=...)`` works. Raises ``ValueError`` when
     nothing can be written.
     Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     overrides = profile_overrides(groups, scores, capacity_tflops, noise_sd, source_note=source_note,
-                                  medium=medium, effective=effective)
+                                  medium=medium, effective=effective, times=times)
     if not overrides:
         raise ValueError("groups: the fits hold no finite estimate to write")
     header = ("# Measured parameters, written by aigc_lib.fit.write_profile; apply with\n"
@@ -413,6 +421,68 @@ def write_profile(path: str | os.PathLike, groups: pd.DataFrame | None = None, s
     body = {"real_weights": bool(real_weights), "overrides": overrides}
     text = header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=200)
     return atomic_write_text(path, text)
+
+
+def latency_overrides(latency: pd.DataFrame, *, source_note: str, medium: str = MEDIUM,
+                      include_tiny: bool = False) -> dict[str, dict[str, Any]]:
+    """Profile overrides from a GPU latency table (``benchmarks/gpu_latency.py``): the latency of a GPU.
+
+    Per model with ``unet_step``, ``text_encode`` and ``vae_decode`` rows: ``models.<m>.step_seconds``
+    = the UNet step's seconds, ``models.<m>.fixed_seconds`` = text encoding + VAE decode seconds; and
+    ``capacity_tflops`` = the ``medium`` model's counted TFLOP per step / its seconds (the GPU in
+    effective TFLOPS, as the scenario defines C). Rows of tiny look-alike networks (``tiny`` true)
+    time other networks than the real ones and are refused unless ``include_tiny`` (dry runs).
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
+    """
+    needed = ("gpu", "tiny", "model", "component", "seconds", "tflop")
+    if not isinstance(latency, pd.DataFrame) or any(c not in latency.columns for c in needed):
+        raise ValueError(f"latency: expected a gpu_latency.py table with columns {list(needed)}")
+    if not isinstance(source_note, str) or not source_note.strip() or "\n" in source_note:
+        raise ValueError("source_note: expected a one-line description of the table (e.g. its file name)")
+    tiny = latency["tiny"].astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
+    if tiny.any() and not include_tiny:
+        raise ValueError("latency: rows of tiny look-alike networks time other networks than the real "
+                         "models; pass include_tiny=True only for a dry run")
+    out: dict[str, dict[str, Any]] = {}
+    for model, rows in latency.groupby("model", sort=False):
+        part = rows.drop_duplicates("component", keep="last").set_index("component")
+        if not {"unet_step", "text_encode", "vae_decode"} <= set(part.index):
+            continue
+        gpu = str(part["gpu"].iloc[0])
+        step = float(part.loc["unet_step", "seconds"])
+        fixed = float(part.loc["text_encode", "seconds"] + part.loc["vae_decode", "seconds"])
+        if not (math.isfinite(step) and step > 0 and math.isfinite(fixed) and fixed >= 0):
+            continue
+        note = f"{source_note.strip()} ({gpu})"
+        out[f"models.{model}.step_seconds"] = {
+            "value": round(step, 6), "source": "measured", "reason": f"{note}: median UNet step"}
+        out[f"models.{model}.fixed_seconds"] = {
+            "value": round(fixed, 6), "source": "measured",
+            "reason": f"{note}: median text encoding + median VAE decode"}
+        if model == medium:
+            tflops = float(part.loc["unet_step", "tflop"]) / step
+            out["capacity_tflops"] = {
+                "value": round(tflops, 4), "source": "measured",
+                "reason": f"{note}: {model}'s counted TFLOP per step / its seconds per step"}
+    if not out:
+        raise ValueError("latency: no model has unet_step, text_encode and vae_decode rows")
+    return out
+
+
+def write_latency_profile(path: str | os.PathLike, latency: pd.DataFrame, *, source_note: str,
+                          include_tiny: bool = False) -> Path:
+    """Write :func:`latency_overrides` as a YAML profile for ``load_scenario(profile=...)`` (atomically).
+
+    A table of tiny networks (``include_tiny=True``) is marked ``real_weights: false``, so
+    :func:`aigc_lib.scenario.load_scenario` refuses it unless told ``allow_random_weights=True``.
+    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
+    """
+    overrides = latency_overrides(latency, source_note=source_note, include_tiny=include_tiny)
+    tiny = latency["tiny"].astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).any()
+    header = ("# Measured GPU latency, written by aigc_lib.fit.write_latency_profile; apply with\n"
+              "# aigc_lib.scenario.load_scenario(profile=<this file>).\n")
+    body = {"real_weights": not bool(tiny), "overrides": overrides}
+    return atomic_write_text(path, header + yaml.safe_dump(body, sort_keys=False, width=200))
 
 
 # ---------------------------------------------------------------------------------------------

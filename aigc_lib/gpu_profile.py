@@ -7,8 +7,8 @@ Two small helpers of the measurement side (SPEC section 5):
   pipeline on the CPU, whose numbers are labelled :data:`TINY_NOTE` and are never CLIPScores.
 * :func:`read_latency_tables` and :func:`latency_vs_scenario` read the tables written by
   ``benchmarks/gpu_latency.py`` (``data/profiles/latency_*.csv``) and set each measured time beside
-  the scenario's assumption, seconds = W_m(z) / C with W_m(z) = z F_m + F0_m in TFLOP and C in
-  TFLOPS (SPEC section 2).
+  the scenario's latency for the paper's GPU (``ModelSpec.image_seconds``, from published
+  measurements), with the TFLOP per second each achieves.
 
 No torch at import time. Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
 """
@@ -138,11 +138,12 @@ def latency_vs_scenario(latency: pd.DataFrame, scenario: "Scenario",
                         include_tiny: bool = False) -> pd.DataFrame:
     """Each measured time beside the scenario's assumed one, in seconds, for the scenario's models.
 
-    ``unet_step`` rows are compared with F_m / C (seconds per denoising step); ``image_*`` rows with
-    W_m(z) / C = (z F_m + F0_m) / C (seconds per image at z steps), F_m and F0_m in TFLOP from the
-    scenario's FLOP table and C its ``capacity_tflops`` (SPEC section 2). ``speedup`` = assumed /
-    measured (above 1: the measured GPU is faster than the assumed one); ``achieved_tflops`` = the
-    scenario's work / measured seconds, the C this GPU would have. Rows of tiny look-alike networks
+    ``unet_step`` rows are compared with the scenario's seconds per denoising step
+    (``ModelSpec.step_seconds``, published measurements of the paper's GPU class); ``image_*``
+    rows with ``ModelSpec.image_seconds(z)`` (seconds per image at z steps). ``speedup`` = assumed
+    / measured (above 1: the measured GPU is faster than the paper's); ``tflop`` the counted work
+    (F_m, or z F_m + F0_m, from the scenario's FLOP table) and ``achieved_tflops`` = counted work /
+    measured seconds, how well this GPU runs each model. Rows of tiny look-alike networks
     (``tiny`` true: dry runs) time other networks than the scenario's, so they are left out unless
     ``include_tiny``. Columns :data:`COMPARED_COLUMNS`.
     """
@@ -152,23 +153,21 @@ def latency_vs_scenario(latency: pd.DataFrame, scenario: "Scenario",
     if not components or not set(components) <= known:
         raise ValueError(f"components: expected a non-empty subset of {sorted(known)}, got {components!r}")
     specs = {m.name: m for m in scenario.models}
-    capacity = float(scenario.capacity_tflops)
     rows = []
     for row in latency.itertuples(index=False):
         if row.model not in specs or row.component not in components or (_true(row.tiny) and not include_tiny):
             continue
         spec = specs[row.model]
         if row.component == "unet_step":
-            steps, work = 1, spec.tflop_per_step
+            steps, work, assumed = 1, spec.tflop_per_step, spec.step_seconds
         else:
             if pd.isna(row.steps):
                 continue
             steps = int(row.steps)
-            work = float(spec.work_tflop(steps))
+            work, assumed = float(spec.work_tflop(steps)), float(spec.image_seconds(steps))
         measured = float(row.seconds)
         if not (math.isfinite(measured) and measured > 0):
             continue
-        assumed = work / capacity
         rows.append({"file": getattr(row, "file", ""), "gpu": row.gpu, "tiny": _true(row.tiny), "model": row.model,
                      "component": row.component, "steps": steps, "measured_s": measured, "assumed_s": assumed,
                      "speedup": assumed / measured, "tflop": work, "achieved_tflops": work / measured})

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from aigc_lib.scenario import Scenario
+from aigc_lib.scenario import Scenario, true_score
 
 __all__ = ["LEVEL_NAMES", "level_names", "true_scores", "reclassify_by_medium_score", "summarize_runs",
            "slot_gain_pct"]
@@ -37,7 +37,7 @@ def true_scores(scenario: Scenario, group: Any, deviation: Any, steps: Any,
                 rng: np.random.Generator | None = None) -> np.ndarray:
     """Ground-truth CLIPScore of each prompt on every model, CLIPScore points, shape (n, M) (SPEC section 3).
 
-    s_nm(z_m) = Sbar + d_m + beta_m (mu_k + e_n - Sbar) + a_m ln(z_m / zref_m) + noise.
+    :func:`aigc_lib.scenario.true_score` of x_n = mu_k + e_n on every model, plus image noise.
     ``group``: group index k of each prompt, shape (n,); ``deviation``: its own deviation e_n in
     CLIPScore points, shape (n,); ``steps``: denoising steps z_m, one per model (a whole number is
     used for every model with a step choice; a model with one allowed count uses that count).
@@ -51,14 +51,8 @@ def true_scores(scenario: Scenario, group: Any, deviation: Any, steps: Any,
     if deviation.shape != group.shape or not np.all(np.isfinite(deviation)):
         raise ValueError(f"deviation: expected {group.size} finite numbers (one per prompt), got shape {deviation.shape}")
     z = _steps(scenario, steps)
-    models = scenario.models
-    d = np.array([m.score_offset for m in models])
-    beta = np.array([m.score_beta for m in models])
-    slope = np.array([m.score_slope for m in models])
-    zref = np.array([m.zref for m in models], dtype=float)
-    s_bar = scenario.mean_score
-    prompt = scenario.mu[group] + deviation - s_bar
-    scores = s_bar + d + beta * prompt[:, None] + slope * np.log(z / zref)
+    models = np.arange(len(scenario.models))
+    scores = true_score(scenario, (scenario.mu[group] + deviation)[:, None], models[None, :], z[None, :])
     if rng is not None:
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng: expected a numpy.random.Generator or None, got {type(rng).__name__}")
@@ -78,7 +72,7 @@ def reclassify_by_medium_score(scenario: Scenario, n_prompts: int, rng: np.rando
     theta_2 <= high. Returns one row per (level, model): ``level``, ``model``, ``n_prompts`` in the
     level, ``share`` of all prompts, ``mean_score`` (CLIPScore points; NaN for an empty level),
     ``gain_vs_reference`` (mean score minus the reference model's, same prompts), ``steps`` and
-    ``seconds_per_image`` = W_m(z_m) / C, the time of one image with the whole server (seconds).
+    ``seconds_per_image``, the time of one image with the whole GPU (seconds, ``ModelSpec.image_seconds``).
 
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
@@ -97,7 +91,7 @@ def reclassify_by_medium_score(scenario: Scenario, n_prompts: int, rng: np.rando
     scores = true_scores(scenario, group, deviation, z, rng)
     level = np.searchsorted(np.asarray(scenario.thresholds, dtype=float), scores[:, ref], side="right")
     names = level_names(n_models)
-    seconds = np.array([m.work_tflop(s) for m, s in zip(scenario.models, z)]) / scenario.capacity_tflops
+    seconds = np.array([m.image_seconds(s) for m, s in zip(scenario.models, z)])
     rows = []
     for lv, lv_name in enumerate(names):
         members = level == lv

@@ -96,7 +96,8 @@ def summarise(result: simulation.SimulationResult, multi_step_models: Sequence[s
 def with_parameter(scenario: Scenario, name: str, value: Any) -> Scenario:
     """A copy of ``scenario`` with one parameter of :data:`PARAMETERS` set (``rho`` is not a scenario field).
 
-    ``weight``: lambda (CLIPScore points per second, >= 0); ``capacity_tflops``: C (TFLOPS, > 0);
+    ``weight``: lambda (CLIPScore points per second, >= 0); ``capacity_tflops``: C (TFLOPS, > 0),
+    a faster or slower GPU: every model's seconds scale by C_old / C (``Scenario.with_capacity``);
     ``tasks_per_slot``: prompts per slot (whole number >= 1); ``threshold_shift``: CLIPScore
     points added to every threshold theta_m (eq. 9-10); ``n_models``: 2 to 5 models through
     :func:`interpolated_scenario`.
@@ -107,7 +108,7 @@ def with_parameter(scenario: Scenario, name: str, value: Any) -> Scenario:
     if name == "weight":
         return scenario.replace(weight=alloc._scalar(value, "value", low=0.0, low_open=False))
     if name == "capacity_tflops":
-        return scenario.replace(capacity_tflops=alloc._scalar(value, "value", low=0.0))
+        return scenario.with_capacity(alloc._scalar(value, "value", low=0.0))
     if name == "tasks_per_slot":
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"value: tasks_per_slot must be a whole number >= 1, got {value!r}")
@@ -164,8 +165,8 @@ def interpolated_scenario(scenario: Scenario, n_models: int) -> Scenario:
     More models insert one hypothetical model in the middle of a gap between neighbours, gaps
     taken from the large end (4 of 3: one between SD1.5 and SDXL; 5: one in each gap). A
     hypothetical model between a (smaller) and b is named ``hypothetical-<a>-<b>``; it runs b's
-    step set with b's zref, the geometric mean of their TFLOP per step, and the arithmetic mean of
-    their fixed TFLOP, score slope, offset and beta. Thresholds: theta(p) is the straight line
+    step set with b's zref, the geometric mean of their seconds (and TFLOP) per step, and the
+    arithmetic mean of their fixed seconds (and TFLOP), score slope, offset and beta. Thresholds: theta(p) is the straight line
     (piecewise, extended at the ends) through the real thresholds placed at the midpoints between
     real positions; each new threshold is theta at the midpoint of two neighbouring models, so the
     real scenario is returned unchanged for ``n_models == M``. Assumptions, not measurements.
@@ -200,6 +201,8 @@ def _between(a: ModelSpec, b: ModelSpec) -> ModelSpec:
     return ModelSpec(
         name=f"hypothetical-{a.name}-{b.name}",
         steps=b.steps,
+        step_seconds=math.sqrt(a.step_seconds * b.step_seconds),
+        fixed_seconds=(a.fixed_seconds + b.fixed_seconds) / 2,
         tflop_per_step=math.sqrt(a.tflop_per_step * b.tflop_per_step),
         tflop_fixed=(a.tflop_fixed + b.tflop_fixed) / 2,
         score_slope=(a.score_slope + b.score_slope) / 2,

@@ -37,7 +37,7 @@ import pandas as pd
 
 from aigc_lib import allocation as alloc
 from aigc_lib import assignment as assign
-from aigc_lib.scenario import Scenario
+from aigc_lib.scenario import Scenario, true_score
 
 __all__ = [
     "ASSIGNMENTS",
@@ -171,8 +171,8 @@ def simulate(
     makespan_of = np.zeros((n_slots, n_models))
     planned = np.full(n_slots, np.nan)
     step_options = [m.steps for m in scenario.models]
-    per_step = [m.tflop_per_step for m in scenario.models]
-    fixed = [m.tflop_fixed for m in scenario.models]
+    per_step = scenario.effective_tflop_per_step  # measured seconds x C: the allocator's unit
+    fixed = scenario.effective_tflop_fixed
     for s in range(n_slots):
         if counts[s] == 0:
             continue
@@ -186,8 +186,7 @@ def simulate(
 
     # --- ground truth: scores, FIFO latency, utility -------------------------------------------
     steps = steps_of[slot, model]
-    score = (s_bar + d[model] + beta[model] * (mu[group] + deviation - s_bar)
-             + slope[model] * np.log(steps / zref[model]) + image_noise)
+    score = true_score(scenario, mu[group] + deviation, model, steps) + image_noise
     order = np.argsort(key, kind="stable")
     starts = np.searchsorted(key[order], key[order], side="left")
     position = np.empty(total, dtype=np.int64)

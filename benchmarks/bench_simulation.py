@@ -28,9 +28,9 @@ def default_scenario() -> tuple[Scenario, str]:
     except (ValueError, OSError):
         z = tuple(range(10, 43, 4))
         return Scenario(
-            models=(ModelSpec("sdxl-turbo", (1,), 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
-                    ModelSpec("sd15", z, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
-                    ModelSpec("sdxl", z, 13.522, 10.7, 1.5, 1.5, 1.3, 50.0)),
+            models=(ModelSpec("sdxl-turbo", (1,), 1.589 / 34, 2.6 / 34, 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
+                    ModelSpec("sd15", z, 1.607 / 34, 2.55 / 34, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
+                    ModelSpec("sdxl", z, 13.522 / 34, 10.7 / 34, 13.522, 10.7, 1.5, 1.5, 1.3, 50.0)),
             groups=(GroupPrior("Basic", 31.0, 2.5, 0.2218), GroupPrior("Imagination", 33.5, 3.2, 0.2610),
                     GroupPrior("Detail", 32.5, 2.8, 0.3548), GroupPrior("Complex", 30.0, 2.6, 0.1624)),
             thresholds=(29.5, 33.8), weight=0.2, capacity_tflops=34.0, min_share=0.01, noise_sd=1.0,

@@ -154,7 +154,7 @@ def _tiny_scenario(tmp_path: Path) -> Path:
     models = []
     for name, m in MODELS.items():
         entry = {"name": name, "score_slope": leaf(0.5), "score_offset": leaf(0.0), "score_beta": leaf(1.0),
-                 "zref": leaf(m["zref"])}
+                 "zref": leaf(m["zref"]), "step_seconds": leaf(9.0), "fixed_seconds": leaf(9.0)}
         if name == "sdxl-turbo":
             entry["fixed_steps"] = leaf(1)
         models.append(entry)
@@ -186,6 +186,10 @@ def test_profile_round_trips_through_the_scenario_loader(tmp_path, fits):
     assert models["sdxl-turbo"].score_slope == 0.5  # not estimable from one step count: kept
     assert models["sd15"].score_offset == 0.0 and models["sd15"].score_beta == 1.0
     assert scenario.capacity_tflops == pytest.approx(fits["capacity_tflops"], rel=1e-5)
+    for name in ("sd15", "sdxl"):  # swept at several step counts: per-step and fixed seconds separate
+        assert models[name].step_seconds == pytest.approx(MODELS[name]["per_step_s"], rel=0.02)
+        assert models[name].fixed_seconds == pytest.approx(MODELS[name]["overhead_s"], abs=0.02)
+    assert models["sdxl-turbo"].step_seconds == 9.0  # one step count: not separable, kept
     assert scenario.noise_sd == pytest.approx(1.0, abs=0.05)
     overrides = yaml.safe_load(profile.read_text())["overrides"]
     assert all(v["source"] == "measured" and "\n" not in v["reason"] for v in overrides.values())
@@ -193,8 +197,6 @@ def test_profile_round_trips_through_the_scenario_loader(tmp_path, fits):
 
 
 def test_profile_loads_over_the_default_scenario(tmp_path, fits):
-    if not (ROOT / "data" / "scenario.yaml").is_file() or not (ROOT / "data" / "flops.csv").is_file():
-        pytest.skip("data/scenario.yaml or data/flops.csv not written yet")
     profile = fit.write_profile(tmp_path / "measured.yaml", **fits, source_note="sweep_test.csv")
     scenario = load_scenario(profile=profile)
     assert {g.name: g.mu for g in scenario.groups}["Basic"] == pytest.approx(
@@ -246,3 +248,35 @@ def test_profile_of_random_weights_is_refused_unless_allowed(tmp_path):
     with pytest.raises(ValueError, match="profile: fitted on random-weight models"):
         load_scenario(profile=profile)
     assert load_scenario(profile=profile, allow_random_weights=True).provenance["groups.Basic.mu"].source == "measured"
+
+
+LATENCY = pd.DataFrame({
+    "gpu": "Test GPU", "tiny": False,
+    "model": ["sd15"] * 3 + ["sdxl"] * 3 + ["sdxl-turbo"] * 2,
+    "component": ["unet_step", "text_encode", "vae_decode"] * 2 + ["unet_step", "image_e2e"],
+    "steps": [None] * 7 + [1], "seconds": [0.04, 0.01, 0.03, 0.25, 0.02, 0.15, 0.03, 0.2],
+    "tflop": [1.607, 0.027, 2.51, 13.522, 0.11, 10.47, 1.589, 4.2],
+})
+
+
+def test_latency_table_becomes_a_profile(tmp_path):
+    path = fit.write_latency_profile(tmp_path / "latency.yaml", LATENCY, source_note="latency_test.csv")
+    scenario = load_scenario(profile=path)
+    sd15, sdxl = scenario.models[1], scenario.models[2]
+    assert sd15.step_seconds == 0.04 and sd15.fixed_seconds == pytest.approx(0.04)
+    assert sdxl.image_seconds(10) == pytest.approx(2.5 + 0.17)
+    assert scenario.capacity_tflops == pytest.approx(1.607 / 0.04, rel=1e-4)
+    assert "Test GPU" in scenario.provenance["models.sdxl.step_seconds"].reason
+    default = load_scenario()
+    assert scenario.models[0].step_seconds == default.models[0].step_seconds  # no text/VAE rows: kept
+
+
+def test_latency_profile_refuses_tiny_networks(tmp_path):
+    tiny = LATENCY.assign(tiny=True)
+    with pytest.raises(ValueError, match="latency: rows of tiny look-alike networks"):
+        fit.latency_overrides(tiny, source_note="dry run")
+    path = fit.write_latency_profile(tmp_path / "tiny.yaml", tiny, source_note="dry run", include_tiny=True)
+    with pytest.raises(ValueError, match="profile: fitted on random-weight models"):
+        load_scenario(profile=path)
+    with pytest.raises(ValueError, match="latency: no model has"):
+        fit.latency_overrides(LATENCY[LATENCY.component != "vae_decode"], source_note="x")

@@ -98,18 +98,17 @@ def test_choose_backend_rejects_unknown_models():
 SC = scenario.load_scenario()
 
 
-def _table(capacity: float, tiny: bool = False, gpu: str = "test gpu") -> pd.DataFrame:
-    """A latency table of a GPU that delivers exactly ``capacity`` TFLOPS on the scenario's work."""
+def _table(speed: float, tiny: bool = False, gpu: str = "test gpu") -> pd.DataFrame:
+    """A latency table of a GPU exactly ``speed`` times as fast as the scenario's on every model."""
     rows = []
     for m in SC.models:
         rows.append({"gpu": gpu, "tiny": tiny, "model": m.name, "component": "unet_step", "steps": None,
-                     "seconds": m.tflop_per_step / capacity, "tflop": m.tflop_per_step})
+                     "seconds": m.step_seconds / speed, "tflop": m.tflop_per_step})
         rows.append({"gpu": gpu, "tiny": tiny, "model": m.name, "component": "vae_decode", "steps": None,
                      "seconds": 0.1, "tflop": 1.0})
         for z in m.steps:
-            work = float(m.work_tflop(z))
             rows.append({"gpu": gpu, "tiny": tiny, "model": m.name, "component": "image_composed", "steps": z,
-                         "seconds": work / capacity, "tflop": work})
+                         "seconds": float(m.image_seconds(z)) / speed, "tflop": float(m.work_tflop(z))})
     return pd.DataFrame(rows)
 
 
@@ -132,22 +131,25 @@ def test_read_latency_tables_rejects_other_csvs(tmp_path):
 
 
 @settings(deadline=None, max_examples=25)
-@given(capacity=st.floats(1.0, 2000.0))
-def test_a_gpu_of_capacity_c_has_speedup_scenario_c_over_c(capacity):
-    compared = gpu_profile.latency_vs_scenario(_table(capacity), SC)
+@given(speed=st.floats(0.01, 100.0))
+def test_a_gpu_f_times_as_fast_has_speedup_f(speed):
+    compared = gpu_profile.latency_vs_scenario(_table(speed), SC)
     assert set(compared["component"]) == {"unet_step", "image_composed"}  # vae rows are not compared
-    assert compared["speedup"].to_numpy() == pytest.approx(capacity / SC.capacity_tflops, rel=1e-9)
-    assert compared["achieved_tflops"].to_numpy() == pytest.approx(capacity, rel=1e-9)
+    assert compared["speedup"].to_numpy() == pytest.approx(speed, rel=1e-9)
+    assert compared["achieved_tflops"].to_numpy() == pytest.approx(
+        (compared["tflop"] / compared["measured_s"]).to_numpy(), rel=1e-12)
 
 
-def test_assumed_seconds_are_work_over_capacity():
-    compared = gpu_profile.latency_vs_scenario(_table(34.0), SC).set_index(["model", "component", "steps"])
+def test_assumed_seconds_are_the_scenarios_published_latency():
+    compared = gpu_profile.latency_vs_scenario(_table(2.0), SC).set_index(["model", "component", "steps"])
     sdxl = SC.models[SC.model_names.index("sdxl")]
-    # hand value: 25 steps are not in Z, so take z = 26: (26 x F + F0) / C
-    expected = (26 * sdxl.tflop_per_step + sdxl.tflop_fixed) / SC.capacity_tflops
+    # hand value: 25 steps are not in Z, so take z = 26: 26 x step + fixed seconds
+    expected = 26 * sdxl.step_seconds + sdxl.fixed_seconds
     assert compared.loc[("sdxl", "image_composed", 26), "assumed_s"] == pytest.approx(expected)
-    per_step = compared.loc[("sd15", "unet_step", 1), "assumed_s"]
-    assert per_step == pytest.approx(1.60654688256 / SC.capacity_tflops, rel=1e-6)
+    assert compared.loc[("sd15", "unet_step", 1), "assumed_s"] == pytest.approx(1 / 19.3, rel=1e-3)
+    # achieved TFLOPS: counted work over measured time, here twice the scenario's GPU
+    assert compared.loc[("sd15", "unet_step", 1), "achieved_tflops"] == pytest.approx(
+        2 * 1.60654688256 * 19.3, rel=1e-3)
 
 
 def test_tiny_dry_runs_are_left_out_unless_asked_for():

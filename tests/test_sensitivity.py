@@ -25,7 +25,7 @@ def run(sc):
 
 # --- time consumption and summaries ---------------------------------------------------------------
 
-def test_time_consumption_is_n_times_work_over_compute(sc, run):
+def test_time_consumption_is_n_times_the_image_time_at_the_models_share(sc, run):
     frame = sensitivity.time_consumption(run)
     slots = run.slots
     expected = []
@@ -33,7 +33,8 @@ def test_time_consumption_is_n_times_work_over_compute(sc, run):
         for m in sc.models:
             n = slots.loc[s, f"n_{m.name}"]
             if n > 0:
-                seconds = m.work_tflop(slots.loc[s, f"steps_{m.name}"]) / slots.loc[s, f"compute_{m.name}"]
+                share = slots.loc[s, f"compute_{m.name}"] / sc.capacity_tflops
+                seconds = m.image_seconds(slots.loc[s, f"steps_{m.name}"]) / share
                 expected.append((s, m.name, n, n * seconds))
     assert len(frame) == len(expected)
     for (s, name, n, makespan), row in zip(expected, frame.itertuples()):
@@ -68,7 +69,9 @@ def test_results_must_come_from_simulate():
 
 def test_with_parameter_sets_one_field(sc):
     assert sensitivity.with_parameter(sc, "weight", 0.5).weight == 0.5
-    assert sensitivity.with_parameter(sc, "capacity_tflops", 68).capacity_tflops == 68
+    faster = sensitivity.with_parameter(sc, "capacity_tflops", 2 * sc.capacity_tflops)
+    assert faster.capacity_tflops == 2 * sc.capacity_tflops
+    assert faster.models[2].image_seconds(10) == pytest.approx(sc.models[2].image_seconds(10) / 2)
     assert sensitivity.with_parameter(sc, "tasks_per_slot", 20).tasks_per_slot == 20
     shifted = sensitivity.with_parameter(sc, "threshold_shift", 1.5)
     assert shifted.thresholds == pytest.approx([t + 1.5 for t in sc.thresholds])
