@@ -8,6 +8,10 @@ work W_m(z) = z F_m + F0_m in TFLOP. The allocator maximises the utility of SPEC
 
 shat_m(z) = a_m ln z + b_m the estimated CLIPScore, subject to sum_m c_m <= C, z_m in the model's
 step set, and c_m >= min_share * C for every model with tasks (models without tasks get nothing).
+That is the default reading; the paper's other readings of latency, utility and the score curve
+(docs/SPEC.md section 2b) change the weights g_m and q_m of the general form
+U = sum_m [g_m shat_m(z_m) - lambda q_m W_m(z_m) / c_m] (:class:`AllocationProblem`), and every
+solver here handles all of them.
 
 - :func:`simulated_annealing` is the paper's Algorithm 1.
 - :func:`solve_exact` is ours: for fixed steps the best split is closed form (:func:`optimal_compute`,
@@ -42,6 +46,12 @@ __all__ = [
     "random_problem",
 ]
 
+LATENCY_READINGS = ("fifo", "per_image")
+"""How a task's latency is read (docs/SPEC.md section 2b): FIFO queue per model, or one image's time."""
+
+UTILITY_READINGS = ("per_task", "per_model")
+"""How a slot's utility is read (docs/SPEC.md section 2b): mean over tasks, or mean over models."""
+
 MAX_EXACT_COMBINATIONS = 10**6
 """The largest number of step combinations :func:`solve_exact` enumerates."""
 
@@ -60,6 +70,12 @@ class AllocationProblem:
     score curve shat_m(z) = a_m ln z + b_m (CLIPScore points). ``capacity_tflops``: C (TFLOPS, > 0).
     ``weight``: lambda (CLIPScore points per second, >= 0). ``min_share``: each model with tasks
     gets at least ``min_share * C`` (0 <= min_share, min_share x models <= 1). 2 to 8 models.
+    The paper's open readings (docs/SPEC.md section 2b; :mod:`aigc_lib.readings`): ``latency``
+    ``"fifo"`` (a model serves its tasks back to back; its mean task waits (N_m + 1)/2 t_m) or
+    ``"per_image"`` (eq. 2-3 literally: a task's latency is t_m); ``utility`` ``"per_task"`` (the
+    mean over tasks of score - lambda x latency, eq. 11 as written) or ``"per_model"`` (the mean
+    over models with tasks of their mean score - lambda x mean latency); ``saturation_steps``
+    None (shat_m(z) = a_m ln z + b_m) or z_sat (shat_m(z) = a_m ln min(z, z_sat) + b_m).
     Validated on construction: a bad field raises ``ValueError`` naming it.
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
@@ -73,6 +89,9 @@ class AllocationProblem:
     capacity_tflops: float
     weight: float = 0.2
     min_share: float = 0.01
+    latency: str = "fifo"
+    utility: str = "per_task"
+    saturation_steps: float | None = None
 
     def __post_init__(self) -> None:
         n_tasks = _task_counts(self.n_tasks)
@@ -89,6 +108,13 @@ class AllocationProblem:
         min_share = _scalar(self.min_share, "min_share", low=0.0, low_open=False)
         if min_share * m > 1:
             raise ValueError(f"min_share: {min_share} x {m} models exceeds the whole capacity; expected <= {1 / m:.4g}")
+        if self.latency not in LATENCY_READINGS:
+            raise ValueError(f"latency: expected one of {LATENCY_READINGS}, got {self.latency!r}")
+        if self.utility not in UTILITY_READINGS:
+            raise ValueError(f"utility: expected one of {UTILITY_READINGS}, got {self.utility!r}")
+        if self.saturation_steps is not None:
+            object.__setattr__(self, "saturation_steps",
+                               _scalar(self.saturation_steps, "saturation_steps", low=0.0, low_open=True))
         object.__setattr__(self, "n_tasks", n_tasks)
         object.__setattr__(self, "step_options", options)
         for name, arr in values.items():
@@ -122,22 +148,48 @@ class AllocationProblem:
         return np.asarray(steps, dtype=float) * self.tflop_per_step + self.tflop_fixed
 
     def estimated_score(self, steps: Any) -> np.ndarray:
-        """Estimated CLIPScore shat_m(z_m) = a_m ln z_m + b_m, shape (M,)."""
-        return self.score_a * np.log(np.asarray(steps, dtype=float)) + self.score_b
+        """Estimated CLIPScore shat_m(z_m) = a_m ln z_m + b_m (z capped at ``saturation_steps``), shape (M,)."""
+        z = np.asarray(steps, dtype=float)
+        if self.saturation_steps is not None:
+            z = np.minimum(z, self.saturation_steps)
+        return self.score_a * np.log(z) + self.score_b
+
+    @property
+    def gain_weights(self) -> np.ndarray:
+        """g_m: the weight of model m's estimated score in U, shape (M,); 0 for a model without tasks.
+
+        ``utility="per_task"``: N_m / |N|; ``"per_model"``: 1 / (models with tasks).
+        """
+        n = self.n_tasks.astype(float)
+        if self.utility == "per_task":
+            return n / max(self.total_tasks, 1)
+        return np.where(n > 0, 1.0, 0.0) / max(int(self.active.sum()), 1)
+
+    @property
+    def queue_weights(self) -> np.ndarray:
+        """q_m: the weight of model m's seconds per image t_m in the latency term of U, shape (M,).
+
+        The latency term is lambda sum_m q_m t_m: q_m = g_m (N_m + 1)/2 under ``latency="fifo"``
+        (the mean task waits for half the queue), q_m = g_m under ``"per_image"``.
+        """
+        if self.latency == "fifo":
+            return self.gain_weights * (self.n_tasks + 1) / 2
+        return self.gain_weights
 
     @cached_property
-    def _tables(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-        """Per model and allowed step: score gain G, latency load R and cost Q = lambda R.
+    def tables(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """Per model and allowed step count: score gain G, latency load R and cost Q = lambda R.
 
-        U = sum_m G_m(z_m) - sum_m Q_m(z_m) / c_m with G_m = N_m shat_m / |N| and
-        R_m = N_m (N_m + 1)/2 W_m / |N| (TFLOP x tasks); only defined when |N| > 0.
+        U = sum_m G_m(z_m) - sum_m Q_m(z_m) / c_m with G_m = g_m shat_m(z_m) and R_m = q_m
+        W_m(z_m) (:attr:`gain_weights`, :attr:`queue_weights`). Every solver works on these lists
+        (one array per model, one entry per allowed step count).
         """
-        total = max(self.total_tasks, 1)
         gains, loads, costs = [], [], []
+        g, q = self.gain_weights, self.queue_weights
         for m, z in enumerate(self.step_options):
-            n = float(self.n_tasks[m])
-            gains.append(n * (self.score_a[m] * np.log(z) + self.score_b[m]) / total)
-            load = n * (n + 1) / 2 * (z * self.tflop_per_step[m] + self.tflop_fixed[m]) / total
+            zs = np.minimum(z, self.saturation_steps) if self.saturation_steps is not None else z
+            gains.append(g[m] * (self.score_a[m] * np.log(zs) + self.score_b[m]))
+            load = q[m] * (z * self.tflop_per_step[m] + self.tflop_fixed[m])
             loads.append(load)
             costs.append(self.weight * load)
         return gains, loads, costs
@@ -174,8 +226,11 @@ def utility(problem: AllocationProblem, steps: Any, compute: Any) -> float:
 
     ``steps``: z_m per model, each in the model's step set. ``compute``: c_m per model in TFLOPS,
     >= 0, summing to at most C, and > 0 for every model with tasks (the ``min_share`` floor is a
-    constraint of the solvers, not checked here). Latency is the FIFO latency of SPEC section 2:
-    the mean task of model m waits (N_m + 1)/2 x W_m(z_m)/c_m seconds. A slot without tasks has U = 0.
+    constraint of the solvers, not checked here). Under the default readings latency is the FIFO
+    latency of SPEC section 2: the mean task of model m waits (N_m + 1)/2 x W_m(z_m)/c_m seconds;
+    in general U = sum_m [g_m shat_m - lambda q_m W_m / c_m] with the problem's
+    :attr:`~AllocationProblem.gain_weights` and :attr:`~AllocationProblem.queue_weights`.
+    A slot without tasks has U = 0.
 
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
@@ -188,17 +243,17 @@ def utility(problem: AllocationProblem, steps: Any, compute: Any) -> float:
 def _utility(problem: AllocationProblem, steps: np.ndarray, compute: np.ndarray) -> float:
     if problem.total_tasks == 0:
         return 0.0
-    n = problem.n_tasks.astype(float)
     active = problem.active
-    score = n[active] * problem.estimated_score(steps)[active]
-    latency = n[active] * (n[active] + 1) / 2 * problem.work_tflop(steps)[active] / compute[active]
-    return float((score.sum() - problem.weight * latency.sum()) / problem.total_tasks)
+    score = problem.gain_weights[active] * problem.estimated_score(steps)[active]
+    latency = problem.queue_weights[active] * problem.work_tflop(steps)[active] / compute[active]
+    return float(score.sum() - problem.weight * latency.sum())
 
 
 def optimal_compute(problem: AllocationProblem, steps: Any) -> np.ndarray:
     """The best compute split for fixed steps, in TFLOPS, shape (M,) (ours; SPEC section 2 "Exact solution").
 
-    Minimises sum_m R_m / c_m, R_m = N_m (N_m + 1) W_m(z_m), subject to sum c = C and c_m >= L =
+    Minimises sum_m R_m / c_m, R_m = q_m W_m(z_m) (q_m = N_m (N_m + 1) / (2 |N|) under the default
+    readings), subject to sum c = C and c_m >= L =
     min_share x C for models with tasks. KKT (the problem is convex): c_m = max(L, s sqrt(R_m)) with
     s chosen so the shares sum to C ("water-filling"); with L = 0 this is SPEC's Cauchy-Schwarz split
     c_m = C sqrt(R_m) / sum_j sqrt(R_j). Models without tasks get 0.
@@ -211,8 +266,7 @@ def optimal_compute(problem: AllocationProblem, steps: Any) -> np.ndarray:
     active = problem.active
     if not active.any():
         return compute
-    n = problem.n_tasks[active].astype(float)
-    root = np.sqrt(n * (n + 1) * problem.work_tflop(steps)[active])
+    root = np.sqrt(problem.queue_weights[active] * problem.work_tflop(steps)[active])
     compute[active] = _water_fill(root[None, :], problem.capacity_tflops, problem.min_compute)[0]
     return compute
 
@@ -258,7 +312,8 @@ def _allocation(problem: AllocationProblem, steps: np.ndarray, compute: np.ndarr
     seconds[active] = problem.work_tflop(steps)[active] / compute[active]
     n = problem.n_tasks.astype(float)
     makespan = np.where(active, n * np.nan_to_num(seconds), 0.0)
-    mean_latency = np.where(active, (n + 1) / 2 * seconds, np.nan)
+    wait = (n + 1) / 2 if problem.latency == "fifo" else np.ones_like(n)
+    mean_latency = np.where(active, wait * seconds, np.nan)
     return Allocation(
         steps=steps,
         compute_tflops=compute,
@@ -291,7 +346,7 @@ def solve_exact(problem: AllocationProblem) -> Allocation:
     active = np.flatnonzero(problem.active)
     if active.size == 0:
         return _empty(problem, "exact")
-    gains, loads, costs = problem._tables
+    gains, loads, costs = problem.tables
     sizes = [len(problem.step_options[m]) for m in active]
     combos = math.prod(sizes)
     if combos > MAX_EXACT_COMBINATIONS:
@@ -377,7 +432,7 @@ def simulated_annealing(
     active = np.flatnonzero(problem.active)
     if active.size == 0:
         return _empty(problem, "annealing")
-    gains, _, costs = problem._tables
+    gains, _, costs = problem.tables
     gain = [gains[m].tolist() for m in active]
     cost = [costs[m].tolist() for m in active]
     n_options = [len(g) for g in gain]
@@ -470,7 +525,7 @@ def equal_allocation(problem: AllocationProblem) -> Allocation:
     active = np.flatnonzero(problem.active)
     if active.size == 0:
         return _empty(problem, "equal")
-    gains, _, costs = problem._tables
+    gains, _, costs = problem.tables
     share = problem.capacity_tflops / active.size
     steps = np.array([o[0] for o in problem.step_options])
     compute = np.zeros(problem.n_models)
@@ -497,7 +552,8 @@ def optimal_step(problem: AllocationProblem, tolerance: float = 0.0) -> Allocati
     steps = np.array([o[0] for o in problem.step_options])
     for m in active:
         z = problem.step_options[m]
-        score = problem.score_a[m] * np.log(z) + problem.score_b[m]
+        capped = np.minimum(z, problem.saturation_steps) if problem.saturation_steps is not None else z
+        score = problem.score_a[m] * np.log(capped) + problem.score_b[m]
         steps[m] = z[int(np.argmax(score >= score.max() - tol))]
     return _allocation(problem, steps, optimal_compute(problem, steps), "optimal_step")
 

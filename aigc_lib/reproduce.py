@@ -8,8 +8,8 @@
 Each notebook runs with its folder as working directory, the parameter ``results_dir`` set to
 ``<results>/<notebook stem>/`` and ``interactive`` to False (static figures instead of sliders);
 the executed copy is written there under a temporary name and renamed when the run succeeds, so
-``results/`` never holds a half-executed notebook. After the notebooks, ``results/paper_vs_ours.md``
-and ``.csv`` are regenerated from their metrics.
+``results/`` never holds a half-executed notebook. After the notebooks, ``results/paper_vs_ours`` and
+``results/interpretations`` (.md and .csv) are regenerated from their metrics.
 """
 
 from __future__ import annotations
@@ -120,8 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_notebook(notebook, results_root, {**params.get("all", {}), **params.get(notebook.stem, {})})
     from aigc_lib import paper_vs_ours
 
-    written = paper_vs_ours.write(results_root)
-    if written:
+    for written in paper_vs_ours.write(results_root):
         print(f"[done] {written}")
     return 0
 

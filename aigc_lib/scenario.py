@@ -142,6 +142,9 @@ class Scenario:
     premises: tuple[str, ...] = ()
     provenance: Mapping[str, Provenance] = field(default_factory=dict, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        _validate(self)
+
     @property
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
@@ -194,9 +197,7 @@ class Scenario:
         if "capacity_tflops" in changes and changes["capacity_tflops"] != self.capacity_tflops:
             raise ValueError("capacity_tflops: use Scenario.with_capacity(c), which also rescales every "
                              "model's seconds (they are measured with the whole GPU)")
-        new = dataclasses.replace(self, **changes)
-        _validate(new)
-        return new
+        return dataclasses.replace(self, **changes)
 
     def with_capacity(self, capacity_tflops: float) -> "Scenario":
         """The scenario on a GPU of ``capacity_tflops`` effective TFLOPS instead of C.
@@ -208,9 +209,7 @@ class Scenario:
         models = tuple(dataclasses.replace(m, step_seconds=m.step_seconds * scale,
                                            fixed_seconds=m.fixed_seconds * scale)
                        for m in self.models)
-        changed = dataclasses.replace(self, models=models, capacity_tflops=new)
-        _validate(changed)
-        return changed
+        return dataclasses.replace(self, models=models, capacity_tflops=new)
 
 
 def scenario_names() -> list[str]:
@@ -496,12 +495,11 @@ def _build(raw: dict, flops: pd.DataFrame) -> Scenario:
         premises=tuple(premises),
         provenance=MappingProxyType(prov),
     )
-    _validate(scenario)
     return scenario
 
 
 def _validate(s: Scenario) -> None:
-    """Cross-field checks shared by :func:`load_scenario` and :meth:`Scenario.replace`."""
+    """Cross-field checks of every :class:`Scenario` (run on construction, so also by ``replace``)."""
     if not 2 <= len(s.models) <= 8:
         raise ValueError(f"models: expected 2 to 8 models, got {len(s.models)}")
     names = s.model_names
@@ -509,6 +507,9 @@ def _validate(s: Scenario) -> None:
         raise ValueError(f"models: names must be unique, got {names}")
     if not s.groups:
         raise ValueError("groups: expected at least one group")
+    for g in s.groups:
+        if not (math.isfinite(g.mu) and math.isfinite(g.sigma) and g.sigma > 0):
+            raise ValueError(f"groups.{g.name}: expected a finite mu and a sigma > 0, got {g.mu}, {g.sigma}")
     if len(set(s.group_names)) != len(s.group_names):
         raise ValueError(f"groups: names must be unique, got {s.group_names}")
     if len(s.thresholds) != len(s.models) - 1:

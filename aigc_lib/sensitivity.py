@@ -23,6 +23,7 @@ import pandas as pd
 
 from aigc_lib import allocation as alloc
 from aigc_lib import simulation
+from aigc_lib.readings import DEFAULT
 from aigc_lib.scenario import ModelSpec, Scenario
 
 __all__ = [
@@ -33,14 +34,14 @@ __all__ = [
     "with_parameter",
     "sweep",
     "interpolated_scenario",
-    "slot_problems",
     "dual_annealing_allocation",
     "compare_solvers",
 ]
 
 PARAMETERS = ("weight", "capacity_tflops", "tasks_per_slot", "threshold_shift", "n_models", "rho")
 """What :func:`sweep` can vary: scenario fields, a shift of every threshold, the number of models,
-and the per-prompt predictor's correlation ``rho`` (an argument of ``simulate``)."""
+and the per-prompt predictor's correlation ``rho`` (the "prompt" information reading of
+:class:`aigc_lib.readings.Readings`)."""
 
 SOLVERS = ("annealing", "exact", "dual_annealing")
 """Solvers :func:`compare_solvers` knows: Algorithm 1, the exact optimum, scipy's dual annealing."""
@@ -54,14 +55,19 @@ def time_consumption(result: simulation.SimulationResult) -> pd.DataFrame:
     """Each model's time consumption per slot: the makespan N_m t_m in seconds (SPEC section 2, eq. 3).
 
     One row per (slot, model) with tasks: ``slot``, ``model``, ``n_tasks`` N_m and ``makespan``
-    (seconds; the FIFO completion time of the model's last task, N_m W_m(z_m)/c_m). Models without
+    (seconds; N_m t_m, the FIFO completion time of the model's last task, under either latency
+    reading). Models without
     tasks in a slot have no row, so a mean over rows is the mean over the slots the model served.
 
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
     tasks = _tasks(result)
     grouped = tasks.groupby(["slot", "model"], observed=True)["latency"]
-    return grouped.agg(n_tasks="size", makespan="max").reset_index()
+    frame = grouped.agg(n_tasks="size", makespan="max").reset_index()
+    readings = result.settings.get("readings")
+    if readings is not None and readings.latency == "per_image":  # every task's latency is t_m
+        frame["makespan"] = frame["makespan"] * frame["n_tasks"]
+    return frame
 
 
 def summarise(result: simulation.SimulationResult, multi_step_models: Sequence[str] | None = None) -> dict[str, float]:
@@ -94,7 +100,7 @@ def summarise(result: simulation.SimulationResult, multi_step_models: Sequence[s
 # --- sweeps -------------------------------------------------------------------------------------
 
 def with_parameter(scenario: Scenario, name: str, value: Any) -> Scenario:
-    """A copy of ``scenario`` with one parameter of :data:`PARAMETERS` set (``rho`` is not a scenario field).
+    """A copy of ``scenario`` with one parameter of :data:`PARAMETERS` set (``rho`` is a reading, not a field).
 
     ``weight``: lambda (CLIPScore points per second, >= 0); ``capacity_tflops``: C (TFLOPS, > 0),
     a faster or slower GPU: every model's seconds scale by C_old / C (``Scenario.with_capacity``);
@@ -125,7 +131,8 @@ def sweep(scenario: Scenario, name: str, values: Sequence[Any], n_slots: int, se
           **simulate_options: Any) -> pd.DataFrame:
     """Simulate once per value of one parameter, same seed each time; one row of :func:`summarise` per value.
 
-    ``name``: one of :data:`PARAMETERS` (``rho`` goes to ``simulate``, the others through
+    ``name``: one of :data:`PARAMETERS` (``rho`` sets ``Readings(information="prompt", rho=value)``
+    over the ``readings`` passed in ``simulate_options``; the others go through
     :func:`with_parameter`). ``values``: the values, in order. ``simulate_options``: passed on to
     :func:`aigc_lib.simulation.simulate` (``assignment``, ``allocation``, ``prompts``, ...; default
     probabilistic assignment and annealing). Columns: ``name`` (the parameter), ``value``, then
@@ -139,12 +146,12 @@ def sweep(scenario: Scenario, name: str, values: Sequence[Any], n_slots: int, se
         raise ValueError(f"name: expected one of {PARAMETERS}, got {name!r}")
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
         raise ValueError(f"values: expected a non-empty sequence of values for {name}, got {values!r}")
-    if name == "rho" and "rho" in simulate_options:
-        raise ValueError("simulate_options: rho is the swept parameter; do not pass it as well")
     rows = []
     for value in values:
         if name == "rho":
-            result = simulation.simulate(scenario, n_slots, seed, rho=value, **simulate_options)
+            base = simulate_options.get("readings", DEFAULT)
+            options = {**simulate_options, "readings": base.replace(information="prompt", rho=value)}
+            result = simulation.simulate(scenario, n_slots, seed, **options)
             multi = _multi_step(scenario)
         else:
             changed = with_parameter(scenario, name, value)
@@ -222,28 +229,6 @@ def _line(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
 
 # --- solvers side by side -----------------------------------------------------------------------
 
-def slot_problems(scenario: Scenario, n_slots: int, seed: int, **simulate_options: Any) -> list[alloc.AllocationProblem]:
-    """The allocation problems (SPEC eq. 11) a simulation poses, one per slot with tasks.
-
-    Runs :func:`aigc_lib.simulation.simulate` with an allocator that records each problem it is
-    given and solves it exactly; ``simulate_options`` go to ``simulate`` (``assignment``, ``rho``,
-    ...; not ``allocation``).
-
-    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb`` and
-    ``notebooks/05_beyond_the_paper.ipynb``.
-    """
-    if "allocation" in simulate_options:
-        raise ValueError("simulate_options: slot_problems sets the allocation itself; do not pass allocation")
-    problems: list[alloc.AllocationProblem] = []
-
-    def record(problem: alloc.AllocationProblem, rng: np.random.Generator) -> alloc.Allocation:
-        problems.append(problem)
-        return alloc.solve_exact(problem)
-
-    simulation.simulate(scenario, n_slots, seed, allocation=record, **simulate_options)
-    return problems
-
-
 def dual_annealing_allocation(problem: alloc.AllocationProblem, rng: np.random.Generator,
                               maxiter: int = 100) -> alloc.Allocation:
     """Solve eq. 11 with ``scipy.optimize.dual_annealing``: a general-purpose annealer as a second opinion.
@@ -269,14 +254,9 @@ def dual_annealing_allocation(problem: alloc.AllocationProblem, rng: np.random.G
     lowest = np.array([o[0] for o in problem.step_options])
     if active.size == 0:
         return alloc.evaluate(problem, lowest, np.zeros(problem.n_models), "dual_annealing")
-    total = problem.total_tasks
-    n = problem.n_tasks.astype(float)
-    gains, costs = [], []  # per active model and step option: score gain, and lambda x latency load
-    for m in active:
-        z = problem.step_options[m].astype(float)
-        gains.append((n[m] * (problem.score_a[m] * np.log(z) + problem.score_b[m]) / total).tolist())
-        work = z * problem.tflop_per_step[m] + problem.tflop_fixed[m]
-        costs.append((problem.weight * n[m] * (n[m] + 1) / 2 * work / total).tolist())
+    all_gains, _, all_costs = problem.tables  # per model and step option: score gain, lambda x load
+    gains = [all_gains[m].tolist() for m in active]
+    costs = [all_costs[m].tolist() for m in active]
     sizes = [len(g) for g in gains]
     multi = [i for i, s in enumerate(sizes) if s > 1]
     a = active.size

@@ -295,3 +295,65 @@ def test_bad_solver_inputs_name_the_argument():
         simulated_annealing(p, np.random.default_rng(0), final_temperature=5.0)
     with pytest.raises(ValueError, match="problem"):
         solve_exact("not a problem")
+
+
+# --- the paper's readings of latency, utility and the score curve ---------------------------------
+
+def reading_utilities(problem, steps, compute):
+    """U by hand for any reading, vectorised over rows of ``compute``; written from the definitions."""
+    n = problem.n_tasks.astype(float)
+    act = n > 0
+    w = np.asarray(steps) * problem.tflop_per_step + problem.tflop_fixed
+    z = np.asarray(steps, dtype=float)
+    if problem.saturation_steps is not None:
+        z = np.minimum(z, problem.saturation_steps)
+    s = problem.score_a * np.log(z) + problem.score_b
+    t = np.where(act, w / np.where(act, compute, 1.0), 0.0)  # seconds per image
+    mean_latency = (n + 1) / 2 * t if problem.latency == "fifo" else t
+    if problem.utility == "per_task":
+        return ((n * s).sum() - problem.weight * (n * mean_latency).sum(axis=1)) / n.sum()
+    return ((s * act).sum() - problem.weight * (mean_latency * act).sum(axis=1)) / act.sum()
+
+
+@pytest.mark.parametrize("latency", al.LATENCY_READINGS)
+@pytest.mark.parametrize("reading_utility", al.UTILITY_READINGS)
+@pytest.mark.parametrize("saturation", [None, 18.0])
+def test_every_reading_is_solved_exactly_against_brute_force(latency, reading_utility, saturation):
+    rng = np.random.default_rng(11)
+    p = AllocationProblem(
+        n_tasks=rng.integers(1, 15, 3), step_options=[(1,), (10, 18, 26, 42), (10, 18, 30, 42)],
+        tflop_per_step=rng.uniform(1, 15, 3), tflop_fixed=rng.uniform(0, 10, 3),
+        score_a=rng.uniform(0.5, 3, 3), score_b=rng.uniform(26, 34, 3),
+        capacity_tflops=30.0, weight=0.3, min_share=0.0, latency=latency, utility=reading_utility,
+        saturation_steps=saturation,
+    )
+    grid = simplex_grid(3, p.capacity_tflops, 0.0, resolution=200)
+    grid = grid[np.all(grid > 0, axis=1)]
+    values = {z: reading_utilities(p, np.array(z), grid) for z in itertools.product(*p.step_options)}
+    brute = max(v.max() for v in values.values())
+    exact = solve_exact(p)
+    assert exact.utility >= brute - 1e-12
+    assert exact.utility - brute < 2e-3 * abs(exact.utility)
+    best = max(values, key=lambda z: values[z].max())
+    c = grid[values[best].argmax()]
+    assert utility(p, best, c) == pytest.approx(reading_utilities(p, np.array(best), c[None, :])[0])
+    assert simulated_annealing(p, np.random.default_rng(0)).utility >= exact.utility - 1e-3 * abs(exact.utility)
+
+
+def test_per_image_latency_and_saturation_change_what_they_should():
+    fifo = paper_problem()
+    image = paper_problem(latency="per_image")
+    a, b = al.evaluate(fifo, [1, 18, 22], [4.0, 10.0, 20.0]), al.evaluate(image, [1, 18, 22], [4.0, 10.0, 20.0])
+    np.testing.assert_allclose(b.mean_latency, b.seconds_per_image)
+    np.testing.assert_allclose(a.makespan, b.makespan)  # time consumption N_m t_m under both
+    sat = paper_problem(saturation_steps=26)
+    assert sat.estimated_score([1, 30, 42])[1:] == pytest.approx(sat.estimated_score([1, 26, 26])[1:])
+    assert optimal_step(sat).steps.tolist() == [1, 26, 26]  # the smallest z reaching the top score
+    assert optimal_step(fifo).steps.tolist() == [1, 42, 42]  # the log curve never stops growing
+
+
+@pytest.mark.parametrize("field, value", [("latency", "queue"), ("utility", "per_slot"),
+                                          ("saturation_steps", 0.0)])
+def test_unknown_readings_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        paper_problem(**{field: value})

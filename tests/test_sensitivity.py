@@ -113,7 +113,7 @@ def test_sweep_is_deterministic_and_rho_goes_to_simulate(sc):
 
 @pytest.mark.parametrize("name, values, options, argname", [
     ("speed", [1], {}, "name"), ("weight", [], {}, "values"), ("weight", "0.2", {}, "values"),
-    ("rho", [0.5], {"rho": 0.2}, "simulate_options"),
+    ("rho", [1.5], {}, "rho"),
 ])
 def test_sweep_refuses_bad_arguments(sc, name, values, options, argname):
     with pytest.raises(ValueError, match=argname):
@@ -174,13 +174,13 @@ def test_interpolation_refuses_bad_counts(sc, n_models):
 # --- solvers -------------------------------------------------------------------------------------
 
 def test_slot_problems_are_the_problems_simulate_solves(sc):
-    problems = sensitivity.slot_problems(sc, 8, 2)
+    problems = simulation.slot_problems(sc, 8, 2)
     planned = simulation.simulate(sc, 8, 2, allocation="exact").slots["planned_utility"]
     assert len(problems) == 8
     assert [al.solve_exact(p).utility for p in problems] == pytest.approx(planned.tolist())
     assert [p.n_tasks.sum() for p in problems] == [sc.tasks_per_slot] * 8
     with pytest.raises(ValueError, match="allocation"):
-        sensitivity.slot_problems(sc, 2, 0, allocation="equal")
+        simulation.slot_problems(sc, 2, 0, allocation="equal")
 
 
 def _feasible(problem, found):

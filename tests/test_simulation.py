@@ -6,7 +6,8 @@ import pytest
 
 from aigc_lib import allocation as al
 from aigc_lib.scenario import GroupPrior, ModelSpec, Scenario
-from aigc_lib.simulation import ALLOCATIONS, ASSIGNMENTS, TASK_COLUMNS, compare_policies, simulate
+from aigc_lib.readings import Readings
+from aigc_lib.simulation import ALLOCATIONS, ASSIGNMENTS, TASK_COLUMNS, simulate
 
 Z = tuple(range(10, 43, 4))
 THETA = (29.5, 33.8)
@@ -55,7 +56,7 @@ def test_tables_have_the_documented_columns_and_one_model_per_task():
 @pytest.mark.parametrize("rho", [0.0, 0.6])
 def test_scores_follow_the_ground_truth_model(rho):
     sc = make_scenario(noise_sd=0.0)
-    tasks = simulate(sc, 10, seed=2, allocation="exact", rho=rho).tasks
+    tasks = simulate(sc, 10, seed=2, allocation="exact", readings=Readings(information="prompt", rho=rho)).tasks
     np.testing.assert_allclose(tasks["score"], truth(sc, tasks), rtol=1e-12)
     np.testing.assert_allclose(tasks["utility"], tasks["score"] - 0.2 * tasks["latency"], rtol=1e-12)
 
@@ -100,13 +101,15 @@ def test_the_planner_sees_group_means_not_the_prompts_own_deviation():
                 assert problem.score_b[m] == pytest.approx(expected - spec.score_slope * np.log(spec.zref), rel=1e-12)
 
 
-def test_an_oracle_predictor_assigns_by_the_true_medium_score():
+def test_an_oracle_predictor_assigns_by_the_true_medium_score_and_direct_stays_category_only():
     sc = make_scenario()
-    for policy in ("probabilistic", "direct"):
-        tasks = simulate(sc, 20, seed=6, assignment=policy, rho=1.0).tasks
-        mu = tasks["group"].map(dict(zip(sc.group_names, sc.mu))).astype(float)
-        expected = np.searchsorted(THETA, mu + tasks["deviation"], side="right")
-        np.testing.assert_array_equal(tasks["model"].cat.codes, expected)
+    oracle = Readings(information="prompt", rho=1.0)
+    tasks = simulate(sc, 20, seed=6, assignment="probabilistic", readings=oracle).tasks
+    mu = tasks["group"].map(dict(zip(sc.group_names, sc.mu))).astype(float)
+    expected = np.searchsorted(THETA, mu + tasks["deviation"], side="right")
+    np.testing.assert_array_equal(tasks["model"].cat.codes, expected)
+    direct = simulate(sc, 20, seed=6, assignment="direct", readings=oracle).tasks
+    np.testing.assert_array_equal(direct["model"].cat.codes, np.searchsorted(THETA, mu, side="right"))
 
 
 def test_direct_assignment_without_predictor_uses_group_means():
@@ -136,13 +139,15 @@ def test_same_seed_same_result_and_common_random_numbers_across_policies():
     workload = ["slot", "prompt_id", "group", "deviation"]
     for assignment in ASSIGNMENTS:
         for allocation in ("exact", "optimal_step"):
-            other = simulate(sc, 10, seed=8, assignment=assignment, allocation=allocation, rho=0.5)
+            other = simulate(sc, 10, seed=8, assignment=assignment, allocation=allocation,
+                             readings=Readings(information="prompt", rho=0.5))
             pd.testing.assert_frame_equal(other.tasks[workload], a.tasks[workload])
 
 
 def test_exact_allocation_plans_at_least_as_well_as_every_other_policy():
-    table = compare_policies(make_scenario(), 30, seed=10, assignments=("probabilistic",))
-    planned = table.pivot(index="slot", columns="allocation", values="planned_utility")
+    sc = make_scenario()
+    planned = pd.DataFrame({a: simulate(sc, 30, seed=10, allocation=a).slots["planned_utility"]
+                            for a in ALLOCATIONS})
     for policy in ALLOCATIONS:
         assert np.all(planned["exact"] >= planned[policy] - 1e-9)
     assert planned["annealing"].mean() > planned["equal"].mean()
@@ -179,8 +184,7 @@ def test_larger_weight_buys_less_latency():
 @pytest.mark.parametrize("kwargs, argname", [
     (dict(assignment="greedy"), "assignment"),
     (dict(allocation="fastest"), "allocation"),
-    (dict(rho=1.5), "rho"),
-    (dict(rho=np.nan), "rho"),
+    (dict(readings="fifo"), "readings"),
     (dict(tasks_per_slot=-3), "tasks_per_slot"),
     (dict(tasks_per_slot=[1, 2]), "tasks_per_slot"),
     (dict(seed=-1), "seed"),
@@ -199,10 +203,9 @@ def test_bad_arguments_name_the_argument(kwargs, argname):
 def test_bad_scenarios_are_refused():
     with pytest.raises(ValueError, match="scenario"):
         simulate("scenario.yaml", 3, 0)
-    bad_sigma = make_scenario(groups=(GroupPrior("Basic", 31.0, 0.0, 1.0),))
-    with pytest.raises(ValueError, match="scenario"):
-        simulate(bad_sigma, 3, 0)
+    with pytest.raises(ValueError, match="groups.Basic: expected a finite mu and a sigma > 0"):
+        make_scenario(groups=(GroupPrior("Basic", 31.0, 0.0, 1.0),))
     with pytest.raises(ValueError, match="thresholds"):
-        simulate(make_scenario(thresholds=(33.8, 29.5)), 3, 0, assignment="random")
+        make_scenario(thresholds=(33.8, 29.5))
     with pytest.raises(ValueError, match="thresholds"):
-        simulate(make_scenario(thresholds=(30.0,)), 3, 0)
+        make_scenario(thresholds=(30.0,))
