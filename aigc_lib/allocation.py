@@ -32,6 +32,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from aigc_lib import validate
+
 __all__ = [
     "AllocationProblem",
     "Allocation",
@@ -43,6 +45,7 @@ __all__ = [
     "simulated_annealing",
     "equal_allocation",
     "optimal_step",
+    "dual_annealing_allocation",
     "random_problem",
 ]
 
@@ -103,9 +106,9 @@ class AllocationProblem:
             "score_a": _per_model(self.score_a, "score_a", m),
             "score_b": _per_model(self.score_b, "score_b", m),
         }
-        capacity = _scalar(self.capacity_tflops, "capacity_tflops", low=0.0, low_open=True)
-        weight = _scalar(self.weight, "weight", low=0.0, low_open=False)
-        min_share = _scalar(self.min_share, "min_share", low=0.0, low_open=False)
+        capacity = validate.number(self.capacity_tflops, "capacity_tflops", low=0.0, low_open=True)
+        weight = validate.number(self.weight, "weight", low=0.0)
+        min_share = validate.number(self.min_share, "min_share", low=0.0)
         if min_share * m > 1:
             raise ValueError(f"min_share: {min_share} x {m} models exceeds the whole capacity; expected <= {1 / m:.4g}")
         if self.latency not in LATENCY_READINGS:
@@ -114,7 +117,7 @@ class AllocationProblem:
             raise ValueError(f"utility: expected one of {UTILITY_READINGS}, got {self.utility!r}")
         if self.saturation_steps is not None:
             object.__setattr__(self, "saturation_steps",
-                               _scalar(self.saturation_steps, "saturation_steps", low=0.0, low_open=True))
+                               validate.number(self.saturation_steps, "saturation_steps", low=0.0, low_open=True))
         object.__setattr__(self, "n_tasks", n_tasks)
         object.__setattr__(self, "step_options", options)
         for name, arr in values.items():
@@ -409,23 +412,22 @@ def simulated_annealing(
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
     _check_problem(problem)
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    t0 = _scalar(initial_temperature, "initial_temperature", low=0.0, low_open=True)
-    alpha = _scalar(cooling, "cooling", low=0.0, low_open=True)
+    validate.generator(rng)
+    t0 = validate.number(initial_temperature, "initial_temperature", low=0.0, low_open=True)
+    alpha = validate.number(cooling, "cooling", low=0.0, low_open=True)
     if alpha >= 1:
         raise ValueError(f"cooling: expected a factor in (0, 1), got {alpha}")
-    t_min = _scalar(final_temperature, "final_temperature", low=0.0, low_open=True)
+    t_min = validate.number(final_temperature, "final_temperature", low=0.0, low_open=True)
     if t_min >= t0:
         raise ValueError(f"final_temperature: expected < initial_temperature ({t0}), got {t_min}")
     if isinstance(moves_per_temperature, bool) or not isinstance(moves_per_temperature, (int, np.integer)) \
             or moves_per_temperature < 1:
         raise ValueError(f"moves_per_temperature: expected a whole number >= 1, got {moves_per_temperature!r}")
-    p_step = _scalar(step_move_probability, "step_move_probability", low=0.0, low_open=False)
+    p_step = validate.number(step_move_probability, "step_move_probability", low=0.0)
     if p_step > 1:
         raise ValueError(f"step_move_probability: expected a probability in [0, 1], got {p_step}")
-    shift0 = _scalar(shift, "shift", low=0.0, low_open=True)
-    shift1 = _scalar(final_shift, "final_shift", low=0.0, low_open=True)
+    shift0 = validate.number(shift, "shift", low=0.0, low_open=True)
+    shift1 = validate.number(final_shift, "final_shift", low=0.0, low_open=True)
     if shift0 > 1 or shift1 > shift0:
         raise ValueError(f"final_shift: expected 0 < final_shift <= shift <= 1, got {shift1} and {shift0}")
 
@@ -545,7 +547,7 @@ def optimal_step(problem: AllocationProblem, tolerance: float = 0.0) -> Allocati
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
     _check_problem(problem)
-    tol = _scalar(tolerance, "tolerance", low=0.0, low_open=False)
+    tol = validate.number(tolerance, "tolerance", low=0.0)
     active = np.flatnonzero(problem.active)
     if active.size == 0:
         return _empty(problem, "optimal_step")
@@ -556,6 +558,64 @@ def optimal_step(problem: AllocationProblem, tolerance: float = 0.0) -> Allocati
         score = problem.score_a[m] * np.log(capped) + problem.score_b[m]
         steps[m] = z[int(np.argmax(score >= score.max() - tol))]
     return _allocation(problem, steps, optimal_compute(problem, steps), "optimal_step")
+
+
+# --- a general-purpose annealer as a second opinion ---------------------------------------------
+
+def dual_annealing_allocation(problem: AllocationProblem, rng: np.random.Generator,
+                              maxiter: int = 100) -> Allocation:
+    """Solve eq. 11 with ``scipy.optimize.dual_annealing``: a general-purpose annealer as a second opinion.
+
+    Search space (ours): one continuous step index per model with tasks and several step options
+    (floored onto its step set) and one weight w_m in [1e-6, 1] per model with tasks, mapped to
+    compute c_m = L + (C - A L) w_m / sum_j w_j (L = min_share x C, A models with tasks), so
+    every point is feasible. ``maxiter``: dual annealing's global iterations (each followed by a
+    local search). Returns an :class:`~aigc_lib.allocation.Allocation` with method
+    ``"dual_annealing"``. ``rng``: a ``numpy.random.Generator``.
+
+    Taught in ``notebooks/05_beyond_the_paper.ipynb``.
+    """
+    from scipy.optimize import dual_annealing
+
+    _check_problem(problem)
+    validate.generator(rng)
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        raise ValueError(f"maxiter: expected a whole number >= 1, got {maxiter!r}")
+    active = np.flatnonzero(problem.active)
+    lowest = np.array([o[0] for o in problem.step_options])
+    if active.size == 0:
+        return evaluate(problem, lowest, np.zeros(problem.n_models), "dual_annealing")
+    all_gains, _, all_costs = problem.tables  # per model and step option: score gain, lambda x load
+    gains = [all_gains[m].tolist() for m in active]
+    costs = [all_costs[m].tolist() for m in active]
+    sizes = [len(g) for g in gains]
+    multi = [i for i, s in enumerate(sizes) if s > 1]
+    a = active.size
+    floor, spare = problem.min_compute, problem.capacity_tflops - a * problem.min_compute
+
+    def state(x: np.ndarray) -> tuple[list[int], np.ndarray]:
+        index = [0] * a
+        for k, i in enumerate(multi):
+            index[i] = min(int(x[k]), sizes[i] - 1)
+        w = x[len(multi):] if a > 1 else np.ones(1)
+        return index, floor + spare * w / w.sum()
+
+    def negative_utility(x: np.ndarray) -> float:
+        index, compute = state(x)
+        return -sum(gains[i][index[i]] - costs[i][index[i]] / compute[i] for i in range(a))
+
+    bounds = [(0.0, sizes[i] - 1e-9) for i in multi] + ([(1e-6, 1.0)] * a if a > 1 else [])
+    if not bounds:  # nothing to choose: every model has one step count and there is one model
+        index, compute_active = [0] * a, np.array([problem.capacity_tflops])
+    else:
+        found = dual_annealing(negative_utility, bounds, maxiter=int(maxiter), rng=rng)
+        index, compute_active = state(found.x)
+    steps = lowest.copy()
+    compute = np.zeros(problem.n_models)
+    for i, m in enumerate(active):
+        steps[m] = problem.step_options[m][index[i]]
+    compute[active] = compute_active * problem.capacity_tflops / compute_active.sum()
+    return evaluate(problem, steps, compute, "dual_annealing")
 
 
 # --- random problems for tests, benchmarks and exercises ----------------------------------------
@@ -573,8 +633,7 @@ def random_problem(rng: np.random.Generator, n_models: int = 3, n_tasks: int | N
     Used by ``tests/`` and ``benchmarks/``; taught in
     ``notebooks/04_step_selection_and_resource_allocation.ipynb`` (exercises).
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    validate.generator(rng)
     if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or not 2 <= n_models <= 8:
         raise ValueError(f"n_models: expected a whole number from 2 to 8, got {n_models!r}")
     total = int(rng.integers(5, 61)) if n_tasks is None else int(n_tasks)
@@ -652,20 +711,6 @@ def _per_model(values: Any, name: str, m: int, low: float | None = None, low_ope
     arr = arr.copy()
     arr.setflags(write=False)
     return arr
-
-
-def _scalar(value: Any, name: str, low: float | None = None, low_open: bool = True) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    if low is not None and (x <= low if low_open else x < low):
-        raise ValueError(f"{name}: expected a number {'>' if low_open else '>='} {low}, got {value!r}")
-    return x
 
 
 def _check_steps(problem: AllocationProblem, steps: Any) -> np.ndarray:

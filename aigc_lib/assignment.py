@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
+from aigc_lib import validate
+
 __all__ = [
     "assignment_probabilities",
     "assign_probabilistic",
@@ -39,8 +41,8 @@ def assignment_probabilities(mu: Any, sigma: Any, thresholds: Any) -> np.ndarray
 
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
-    mu = _finite_vector(mu, "mu")
-    sigma = _finite_vector(sigma, "sigma")
+    mu = validate.finite_vector(mu, "mu")
+    sigma = validate.finite_vector(sigma, "sigma")
     if sigma.shape != mu.shape:
         raise ValueError(f"sigma: expected {mu.size} values (one per group, like mu), got {sigma.size}")
     if np.any(sigma <= 0):
@@ -63,7 +65,7 @@ def assign_probabilistic(groups: Any, probabilities: Any, rng: np.random.Generat
     """
     probs = _probabilities(probabilities)
     groups = _groups(groups, probs.shape[0])
-    _check_rng(rng)
+    validate.generator(rng)
     u = rng.random(groups.size)
     cumulative = np.cumsum(probs, axis=1)[:, :-1]  # (K, M-1); the last edge is 1 by construction
     return (cumulative[groups] <= u[:, None]).sum(axis=1).astype(np.int64)
@@ -79,7 +81,7 @@ def assign_direct(groups: Any, mu: Any, thresholds: Any) -> np.ndarray:
 
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
-    mu = _finite_vector(mu, "mu")
+    mu = validate.finite_vector(mu, "mu")
     theta = _thresholds(thresholds)
     groups = _groups(groups, mu.size)
     model_of_group = np.searchsorted(theta, mu, side="right")
@@ -93,28 +95,16 @@ def assign_random(n_tasks: int, n_models: int, rng: np.random.Generator) -> np.n
 
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
-    n_tasks = _count(n_tasks, "n_tasks", low=0)
-    n_models = _count(n_models, "n_models", low=1)
-    _check_rng(rng)
+    n_tasks = validate.whole(n_tasks, "n_tasks", low=0)
+    n_models = validate.whole(n_models, "n_models", low=1)
+    validate.generator(rng)
     return rng.integers(0, n_models, size=n_tasks).astype(np.int64)
 
 
 # --- validation helpers -------------------------------------------------------------------------
 
-def _finite_vector(values: Any, name: str) -> np.ndarray:
-    try:
-        arr = np.atleast_1d(np.asarray(values, dtype=float))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected numbers, got {values!r}") from None
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name}: expected a non-empty 1-D sequence of numbers, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: expected finite numbers (no NaN or inf), got {arr.tolist()}")
-    return arr
-
-
 def _thresholds(thresholds: Any) -> np.ndarray:
-    theta = _finite_vector(thresholds, "thresholds")
+    theta = validate.finite_vector(thresholds, "thresholds")
     if not 1 <= theta.size <= 7:
         raise ValueError(f"thresholds: expected 1 to 7 values (2 to 8 models), got {theta.size}")
     if np.any(np.diff(theta) <= 0):
@@ -155,16 +145,3 @@ def _groups(groups: Any, n_groups: int) -> np.ndarray:
     if np.any(bad):
         raise ValueError(f"groups: unknown group labels {sorted(set(arr[bad].tolist()))}; expected 0 to {n_groups - 1}")
     return arr.astype(np.int64)
-
-
-def _count(value: Any, name: str, low: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected a whole number >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name}: expected a whole number >= {low}, got {value}")
-    return int(value)
-
-
-def _check_rng(rng: Any) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng: expected a numpy.random.Generator (numpy.random.default_rng(seed)), got {type(rng).__name__}")

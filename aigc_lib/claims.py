@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from aigc_lib import assignment, sensitivity, simulation
+from aigc_lib import assignment, metrics, simulation, validate
 from aigc_lib.readings import DEFAULT, Readings
 from aigc_lib.scenario import Scenario, premises, true_score
 
@@ -84,10 +84,8 @@ def measure(scenario: Scenario, readings: Readings = DEFAULT, n_slots: int = 200
     ``weights`` (``lambda_slots`` slots, default ``n_slots``).
     Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
     """
-    if not isinstance(scenario, Scenario):
-        raise ValueError(f"scenario: expected a Scenario, got {type(scenario).__name__}")
-    if not isinstance(readings, Readings):
-        raise ValueError(f"readings: expected a Readings, got {type(readings).__name__}")
+    validate.instance(scenario, Scenario, "scenario")
+    validate.instance(readings, Readings, "readings")
     run = dict(prompts=prompts, readings=readings)
     models = scenario.model_names
     policies = {p: simulation.simulate(scenario, n_slots, seed, assignment=p, **run)
@@ -142,7 +140,7 @@ def _floats(series: pd.Series) -> dict[str, float]:
 
 def _makespans(result: simulation.SimulationResult) -> dict[str, float]:
     """Each model's mean makespan N_m t_m over the slots it served (seconds)."""
-    frame = sensitivity.time_consumption(result)
+    frame = metrics.time_consumption(result)
     return {str(m): float(v) for m, v in frame.groupby("model", observed=True)["makespan"].mean().items()}
 
 
@@ -179,8 +177,7 @@ def null_max_probability(gains_pct: Any, k: int = 10, level: float = 2.5, n_draw
     gains = gains[np.isfinite(gains)]
     if gains.size < 2:
         raise ValueError(f"gains_pct: expected at least 2 finite slot gains, got {gains.size}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k: expected a whole number >= 1, got {k!r}")
+    validate.whole(k, "k", low=1)
     rng = np.random.default_rng(0) if rng is None else rng
     centred = gains - gains.mean()
     draws = rng.choice(centred, size=(int(n_draws), int(k)), replace=True)
@@ -310,8 +307,7 @@ def mixture_vs_best(scenario: Scenario, steps: Any, saturation_steps: float | No
     (a weighted average never exceeds its largest term); only queueing can make mixing pay.
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
-    if not isinstance(scenario, Scenario):
-        raise ValueError(f"scenario: expected a Scenario, got {type(scenario).__name__}")
+    validate.instance(scenario, Scenario, "scenario")
     z = np.asarray(steps, dtype=float)
     if z.shape != (len(scenario.models),):
         raise ValueError(f"steps: expected {len(scenario.models)} step counts (one per model), got {z.shape}")
@@ -374,8 +370,7 @@ def robustness(base: Scenario, n_scenarios: int, n_slots: int, seed: int,
     ``gain_pct`` = 100 (U_prob - U_direct) / |U_direct|, and ``direct_best_per_group`` (whether
     Direct's choice is the best single model for every group at the annealer's typical 10 steps).
     """
-    if isinstance(n_scenarios, bool) or not isinstance(n_scenarios, (int, np.integer)) or n_scenarios < 1:
-        raise ValueError(f"n_scenarios: expected a whole number >= 1, got {n_scenarios!r}")
+    validate.whole(n_scenarios, "n_scenarios", low=1)
     rng = np.random.default_rng([seed, 6])
     rows = []
     for i in range(int(n_scenarios)):

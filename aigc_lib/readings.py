@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from aigc_lib import validate
 from aigc_lib.scenario import Scenario, true_score
 
 __all__ = ["Readings", "OPTIONS", "PAPER_WORDS", "TIME_CONSUMPTION", "UP_TO", "DEFAULT",
@@ -167,10 +168,8 @@ def direct_models(scenario: Scenario, readings: Readings = DEFAULT) -> np.ndarra
     reading rather than an optimum. Category-only either way.
     Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
     """
-    if not isinstance(scenario, Scenario):
-        raise ValueError(f"scenario: expected a Scenario, got {type(scenario).__name__}")
-    if not isinstance(readings, Readings):
-        raise ValueError(f"readings: expected a Readings, got {type(readings).__name__}")
+    validate.instance(scenario, Scenario, "scenario")
+    validate.instance(readings, Readings, "readings")
     if readings.direct == "interval":
         return np.searchsorted(np.asarray(scenario.thresholds), scenario.mu, side="right").astype(np.int64)
     steps = np.array([m.steps[0] for m in scenario.models], dtype=float)

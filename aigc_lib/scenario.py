@@ -36,6 +36,8 @@ import pandas as pd
 import yaml
 from scipy.special import ndtr
 
+from aigc_lib import validate
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SCENARIOS_DIR = DATA_DIR / "scenarios"
 DEFAULT_NAME = "paper"
@@ -204,7 +206,7 @@ class Scenario:
 
         Every model's seconds scale by C / ``capacity_tflops`` (twice the TFLOPS: half the time).
         """
-        new = _positive(capacity_tflops, "capacity_tflops")
+        new = validate.number(capacity_tflops, "capacity_tflops", low=0.0, low_open=True)
         scale = self.capacity_tflops / new
         models = tuple(dataclasses.replace(m, step_seconds=m.step_seconds * scale,
                                            fixed_seconds=m.fixed_seconds * scale)
@@ -530,15 +532,6 @@ def _validate(s: Scenario) -> None:
         if not (m.step_seconds > 0 and m.fixed_seconds >= 0):
             raise ValueError(f"models.{m.name}: step_seconds must be > 0 and fixed_seconds >= 0")
 
-
-def _positive(value: Any, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return float(value)
-
-
 # --- the ground truth and the paper's premises ---------------------------------------------------
 
 def score_curve(steps: Any, zref: Any, saturation_steps: float | None = None) -> np.ndarray:
@@ -553,7 +546,7 @@ def score_curve(steps: Any, zref: Any, saturation_steps: float | None = None) ->
     ref = np.asarray(zref, dtype=float)
     if saturation_steps is None:
         return np.log(z / ref)
-    cap = _positive(saturation_steps, "saturation_steps")
+    cap = validate.number(saturation_steps, "saturation_steps", low=0.0, low_open=True)
     return np.log(np.minimum(z, cap) / np.minimum(ref, cap))
 
 
@@ -569,8 +562,7 @@ def true_score(scenario: Scenario, prompt_score: Any, model: Any, steps: Any,
     ``saturation_steps``: the saturating reading of :func:`score_curve`.
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
-    if not isinstance(scenario, Scenario):
-        raise ValueError(f"scenario: expected a Scenario, got {type(scenario).__name__}")
+    validate.instance(scenario, Scenario, "scenario")
     x = np.asarray(prompt_score, dtype=float)
     m = np.asarray(model)
     if m.dtype.kind not in "iu" or np.any(m < 0) or np.any(m >= len(scenario.models)):
@@ -636,8 +628,7 @@ def premises(scenario: Scenario, saturation_steps: float | None = None) -> pd.Da
     Columns: ``premise``, ``check``, ``steps``, ``subject`` (group or model pair), ``value``,
     ``bound``, ``holds``. Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
-    if not isinstance(scenario, Scenario):
-        raise ValueError(f"scenario: expected a Scenario, got {type(scenario).__name__}")
+    validate.instance(scenario, Scenario, "scenario")
     names = scenario.model_names
     n = len(names)
     ref = scenario.reference_model
@@ -697,8 +688,7 @@ def break_even_scores(scenario: Scenario, saturation_steps: float | None = None)
     ``steps``, ``break_even`` (NaN when the gains are equal: then one model is better everywhere),
     ``threshold``, ``larger_better_above``. Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
-    if not isinstance(scenario, Scenario):
-        raise ValueError(f"scenario: expected a Scenario, got {type(scenario).__name__}")
+    validate.instance(scenario, Scenario, "scenario")
     names = scenario.model_names
     beta = np.array([m.score_beta for m in scenario.models])
     s_bar = scenario.mean_score

@@ -38,6 +38,7 @@ import pandas as pd
 
 from aigc_lib import allocation as alloc
 from aigc_lib import assignment as assign
+from aigc_lib import validate
 from aigc_lib.readings import DEFAULT, Readings, direct_models
 from aigc_lib.scenario import Scenario, true_score
 
@@ -111,12 +112,10 @@ def simulate(
 
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
-    if not isinstance(scenario, Scenario):
-        raise ValueError(f"scenario: expected an aigc_lib.scenario.Scenario, got {type(scenario).__name__}")
-    if not isinstance(readings, Readings):
-        raise ValueError(f"readings: expected an aigc_lib.readings.Readings, got {type(readings).__name__}")
-    n_slots = _whole(n_slots, "n_slots")
-    seed = _whole(seed, "seed")
+    validate.instance(scenario, Scenario, "scenario")
+    validate.instance(readings, Readings, "readings")
+    n_slots = validate.whole(n_slots, "n_slots")
+    seed = validate.whole(seed, "seed")
     if assignment not in ASSIGNMENTS:
         raise ValueError(f"assignment: expected one of {ASSIGNMENTS}, got {assignment!r}")
     solver = _solver(allocation, annealing_options, readings.step_tolerance)
@@ -326,12 +325,6 @@ def _slot_summary(slot, key, counts, score, latency, utility, makespan_of, plann
     for m, name in enumerate(names):
         frame[f"compute_{name}"] = compute_of[:, m]
     return pd.DataFrame(frame)
-
-
-def _whole(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name}: expected a whole number >= 0, got {value!r}")
-    return int(value)
 
 
 def _slot_sizes(value: Any, n_slots: int) -> np.ndarray:

@@ -14,7 +14,7 @@ THETA = (29.5, 33.8)
 
 
 def make_scenario(**changes):
-    """A scenario like data/scenario.yaml, built in code (no data files)."""
+    """A scenario like data/scenarios/paper.yaml, built in code (no data files)."""
     args = dict(
         models=(ModelSpec("sdxl-turbo", (1,), 1.589 / 34, 2.6 / 34, 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
                 ModelSpec("sd15", Z, 1.607 / 34, 2.55 / 34, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),

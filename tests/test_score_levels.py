@@ -1,4 +1,4 @@
-"""Tests of aigc_lib.paper_figures: Fig. 4 re-classification, Fig. 5 summaries and per-slot gains."""
+"""Tests of aigc_lib.score_levels (Fig. 4 re-classification) and aigc_lib.metrics (Fig. 5 summaries)."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aigc_lib import paper_figures as pf
+from aigc_lib import metrics
+from aigc_lib import score_levels as pf
 from aigc_lib.scenario import GroupPrior, ModelSpec, Scenario
 from aigc_lib.simulation import ASSIGNMENTS, simulate
 
@@ -14,7 +15,7 @@ Z = tuple(range(10, 43, 4))
 
 
 def make_scenario(**changes):
-    """A scenario like data/scenario.yaml, built in code (no data files)."""
+    """A scenario like data/scenarios/paper.yaml, built in code (no data files)."""
     args = dict(
         models=(ModelSpec("sdxl-turbo", (1,), 1.589 / 34, 2.6 / 34, 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
                 ModelSpec("sd15", Z, 1.607 / 34, 2.55 / 34, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
@@ -25,54 +26,6 @@ def make_scenario(**changes):
     )
     args.update(changes)
     return Scenario(**args)
-
-
-# --- true_scores ----------------------------------------------------------------------------------
-
-def test_true_scores_match_the_ground_truth_formula_by_hand():
-    sc = make_scenario()
-    s_bar = 0.25 * 31.0 + 0.25 * 34.5 + 0.3 * 32.5 + 0.2 * 29.0
-    got = pf.true_scores(sc, [1, 3], [0.5, -1.0], 26)
-    x = np.array([34.5 + 0.5, 29.0 - 1.0]) - s_bar
-    expected = np.stack([s_bar - 0.5 + 0.7 * x,  # small: fixed at 1 step, slope 0
-                         s_bar + x + np.log(26 / 50),
-                         s_bar + 1.5 + 1.3 * x + 1.5 * np.log(26 / 50)], axis=1)
-    np.testing.assert_allclose(got, expected, rtol=1e-12)
-
-
-def test_true_scores_agree_with_the_simulator_on_the_assigned_model():
-    sc = make_scenario(noise_sd=0.0)
-    tasks = simulate(sc, 6, seed=3, allocation="exact").tasks
-    group = tasks["group"].cat.codes.to_numpy()
-    model = tasks["model"].cat.codes.to_numpy()
-    for i in range(len(tasks)):
-        steps = [1, tasks["steps"].iloc[i], tasks["steps"].iloc[i]]
-        row = pf.true_scores(sc, group[i:i + 1], tasks["deviation"].iloc[i:i + 1], steps)
-        assert row[0, model[i]] == pytest.approx(tasks["score"].iloc[i], abs=1e-9)
-
-
-def test_true_scores_noise_is_seeded_and_has_the_scenario_spread():
-    sc = make_scenario(noise_sd=2.0)
-    group, dev = np.zeros(20000, dtype=int), np.zeros(20000)
-    a = pf.true_scores(sc, group, dev, 30, np.random.default_rng(5))
-    b = pf.true_scores(sc, group, dev, 30, np.random.default_rng(5))
-    np.testing.assert_array_equal(a, b)
-    noise = a - pf.true_scores(sc, group, dev, 30)
-    assert noise.std() == pytest.approx(2.0, rel=0.03)
-
-
-@pytest.mark.parametrize("kwargs, arg", [
-    (dict(group=[0, 4], deviation=[0.0, 0.0], steps=10), "group"),
-    (dict(group=[0.5], deviation=[0.0], steps=10), "group"),
-    (dict(group=[0, 1], deviation=[0.0], steps=10), "deviation"),
-    (dict(group=[0], deviation=[np.nan], steps=10), "deviation"),
-    (dict(group=[0], deviation=[0.0], steps=0), "steps"),
-    (dict(group=[0], deviation=[0.0], steps=[1, 10]), "steps"),
-    (dict(group=[0], deviation=[0.0], steps=10, rng=3), "rng"),
-])
-def test_true_scores_rejects_bad_arguments(kwargs, arg):
-    with pytest.raises(ValueError, match=arg):
-        pf.true_scores(make_scenario(), **kwargs)
 
 
 # --- reclassify_by_medium_score -------------------------------------------------------------------
@@ -97,7 +50,7 @@ def test_small_model_loses_least_on_low_prompts_and_large_gains_most_on_high():
     assert gain.loc["low", "sdxl"] < gain.loc["mid", "sdxl"] < gain.loc["high", "sdxl"]
 
 
-def test_seconds_per_image_is_work_over_capacity():
+def test_seconds_per_image_is_the_whole_gpu_image_time():
     sc = make_scenario()
     table = pf.reclassify_by_medium_score(sc, 50, np.random.default_rng(2), 18)
     first = table.drop_duplicates("model").set_index("model")
@@ -142,7 +95,7 @@ def test_level_names():
 def test_summary_matches_the_task_and_slot_tables():
     sc = make_scenario()
     runs = {a: simulate(sc, 5, seed=4, assignment=a, allocation="exact") for a in ASSIGNMENTS}
-    table = pf.summarize_runs(runs)
+    table = metrics.summarize_runs(runs)
     assert list(table.index) == list(ASSIGNMENTS)
     for a, run in runs.items():
         assert table.loc[a, "mean_score"] == pytest.approx(run.tasks["score"].mean())
@@ -158,21 +111,21 @@ def test_summary_matches_the_task_and_slot_tables():
 
 def test_summary_rejects_what_is_not_a_run():
     with pytest.raises(ValueError, match="runs"):
-        pf.summarize_runs({})
+        metrics.summarize_runs({})
     with pytest.raises(ValueError, match="runs"):
-        pf.summarize_runs({"direct": 3})
+        metrics.summarize_runs({"direct": 3})
 
 
 def test_slot_gain_by_hand():
-    np.testing.assert_allclose(pf.slot_gain_pct([11.0, 9.0, -1.0], [10.0, 10.0, -2.0]), [10.0, -10.0, 50.0])
+    np.testing.assert_allclose(metrics.slot_gain_pct([11.0, 9.0, -1.0], [10.0, 10.0, -2.0]), [10.0, -10.0, 50.0])
 
 
 @settings(deadline=None, max_examples=50)
 @given(st.lists(st.floats(1.0, 50.0), min_size=1, max_size=20), st.floats(0.5, 2.0))
 def test_slot_gain_is_zero_against_itself_and_scales(values, factor):
     u = np.array(values)
-    np.testing.assert_allclose(pf.slot_gain_pct(u, u), 0.0)
-    np.testing.assert_allclose(pf.slot_gain_pct(u * factor, u), 100 * (factor - 1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(metrics.slot_gain_pct(u, u), 0.0)
+    np.testing.assert_allclose(metrics.slot_gain_pct(u * factor, u), 100 * (factor - 1), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("ref, other, arg", [
@@ -183,4 +136,4 @@ def test_slot_gain_is_zero_against_itself_and_scales(values, factor):
 ])
 def test_slot_gain_rejects_bad_arguments(ref, other, arg):
     with pytest.raises(ValueError, match=arg):
-        pf.slot_gain_pct(ref, other)
+        metrics.slot_gain_pct(ref, other)

@@ -1,4 +1,4 @@
-"""Tests of aigc_lib.sensitivity: time consumption, sweeps, interpolated models, solver comparisons."""
+"""Tests of aigc_lib.experiments and aigc_lib.metrics: time consumption, sweeps, interpolated models, solvers."""
 
 import dataclasses
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aigc_lib import allocation as al
-from aigc_lib import sensitivity, simulation
+from aigc_lib import experiments, metrics, simulation
 from aigc_lib.scenario import load_scenario
 
 
@@ -26,7 +26,7 @@ def run(sc):
 # --- time consumption and summaries ---------------------------------------------------------------
 
 def test_time_consumption_is_n_times_the_image_time_at_the_models_share(sc, run):
-    frame = sensitivity.time_consumption(run)
+    frame = metrics.time_consumption(run)
     slots = run.slots
     expected = []
     for s in range(len(slots)):
@@ -43,39 +43,39 @@ def test_time_consumption_is_n_times_the_image_time_at_the_models_share(sc, run)
 
 
 def test_summary_means_match_the_tables(run):
-    summary = sensitivity.summarise(run)
+    summary = metrics.summarise(run)
     tasks = run.tasks
     assert summary["mean_score"] == pytest.approx(tasks["score"].mean())
     assert summary["mean_latency"] == pytest.approx(tasks["latency"].mean())
     assert summary["mean_utility"] == pytest.approx(run.slots["utility"].mean())
     multi = tasks[tasks["model"] != "sdxl-turbo"]
     assert summary["mean_steps"] == pytest.approx(multi["steps"].mean())
-    per_model = sensitivity.time_consumption(run).groupby("model", observed=True)["makespan"].mean()
+    per_model = metrics.time_consumption(run).groupby("model", observed=True)["makespan"].mean()
     assert summary["mean_time_consumption"] == pytest.approx(per_model.mean())
 
 
 def test_summary_steps_follow_the_named_models(run):
-    only_sdxl = sensitivity.summarise(run, ["sdxl"])["mean_steps"]
+    only_sdxl = metrics.summarise(run, ["sdxl"])["mean_steps"]
     assert only_sdxl == pytest.approx(run.tasks.loc[run.tasks["model"] == "sdxl", "steps"].mean())
-    assert np.isnan(sensitivity.summarise(run, [])["mean_steps"])
+    assert np.isnan(metrics.summarise(run, [])["mean_steps"])
 
 
 def test_results_must_come_from_simulate():
     with pytest.raises(ValueError, match="result"):
-        sensitivity.time_consumption(pd.DataFrame())
+        metrics.time_consumption(pd.DataFrame())
 
 
 # --- parameters and sweeps ------------------------------------------------------------------------
 
 def test_with_parameter_sets_one_field(sc):
-    assert sensitivity.with_parameter(sc, "weight", 0.5).weight == 0.5
-    faster = sensitivity.with_parameter(sc, "capacity_tflops", 2 * sc.capacity_tflops)
+    assert experiments.with_parameter(sc, "weight", 0.5).weight == 0.5
+    faster = experiments.with_parameter(sc, "capacity_tflops", 2 * sc.capacity_tflops)
     assert faster.capacity_tflops == 2 * sc.capacity_tflops
     assert faster.models[2].image_seconds(10) == pytest.approx(sc.models[2].image_seconds(10) / 2)
-    assert sensitivity.with_parameter(sc, "tasks_per_slot", 20).tasks_per_slot == 20
-    shifted = sensitivity.with_parameter(sc, "threshold_shift", 1.5)
+    assert experiments.with_parameter(sc, "tasks_per_slot", 20).tasks_per_slot == 20
+    shifted = experiments.with_parameter(sc, "threshold_shift", 1.5)
     assert shifted.thresholds == pytest.approx([t + 1.5 for t in sc.thresholds])
-    assert len(sensitivity.with_parameter(sc, "n_models", 4).models) == 4
+    assert len(experiments.with_parameter(sc, "n_models", 4).models) == 4
     assert sc.weight == 0.2  # the original is untouched
 
 
@@ -86,11 +86,11 @@ def test_with_parameter_sets_one_field(sc):
 ])
 def test_with_parameter_refuses_bad_values(sc, name, value, argname):
     with pytest.raises(ValueError, match=argname):
-        sensitivity.with_parameter(sc, name, value)
+        experiments.with_parameter(sc, name, value)
 
 
 def test_larger_lambda_gives_fewer_steps_and_less_latency(sc):
-    frame = sensitivity.sweep(sc, "weight", [0.01, 0.1, 1.0], 6, 0, allocation="exact")
+    frame = experiments.sweep(sc, "weight", [0.01, 0.1, 1.0], 6, 0, allocation="exact")
     assert frame["value"].tolist() == [0.01, 0.1, 1.0]
     assert (frame["name"] == "weight").all()
     assert frame["mean_steps"].is_monotonic_decreasing
@@ -99,14 +99,14 @@ def test_larger_lambda_gives_fewer_steps_and_less_latency(sc):
 
 
 def test_more_capacity_never_plans_worse(sc):
-    frame = sensitivity.sweep(sc, "capacity_tflops", [17.0, 34.0, 68.0], 6, 0, allocation="exact")
+    frame = experiments.sweep(sc, "capacity_tflops", [17.0, 34.0, 68.0], 6, 0, allocation="exact")
     assert frame["mean_utility"].is_monotonic_increasing
 
 
 def test_sweep_is_deterministic_and_rho_goes_to_simulate(sc):
-    first = sensitivity.sweep(sc, "rho", [0.0, 1.0], 5, 7)
-    pd.testing.assert_frame_equal(first, sensitivity.sweep(sc, "rho", [0.0, 1.0], 5, 7))
-    baseline = sensitivity.summarise(simulation.simulate(sc, 5, 7))
+    first = experiments.sweep(sc, "rho", [0.0, 1.0], 5, 7)
+    pd.testing.assert_frame_equal(first, experiments.sweep(sc, "rho", [0.0, 1.0], 5, 7))
+    baseline = metrics.summarise(simulation.simulate(sc, 5, 7))
     assert first.loc[0, "mean_utility"] == pytest.approx(baseline["mean_utility"])
     assert first.loc[1, "mean_utility"] != first.loc[0, "mean_utility"]
 
@@ -117,28 +117,28 @@ def test_sweep_is_deterministic_and_rho_goes_to_simulate(sc):
 ])
 def test_sweep_refuses_bad_arguments(sc, name, values, options, argname):
     with pytest.raises(ValueError, match=argname):
-        sensitivity.sweep(sc, name, values, 2, 0, **options)
+        experiments.sweep(sc, name, values, 2, 0, **options)
 
 
 # --- interpolated models ---------------------------------------------------------------------------
 
 def test_the_real_number_of_models_returns_the_scenario(sc):
-    same = sensitivity.interpolated_scenario(sc, 3)
+    same = experiments.interpolated_scenario(sc, 3)
     assert same.models == sc.models
     assert same.thresholds == pytest.approx(sc.thresholds)
 
 
 def test_two_models_keep_the_ends_with_the_middle_threshold(sc):
-    two = sensitivity.interpolated_scenario(sc, 2)
+    two = experiments.interpolated_scenario(sc, 2)
     assert two.model_names == ["sdxl-turbo", "sdxl"]
     assert two.thresholds == pytest.approx([(sc.thresholds[0] + sc.thresholds[1]) / 2])
 
 
 def test_extra_models_are_labelled_and_lie_between_their_neighbours(sc):
-    five = sensitivity.interpolated_scenario(sc, 5)
+    five = experiments.interpolated_scenario(sc, 5)
     assert five.model_names == ["sdxl-turbo", "hypothetical-sdxl-turbo-sd15", "sd15",
                                 "hypothetical-sd15-sdxl", "sdxl"]
-    assert sensitivity.interpolated_scenario(sc, 4).model_names == ["sdxl-turbo", "sd15", "hypothetical-sd15-sdxl", "sdxl"]
+    assert experiments.interpolated_scenario(sc, 4).model_names == ["sdxl-turbo", "sd15", "hypothetical-sd15-sdxl", "sdxl"]
     for low, mid, high in zip(five.models[::2], five.models[1::2], five.models[2::2]):
         assert mid.tflop_per_step == pytest.approx(np.sqrt(low.tflop_per_step * high.tflop_per_step))
         for field in ("tflop_fixed", "score_slope", "score_offset", "score_beta"):
@@ -154,21 +154,21 @@ def test_extra_models_are_labelled_and_lie_between_their_neighbours(sc):
 @given(low=st.floats(20, 35), gap=st.floats(0.5, 10), n_models=st.integers(2, 5))
 def test_interpolated_thresholds_stay_increasing(sc, low, gap, n_models):
     base = sc.replace(thresholds=(low, low + gap))
-    changed = sensitivity.interpolated_scenario(base, n_models)
+    changed = experiments.interpolated_scenario(base, n_models)
     assert len(changed.models) == n_models and len(changed.thresholds) == n_models - 1
     assert all(b > a for a, b in zip(changed.thresholds, changed.thresholds[1:]))
 
 
 def test_interpolated_scenarios_simulate(sc):
     for n in (2, 4, 5):
-        result = simulation.simulate(sensitivity.interpolated_scenario(sc, n), 3, 0)
+        result = simulation.simulate(experiments.interpolated_scenario(sc, n), 3, 0)
         assert result.tasks["model"].cat.categories.size == n
 
 
 @pytest.mark.parametrize("n_models", [1, 6, 2.0, True])
 def test_interpolation_refuses_bad_counts(sc, n_models):
     with pytest.raises(ValueError, match="n_models"):
-        sensitivity.interpolated_scenario(sc, n_models)
+        experiments.interpolated_scenario(sc, n_models)
 
 
 # --- solvers -------------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def _feasible(problem, found):
 @given(seed=st.integers(0, 10**6), n_models=st.integers(2, 4))
 def test_dual_annealing_is_feasible_and_never_beats_the_optimum(seed, n_models):
     problem = al.random_problem(np.random.default_rng(seed), n_models=n_models)
-    found = sensitivity.dual_annealing_allocation(problem, np.random.default_rng(seed), maxiter=5)
+    found = al.dual_annealing_allocation(problem, np.random.default_rng(seed), maxiter=5)
     _feasible(problem, found)
     assert found.method == "dual_annealing"
     assert found.utility <= al.solve_exact(problem).utility + 1e-9
@@ -207,7 +207,7 @@ def test_dual_annealing_finds_the_optimum_of_a_small_problem():
         n_tasks=[3, 4, 3], step_options=[(1,), (10, 26, 42), (10, 26, 42)], tflop_per_step=[1.6, 1.6, 13.5],
         tflop_fixed=[2.6, 2.5, 10.6], score_a=[0.0, 1.0, 1.5], score_b=[30.0, 27.0, 27.5],
         capacity_tflops=34.0, weight=0.2)
-    found = sensitivity.dual_annealing_allocation(problem, np.random.default_rng(0), maxiter=50)
+    found = al.dual_annealing_allocation(problem, np.random.default_rng(0), maxiter=50)
     exact = al.solve_exact(problem)
     assert found.steps.tolist() == exact.steps.tolist()
     assert found.utility == pytest.approx(exact.utility, abs=1e-4)
@@ -215,13 +215,13 @@ def test_dual_annealing_finds_the_optimum_of_a_small_problem():
 
 def test_dual_annealing_is_deterministic_and_handles_empty_slots():
     problem = al.random_problem(np.random.default_rng(5))
-    a = sensitivity.dual_annealing_allocation(problem, np.random.default_rng(1), maxiter=5)
-    b = sensitivity.dual_annealing_allocation(problem, np.random.default_rng(1), maxiter=5)
+    a = al.dual_annealing_allocation(problem, np.random.default_rng(1), maxiter=5)
+    b = al.dual_annealing_allocation(problem, np.random.default_rng(1), maxiter=5)
     assert a.utility == b.utility and a.steps.tolist() == b.steps.tolist()
     empty = dataclasses.replace(problem, n_tasks=[0] * problem.n_models)
-    assert sensitivity.dual_annealing_allocation(empty, np.random.default_rng(0)).utility == 0.0
+    assert al.dual_annealing_allocation(empty, np.random.default_rng(0)).utility == 0.0
     one = dataclasses.replace(problem, n_tasks=[4] + [0] * (problem.n_models - 1))  # one model, one step count
-    assert sensitivity.dual_annealing_allocation(one, np.random.default_rng(0)).compute_tflops[0] == pytest.approx(
+    assert al.dual_annealing_allocation(one, np.random.default_rng(0)).compute_tflops[0] == pytest.approx(
         problem.capacity_tflops)
 
 
@@ -232,14 +232,14 @@ def test_dual_annealing_refuses_bad_arguments(kwargs, argname):
     args = dict(problem=al.random_problem(np.random.default_rng(0)), rng=np.random.default_rng(0), maxiter=5)
     args.update(kwargs)
     with pytest.raises(ValueError, match=argname):
-        sensitivity.dual_annealing_allocation(**args)
+        al.dual_annealing_allocation(**args)
 
 
 def test_compare_solvers_reports_gaps_to_the_exact_optimum():
     problems = [al.random_problem(np.random.default_rng(s)) for s in range(4)]
-    frame = sensitivity.compare_solvers(problems, 0, options={"dual_annealing": {"maxiter": 5}})
+    frame = experiments.compare_solvers(problems, 0, options={"dual_annealing": {"maxiter": 5}})
     assert list(frame.columns) == ["problem", "solver", "utility", "gap", "gap_pct", "time_ms"]
-    assert len(frame) == 4 * len(sensitivity.SOLVERS)
+    assert len(frame) == 4 * len(experiments.SOLVERS)
     exact = frame[frame["solver"] == "exact"]
     assert (exact["gap"] == 0).all()
     assert (frame["gap"] >= -1e-9).all()
@@ -248,7 +248,7 @@ def test_compare_solvers_reports_gaps_to_the_exact_optimum():
     for solver, rows in frame.groupby("solver"):
         assert rows["gap"].to_numpy() == pytest.approx(best - rows["utility"].to_numpy())
         assert rows["gap_pct"].to_numpy() == pytest.approx(100 * rows["gap"].to_numpy() / np.abs(best))
-    again = sensitivity.compare_solvers(problems, 0, options={"dual_annealing": {"maxiter": 5}})
+    again = experiments.compare_solvers(problems, 0, options={"dual_annealing": {"maxiter": 5}})
     pd.testing.assert_series_equal(frame["utility"], again["utility"])
 
 
@@ -260,4 +260,4 @@ def test_compare_solvers_refuses_bad_arguments(kwargs, argname):
     args = dict(problems=[al.random_problem(np.random.default_rng(0))], seed=0)
     args.update(kwargs)
     with pytest.raises(ValueError, match=argname):
-        sensitivity.compare_solvers(**args)
+        experiments.compare_solvers(**args)

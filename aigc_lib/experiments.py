@@ -1,15 +1,16 @@
-"""How the system responds to its parameters, and how close its annealer gets to the optimum.
+"""Experiments over many runs: one parameter swept, more or fewer models, solvers side by side.
 
-Sweeps run the slot simulator (:func:`aigc_lib.simulation.simulate`) once per value of one parameter
-on the same seed (common random numbers), and summarise each run in one row: mean utility, score,
-latency, steps and per-model time consumption (makespan N_m t_m, SPEC section 2). Solver comparisons
-run the paper's annealer, the exact optimum and ``scipy.optimize.dual_annealing`` on the same
-allocation problems (SPEC eq. 11). :func:`interpolated_scenario` builds scenarios with 2 to 5 models,
-the extra ones hypothetical, interpolated between the scenario's real models (ours).
+* :func:`with_parameter` and :func:`sweep` rerun the slot simulator
+  (:func:`aigc_lib.simulation.simulate`) once per value of one parameter on the same seed (common
+  random numbers) and summarise each run in one row (:func:`aigc_lib.metrics.summarise`).
+* :func:`interpolated_scenario` builds scenarios with 2 to 5 models, the extra ones hypothetical,
+  interpolated between the scenario's real models (ours).
+* :func:`compare_solvers` runs the paper's annealer, the exact optimum and
+  :func:`aigc_lib.allocation.dual_annealing_allocation` on the same allocation problems.
 
 Units: CLIPScore points (score, utility), seconds (latency, time consumption), TFLOP, TFLOPS,
 milliseconds (solver time). Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``
-(time consumption, the lambda sweep) and ``notebooks/05_beyond_the_paper.ipynb`` (the rest).
+(the lambda sweep) and ``notebooks/05_beyond_the_paper.ipynb`` (the rest).
 """
 
 from __future__ import annotations
@@ -22,21 +23,12 @@ import numpy as np
 import pandas as pd
 
 from aigc_lib import allocation as alloc
-from aigc_lib import simulation
+from aigc_lib import simulation, validate
+from aigc_lib.metrics import summarise
 from aigc_lib.readings import DEFAULT
 from aigc_lib.scenario import ModelSpec, Scenario
 
-__all__ = [
-    "PARAMETERS",
-    "SOLVERS",
-    "time_consumption",
-    "summarise",
-    "with_parameter",
-    "sweep",
-    "interpolated_scenario",
-    "dual_annealing_allocation",
-    "compare_solvers",
-]
+__all__ = ["PARAMETERS", "SOLVERS", "with_parameter", "sweep", "interpolated_scenario", "compare_solvers"]
 
 PARAMETERS = ("weight", "capacity_tflops", "tasks_per_slot", "threshold_shift", "n_models", "rho")
 """What :func:`sweep` can vary: scenario fields, a shift of every threshold, the number of models,
@@ -46,58 +38,6 @@ and the per-prompt predictor's correlation ``rho`` (the "prompt" information rea
 SOLVERS = ("annealing", "exact", "dual_annealing")
 """Solvers :func:`compare_solvers` knows: Algorithm 1, the exact optimum, scipy's dual annealing."""
 
-SUMMARY_COLUMNS = ("mean_utility", "mean_score", "mean_latency", "mean_steps", "mean_time_consumption")
-
-
-# --- one run's numbers --------------------------------------------------------------------------
-
-def time_consumption(result: simulation.SimulationResult) -> pd.DataFrame:
-    """Each model's time consumption per slot: the makespan N_m t_m in seconds (SPEC section 2, eq. 3).
-
-    One row per (slot, model) with tasks: ``slot``, ``model``, ``n_tasks`` N_m and ``makespan``
-    (seconds; N_m t_m, the FIFO completion time of the model's last task, under either latency
-    reading). Models without
-    tasks in a slot have no row, so a mean over rows is the mean over the slots the model served.
-
-    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
-    """
-    tasks = _tasks(result)
-    grouped = tasks.groupby(["slot", "model"], observed=True)["latency"]
-    frame = grouped.agg(n_tasks="size", makespan="max").reset_index()
-    readings = result.settings.get("readings")
-    if readings is not None and readings.latency == "per_image":  # every task's latency is t_m
-        frame["makespan"] = frame["makespan"] * frame["n_tasks"]
-    return frame
-
-
-def summarise(result: simulation.SimulationResult, multi_step_models: Sequence[str] | None = None) -> dict[str, float]:
-    """One run in five numbers: mean slot utility (eq. 4), task score, task latency, steps, time consumption.
-
-    ``mean_utility``: mean over slots of the slot's mean task utility (CLIPScore points);
-    ``mean_score`` (CLIPScore points) and ``mean_latency`` (seconds): means over tasks;
-    ``mean_steps``: mean denoising steps over the tasks served by ``multi_step_models`` (default:
-    every model that ran more than 1 step on some task of the run, i.e. not SDXL-Turbo);
-    ``mean_time_consumption``: mean over models of each model's mean makespan (seconds,
-    :func:`time_consumption`). NaN where there is nothing to average.
-
-    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
-    """
-    tasks = _tasks(result)
-    if multi_step_models is None:
-        spread = tasks.groupby("model", observed=True)["steps"].max()
-        multi_step_models = [str(m) for m, top in spread.items() if top > 1]
-    steps = tasks.loc[tasks["model"].astype(str).isin(list(multi_step_models)), "steps"]
-    makespan = time_consumption(result).groupby("model", observed=True)["makespan"].mean()
-    return {
-        "mean_utility": _mean(result.slots["utility"].dropna()),
-        "mean_score": _mean(tasks["score"]),
-        "mean_latency": _mean(tasks["latency"]),
-        "mean_steps": _mean(steps),
-        "mean_time_consumption": _mean(makespan),
-    }
-
-
-# --- sweeps -------------------------------------------------------------------------------------
 
 def with_parameter(scenario: Scenario, name: str, value: Any) -> Scenario:
     """A copy of ``scenario`` with one parameter of :data:`PARAMETERS` set (``rho`` is a reading, not a field).
@@ -110,17 +50,17 @@ def with_parameter(scenario: Scenario, name: str, value: Any) -> Scenario:
 
     Taught in ``notebooks/05_beyond_the_paper.ipynb``.
     """
-    _check_scenario(scenario)
+    validate.instance(scenario, Scenario, "scenario")
     if name == "weight":
-        return scenario.replace(weight=alloc._scalar(value, "value", low=0.0, low_open=False))
+        return scenario.replace(weight=validate.number(value, "value", low=0.0))
     if name == "capacity_tflops":
-        return scenario.with_capacity(alloc._scalar(value, "value", low=0.0))
+        return scenario.with_capacity(validate.number(value, "value", low=0.0, low_open=True))
     if name == "tasks_per_slot":
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"value: tasks_per_slot must be a whole number >= 1, got {value!r}")
         return scenario.replace(tasks_per_slot=int(value))
     if name == "threshold_shift":
-        shift = alloc._scalar(value, "value")
+        shift = validate.number(value, "value")
         return scenario.replace(thresholds=tuple(t + shift for t in scenario.thresholds))
     if name == "n_models":
         return interpolated_scenario(scenario, value)
@@ -141,7 +81,7 @@ def sweep(scenario: Scenario, name: str, values: Sequence[Any], n_slots: int, se
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb`` (lambda) and
     ``notebooks/05_beyond_the_paper.ipynb``.
     """
-    _check_scenario(scenario)
+    validate.instance(scenario, Scenario, "scenario")
     if name not in PARAMETERS:
         raise ValueError(f"name: expected one of {PARAMETERS}, got {name!r}")
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
@@ -162,8 +102,6 @@ def sweep(scenario: Scenario, name: str, values: Sequence[Any], n_slots: int, se
     return pd.DataFrame(rows)
 
 
-# --- more (hypothetical) models -----------------------------------------------------------------
-
 def interpolated_scenario(scenario: Scenario, n_models: int) -> Scenario:
     """The scenario with 2 to 2M-1 models (M its own, >= 2): real ones kept, extra ones hypothetical (ours).
 
@@ -180,7 +118,7 @@ def interpolated_scenario(scenario: Scenario, n_models: int) -> Scenario:
 
     Taught in ``notebooks/05_beyond_the_paper.ipynb``.
     """
-    _check_scenario(scenario)
+    validate.instance(scenario, Scenario, "scenario")
     real = len(scenario.models)
     if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or not 2 <= n_models <= 2 * real - 1:
         raise ValueError(f"n_models: expected a whole number from 2 to {2 * real - 1}, got {n_models!r}")
@@ -227,66 +165,6 @@ def _line(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
     return float(ys[i] + (ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i]))
 
 
-# --- solvers side by side -----------------------------------------------------------------------
-
-def dual_annealing_allocation(problem: alloc.AllocationProblem, rng: np.random.Generator,
-                              maxiter: int = 100) -> alloc.Allocation:
-    """Solve eq. 11 with ``scipy.optimize.dual_annealing``: a general-purpose annealer as a second opinion.
-
-    Search space (ours): one continuous step index per model with tasks and several step options
-    (floored onto its step set) and one weight w_m in [1e-6, 1] per model with tasks, mapped to
-    compute c_m = L + (C - A L) w_m / sum_j w_j (L = min_share x C, A models with tasks), so
-    every point is feasible. ``maxiter``: dual annealing's global iterations (each followed by a
-    local search). Returns an :class:`~aigc_lib.allocation.Allocation` with method
-    ``"dual_annealing"``. ``rng``: a ``numpy.random.Generator``.
-
-    Taught in ``notebooks/05_beyond_the_paper.ipynb``.
-    """
-    from scipy.optimize import dual_annealing
-
-    if not isinstance(problem, alloc.AllocationProblem):
-        raise ValueError(f"problem: expected an AllocationProblem, got {type(problem).__name__}")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
-        raise ValueError(f"maxiter: expected a whole number >= 1, got {maxiter!r}")
-    active = np.flatnonzero(problem.active)
-    lowest = np.array([o[0] for o in problem.step_options])
-    if active.size == 0:
-        return alloc.evaluate(problem, lowest, np.zeros(problem.n_models), "dual_annealing")
-    all_gains, _, all_costs = problem.tables  # per model and step option: score gain, lambda x load
-    gains = [all_gains[m].tolist() for m in active]
-    costs = [all_costs[m].tolist() for m in active]
-    sizes = [len(g) for g in gains]
-    multi = [i for i, s in enumerate(sizes) if s > 1]
-    a = active.size
-    floor, spare = problem.min_compute, problem.capacity_tflops - a * problem.min_compute
-
-    def state(x: np.ndarray) -> tuple[list[int], np.ndarray]:
-        index = [0] * a
-        for k, i in enumerate(multi):
-            index[i] = min(int(x[k]), sizes[i] - 1)
-        w = x[len(multi):] if a > 1 else np.ones(1)
-        return index, floor + spare * w / w.sum()
-
-    def negative_utility(x: np.ndarray) -> float:
-        index, compute = state(x)
-        return -sum(gains[i][index[i]] - costs[i][index[i]] / compute[i] for i in range(a))
-
-    bounds = [(0.0, sizes[i] - 1e-9) for i in multi] + ([(1e-6, 1.0)] * a if a > 1 else [])
-    if not bounds:  # nothing to choose: every model has one step count and there is one model
-        index, compute_active = [0] * a, np.array([problem.capacity_tflops])
-    else:
-        found = dual_annealing(negative_utility, bounds, maxiter=int(maxiter), rng=rng)
-        index, compute_active = state(found.x)
-    steps = lowest.copy()
-    compute = np.zeros(problem.n_models)
-    for i, m in enumerate(active):
-        steps[m] = problem.step_options[m][index[i]]
-    compute[active] = compute_active * problem.capacity_tflops / compute_active.sum()
-    return alloc.evaluate(problem, steps, compute, "dual_annealing")
-
-
 def compare_solvers(problems: Sequence[alloc.AllocationProblem], seed: int,
                     solvers: Sequence[str] = SOLVERS,
                     options: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
@@ -314,7 +192,7 @@ def compare_solvers(problems: Sequence[alloc.AllocationProblem], seed: int,
     run: dict[str, Callable[[alloc.AllocationProblem, np.random.Generator], alloc.Allocation]] = {
         "annealing": lambda p, r: alloc.simulated_annealing(p, r, **options.get("annealing", {})),
         "exact": lambda p, r: alloc.solve_exact(p),
-        "dual_annealing": lambda p, r: dual_annealing_allocation(p, r, **options.get("dual_annealing", {})),
+        "dual_annealing": lambda p, r: alloc.dual_annealing_allocation(p, r, **options.get("dual_annealing", {})),
     }
     rows = []
     for i, problem in enumerate(problems):
@@ -334,23 +212,5 @@ def compare_solvers(problems: Sequence[alloc.AllocationProblem], seed: int,
     return pd.DataFrame(rows, columns=["problem", "solver", "utility", "gap", "gap_pct", "time_ms"])
 
 
-# --- helpers ------------------------------------------------------------------------------------
-
-def _check_scenario(scenario: Any) -> None:
-    if not isinstance(scenario, Scenario):
-        raise ValueError(f"scenario: expected an aigc_lib.scenario.Scenario, got {type(scenario).__name__}")
-
-
-def _tasks(result: Any) -> pd.DataFrame:
-    if not isinstance(result, simulation.SimulationResult):
-        raise ValueError(f"result: expected a SimulationResult from simulate(), got {type(result).__name__}")
-    return result.tasks
-
-
 def _multi_step(scenario: Scenario) -> list[str]:
     return [m.name for m in scenario.models if len(m.steps) > 1]
-
-
-def _mean(values: Any) -> float:
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()) if values.size else math.nan
