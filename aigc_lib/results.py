@@ -14,11 +14,35 @@ from typing import Any, Mapping
 from aigc_lib._io import atomic_write_bytes, write_json
 
 
+COLOURS: dict[str, str] = {
+    # models (Okabe-Ito)
+    "sdxl-turbo": "#56B4E9", "sd15": "#E69F00", "sdxl": "#009E73",
+    # assignment policies
+    "probabilistic": "#0072B2", "direct": "#D55E00", "random": "#999999",
+    "probabilistic (prompt)": "#CC79A7",
+    # allocation methods (Paul Tol's muted scheme)
+    "annealing": "#332288", "exact": "#117733", "equal": "#DDCC77", "optimal_step": "#882255",
+    "dual_annealing": "#44AA99",
+    # peer serving policies (notebook 07)
+    "cascade": "#AA4499", "router": "#88CCEE",
+}
+"""One colour per model and per policy, the same in every notebook (pass ``palette=COLOURS``)."""
+
+LABELS = {"score": "CLIPScore (points)", "utility": "utility (CLIPScore points)",
+          "latency": "latency (s)", "time": "time consumption (s)"}
+"""Axis labels spelled the same everywhere."""
+
+
 def set_style() -> None:
     """The one plot style of the project (seaborn 'whitegrid', readable font sizes)."""
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
+
+
+def colours(names: Any) -> list[str]:
+    """The colours of ``names`` (models or policies) from :data:`COLOURS`; unknown names get grey."""
+    return [COLOURS.get(str(n), "#7F7F7F") for n in names]
 
 
 def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110) -> Path:
