@@ -36,6 +36,7 @@ import pandas as pd
 
 from aigc_lib._io import atomic_write_bytes, write_csv, write_json
 from aigc_lib.models import MODEL_NAMES, TINY_LABEL, TINY_RESOLUTION, get_model
+from aigc_lib.results import staged_path
 
 DEFAULT_STEPS = tuple(range(10, 43, 4))
 KEY = ("prompt_id", "model", "steps", "seed")
@@ -448,13 +449,15 @@ def run_sweep(
     ``state`` is an accelerate ``PartialState`` (default: a single process); prompts are split
     across its processes and the main process merges the shards into ``sweep.csv``. ``on_row``
     is called with each row after it is written. Returns the merged rows (see :func:`merge_shards`).
+    Inside a Jupyter kernel, a sweep folder within a notebook's results folder is staged and
+    published by the notebook's last cell (:mod:`aigc_lib.results`).
     SPEC section 5; taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     from tqdm.auto import tqdm
 
     state = state if state is not None else _SingleProcess()
-    out = Path(out_dir)
     tasks = plan(prompts, models, steps, seeds)
+    out = staged_path(out_dir, seed=True)  # staged inside a results folder (aigc_lib.results)
     out.mkdir(parents=True, exist_ok=True)
     if state.is_main_process and retry_failed:
         _drop_failed(out)
@@ -467,7 +470,8 @@ def run_sweep(
     other = sorted({str(r.get("weights")) for r in existing} - {str(backend.weights)})
     if other:
         raise ValueError(
-            f"out_dir: {str(out)!r} holds rows measured with weights {other}, not {backend.weights!r}; "
+            f"out_dir: {str(out_dir)!r} holds rows measured with weights {other}, "
+            f"not {backend.weights!r}; "
             "use one folder per backend so rows are never mixed or wrongly skipped as done"
         )
     done = {_key(r) for r in existing}
