@@ -6,6 +6,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -183,3 +185,14 @@ def test_a_direct_papermill_run_publishes_at_its_last_cell(published, tmp_path, 
                                kernel_name="python3", progress_bar=False)
     assert json.loads((folder / "metrics.json").read_text()) == {"seed": 2}
     assert (folder / "figures" / "trace.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_make_test_without_partiprompts_prints_one_line(tmp_path):
+    env = dict(os.environ, PARTIPROMPTS_PATH=str(tmp_path / "missing.tsv"))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_prompts.py", "-k", "default_mapping"],
+                          cwd=reproduce.ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode != 0
+    assert len(output.splitlines()) == 1, output
+    assert "PARTIPROMPTS_PATH" in output and "data/cache/PartiPrompts.tsv" in output
