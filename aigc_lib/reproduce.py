@@ -104,7 +104,12 @@ def run_notebook(notebook: Path, results_root: Path = RESULTS_DIR,
     try:
         if final_dir.is_dir():  # continue from it: sweep rows are reused, files not rewritten kept
             _copy_visible(final_dir, work)
-        with _environment(STAGING_ENV, "0"):  # the whole folder is swapped in: no staging inside
+        # the whole folder is swapped in: no staging inside; the kernel's working directory is the
+        # notebook's folder, so a relative PARTIPROMPTS_PATH is made absolute
+        env = {STAGING_ENV: "0"}
+        if os.environ.get("PARTIPROMPTS_PATH"):
+            env["PARTIPROMPTS_PATH"] = os.path.abspath(os.environ["PARTIPROMPTS_PATH"])
+        with _environment(env):
             papermill.execute_notebook(
                 str(notebook), str(running), parameters=params, cwd=str(notebook.parent),
                 kernel_name="python3", progress_bar=progress,
@@ -133,17 +138,18 @@ def _copy_visible(source: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def _environment(name: str, value: str) -> Iterator[None]:
-    """Set an environment variable (inherited by the kernel papermill starts) for a block."""
-    old = os.environ.get(name)
-    os.environ[name] = value
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables (inherited by the kernel papermill starts) for a block."""
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _swap_in(work: Path, final_dir: Path) -> None:

@@ -19,8 +19,8 @@ from aigc_lib import _io, reproduce, results
 
 KERNEL = {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
 DEMO_CELLS = [
-    "from pathlib import Path\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
-    "from aigc_lib import results",
+    "from pathlib import Path\nimport matplotlib\nmatplotlib.use('Agg')\n"
+    "import matplotlib.pyplot as plt\nfrom aigc_lib import results",
     "fig, ax = plt.subplots(); ax.plot([0, seed])\nresults.save_fig(fig, 'trace', results_dir)\n"
     "Path(results_dir, 'own.txt').write_text(f'seed {seed}')  # written by the notebook itself",
     "if seed < 0:\n    raise ValueError(f'seed: expected >= 0, got {seed}')",
@@ -43,7 +43,8 @@ def tree(folder):
     """Every file and folder under ``folder`` (hidden ones included): bytes and mode."""
     out = {}
     for p in sorted(folder.rglob("*")):
-        out[str(p.relative_to(folder))] = (p.read_bytes() if p.is_file() else None, p.stat().st_mode)
+        content = p.read_bytes() if p.is_file() else None
+        out[str(p.relative_to(folder))] = (content, p.stat().st_mode)
     return out
 
 
@@ -97,7 +98,8 @@ def test_a_successful_run_replaces_the_folder_and_drops_stale_temporaries(publis
     assert (folder / "figures" / "trace.png").read_bytes().startswith(b"\x89PNG")
     text = executed.read_text()
     assert ".running" not in text
-    assert json.loads(text)["metadata"]["papermill"]["parameters"]["results_dir"].endswith("/99_demo")
+    recorded = json.loads(text)["metadata"]["papermill"]["parameters"]["results_dir"]
+    assert recorded.endswith("/99_demo")
     for path in [folder, *folder.rglob("*")]:
         expected = 0o755 if path.is_dir() else 0o644
         assert oct(stat.S_IMODE(path.stat().st_mode)) == oct(expected), path
@@ -126,15 +128,18 @@ def never_run(monkeypatch):
     ({"04_step_selection_and_resource_allocation": {"n_slot": 5}},
      "04_step_selection_and_resource_allocation has no parameter 'n_slot'; its parameters: "
      "explore_slots, interactive, n_slots, results_dir, seed, weights"),
-    ({"all": {"seed": 1, "n_slots": 5}}, "01_prompts_and_clipscore_distributions has no parameter 'n_slots'"),
-    ({"04_step_selection": {"n_slots": 5}}, r"params: no notebook is named \['04_step_selection'\]"),
+    ({"all": {"seed": 1, "n_slots": 5}},
+     "01_prompts_and_clipscore_distributions has no parameter 'n_slots'"),
+    ({"04_step_selection": {"n_slots": 5}},
+     r"params: no notebook is named \['04_step_selection'\]"),
 ], ids=["typo", "all-but-not-everywhere", "unknown-notebook"])
 def test_reproduce_command_checks_every_parameter_first(tmp_path, capsys, never_run, params, match):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     only = ["01", "04"] if "all" in params else ["04"]
     with pytest.raises(SystemExit) as exit_:
-        reproduce.main(["--only", *only, "--params", str(path), "--results-dir", str(tmp_path / "r")])
+        reproduce.main(["--only", *only, "--params", str(path),
+                        "--results-dir", str(tmp_path / "r")])
     assert exit_.value.code == 2
     assert re.search(match, capsys.readouterr().err)
     assert not (tmp_path / "r").exists()
@@ -169,7 +174,8 @@ def test_a_failed_direct_papermill_run_changes_no_results_file(tmp_path, monkeyp
     output = tmp_path / "out.ipynb"
     with pytest.raises(papermill.PapermillExecutionError, match="n_slots"):
         papermill.execute_notebook(
-            str(reproduce.NOTEBOOKS_DIR / f"{stem}.ipynb"), str(output), cwd=str(reproduce.NOTEBOOKS_DIR),
+            str(reproduce.NOTEBOOKS_DIR / f"{stem}.ipynb"), str(output),
+            cwd=str(reproduce.NOTEBOOKS_DIR),
             parameters={"seed": 1, "n_slots": -5, "results_dir": str(folder), "interactive": False},
             kernel_name="python3", progress_bar=False)
     assert tree(folder) == before
@@ -196,3 +202,20 @@ def test_make_test_without_partiprompts_prints_one_line(tmp_path):
     assert done.returncode != 0
     assert len(output.splitlines()) == 1, output
     assert "PARTIPROMPTS_PATH" in output and "data/cache/PartiPrompts.tsv" in output
+
+
+def test_a_relative_partiprompts_path_reaches_the_kernel_as_absolute(tmp_path, monkeypatch):
+    source = tmp_path / "nb"
+    source.mkdir()
+    nb = nbformat.v4.new_notebook(metadata=KERNEL)
+    code = ("import os\nfrom aigc_lib import results\npath = os.environ['PARTIPROMPTS_PATH']\n"
+            "results.write_metrics({'env': path, 'exists': os.path.isfile(path)}, results_dir)")
+    nb.cells = [nbformat.v4.new_code_cell("results_dir = '.'", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, source / "98_env.ipynb")
+    (tmp_path / "PartiPrompts.tsv").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PARTIPROMPTS_PATH", "PartiPrompts.tsv")  # relative to here, not to nb/
+    reproduce.run_notebook(source / "98_env.ipynb", tmp_path / "results", progress=False)
+    metrics = json.loads((tmp_path / "results" / "98_env" / "metrics.json").read_text())
+    assert metrics == {"env": str(tmp_path / "PartiPrompts.tsv"), "exists": True}
