@@ -154,7 +154,9 @@ def _read(path: Path, argument: str) -> bytes:
         if argument == "PARTIPROMPTS_PATH":
             remedy = (" Fix or unset PARTIPROMPTS_PATH, or put the file at "
                       "data/cache/PartiPrompts.tsv.")
-        raise ValueError(f"{argument}: {str(path)!r} is not a file (expected PartiPrompts.tsv).{remedy}")
+        raise ValueError(
+            f"{argument}: {str(path)!r} is not a file (expected PartiPrompts.tsv).{remedy}"
+        )
     return path.read_bytes()
 
 

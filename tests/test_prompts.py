@@ -116,7 +116,8 @@ def test_missing_columns(tmp_path):
 
 def test_unknown_challenge_labels_are_named(tmp_path):
     path = tmp_path / "p.tsv"
-    path.write_bytes(tsv([("a", "Arts", "Basic", ""), ("b", "Arts", "Weird One", ""), ("c", "Arts", "Odd", "")]))
+    path.write_bytes(tsv([("a", "Arts", "Basic", ""), ("b", "Arts", "Weird One", ""),
+                          ("c", "Arts", "Odd", "")]))
     with pytest.raises(ValueError, match=r"unknown challenge labels \['Odd', 'Weird One'\]"):
         prompts.load_partiprompts(path, mapping=MAPPING)
 
@@ -131,7 +132,8 @@ def test_empty_prompts_are_rejected(tmp_path):
 def test_a_valid_subset_is_refused_unless_asked_for(tmp_path):
     path = tmp_path / "subset.tsv"
     path.write_bytes(GOOD)
-    with pytest.raises(ValueError, match=r"holds 4 prompts where the official file holds 1632") as err:
+    match = r"holds 4 prompts where the official file holds 1632"
+    with pytest.raises(ValueError, match=match) as err:
         prompts.load_partiprompts(path, mapping=MAPPING)
     assert str(path) in str(err.value) and "allow_subset=True" in str(err.value)
     assert len(prompts.load_partiprompts(path, mapping=MAPPING, allow_subset=True)) == 4
@@ -140,7 +142,8 @@ def test_a_valid_subset_is_refused_unless_asked_for(tmp_path):
 def test_an_edited_copy_of_full_length_is_refused(tmp_path):
     path = tmp_path / "edited.tsv"
     path.write_bytes(tsv([(f"prompt {i}", "Animals", "Basic", "") for i in range(1632)]))
-    with pytest.raises(ValueError, match=r"differs from the official file \(md5 [0-9a-f]{32}") as err:
+    match = r"differs from the official file \(md5 [0-9a-f]{32}"
+    with pytest.raises(ValueError, match=match) as err:
         prompts.load_partiprompts(path, mapping=MAPPING)
     assert str(path) in str(err.value)
 

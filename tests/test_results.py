@@ -15,7 +15,8 @@ from aigc_lib import fit, results, sweep  # noqa: E402
 
 
 def snapshot(folder):
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
 
 
 @pytest.fixture
@@ -77,13 +78,15 @@ def test_profile_is_staged_and_readable_where_it_was_written(staging, published)
 
 
 def test_a_sweep_continues_from_the_published_rows_and_is_published_last(staging, published):
-    prompts = pd.DataFrame({"prompt_id": [1, 2], "prompt": ["a cat", "a dog"], "group": ["Basic"] * 2})
+    prompts = pd.DataFrame({"prompt_id": [1, 2], "prompt": ["a cat", "a dog"],
+                            "group": ["Basic"] * 2})
     out = published / "sweep_demo"
 
     def cannot_load(name):
         raise RuntimeError("no weights here")
 
-    backend = sweep.Backend(cannot_load, lambda image, prompt: 0.0, "cpu", "demo", "none", False, 32)
+    backend = sweep.Backend(cannot_load, lambda image, prompt: 0.0, "cpu", "demo", "none", False,
+                            32)
     with pytest.MonkeyPatch.context() as m:  # first the published rows, written in place
         m.setenv(results.STAGING_ENV, "0")
         sweep.run_sweep(prompts.iloc[:1], out, ["sd15"], [1], backend=backend, progress=False)

@@ -325,7 +325,8 @@ def test_cli_killed_mid_sweep_then_rerun_completes_without_duplicates(tmp_path):
     (["--threads", "0"], "argument --threads: expected a positive integer, got '0'"),
     (["--limit", "0"], "argument --limit: expected a positive integer, got '0'"),
     (["--model-path", "sd15"], "argument --model-path: expected NAME=FOLDER"),
-    (["--model-path", "sd15=/no/such/folder"], "argument --model-path: '/no/such/folder' is not a folder"),
+    (["--model-path", "sd15=/no/such/folder"],
+     "argument --model-path: '/no/such/folder' is not a folder"),
 ], ids=["negative-steps", "word-steps", "negative-seed", "repeated-seed", "threads", "limit",
         "model-path-form", "model-path-folder"])
 def test_cli_bad_arguments_are_usage_errors_and_write_nothing(tmp_path, capsys, args, match):
