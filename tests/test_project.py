@@ -30,16 +30,33 @@ def test_source_notebook_is_clean(path):
     assert "import *" not in path.read_text()
 
 
+def _environment_pins():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    return [r for r in pip if not r.startswith("-")]
+
+
+def _lock_pins():
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def test_environment_yml_lists_the_pyproject_packages():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
-    listed = {_name(r) for r in pip if not r.startswith("-")}
-    assert listed == wanted
+    assert wanted <= {_name(r) for r in _environment_pins()}
 
 
-def test_lock_pins_every_dependency_and_the_cpu_torch():
+def test_environment_yml_pins_exactly_the_lock():
+    """conda env create installs the versions make installs: the same pins, none missing or extra."""
+    environment, lock = _environment_pins(), _lock_pins()
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=<>!~ ]+", r) for r in environment), environment
+    by_name = {_name(r): r for r in environment}
+    assert len(by_name) == len(environment)  # no package twice
+    assert by_name == {_name(r): r for r in lock}
+
+
+def test_lock_pins_every_dependency_and_torch_2_13():
     lock = {_name(l): l for l in (ROOT / "requirements.lock").read_text().splitlines() if l and not l.startswith("#")}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for req in project["dependencies"] + project["optional-dependencies"]["test"]:
