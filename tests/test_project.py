@@ -48,7 +48,7 @@ def test_environment_yml_lists_the_pyproject_packages():
 
 
 def test_environment_yml_pins_exactly_the_lock():
-    """conda env create installs the versions make installs: the same pins, none missing or extra."""
+    """conda env create installs what make installs: the same pins, none missing or extra."""
     environment, lock = _environment_pins(), _lock_pins()
     assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=<>!~ ]+", r) for r in environment), environment
     by_name = {_name(r): r for r in environment}
@@ -93,3 +93,27 @@ def test_executed_copy_is_complete_and_names_no_machine_path(notebook_results):
     for path in [folder, *folder.rglob("*")]:
         expected = (0o777 if path.is_dir() else 0o666) & ~mask
         assert oct(stat.S_IMODE(path.stat().st_mode)) == oct(expected), path
+
+
+def _ignored(paths):
+    """The paths git's ignore rules match (tracked or not)."""
+    done = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT, text=True,
+                          input="\n".join(paths), capture_output=True)
+    return set(done.stdout.split())
+
+
+def test_committed_results_are_not_ignored_and_temporaries_are():
+    tracked = subprocess.run(["git", "ls-files", "-ci", "--exclude-standard"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split()
+    assert tracked == []  # no committed file matches an ignore rule
+    stem = "04_step_selection_and_resource_allocation"
+    kept = ["results/paper_vs_ours.md", "results/paper_vs_ours.csv", f"results/{stem}/metrics.json",
+            f"results/{stem}/figures/annealing_trace.png", f"results/{stem}/{stem}.ipynb",
+            "results/02_step_sweeps_on_the_gpu/sweep_random-tiny/rows-000.jsonl"]
+    temporaries = [f"results/.{stem}.running-ab12cd/metrics.json",
+                   f"results/.{stem}.old-ab12cd/x.png", f"results/{stem}/.{stem}.failed.ipynb",
+                   f"results/{stem}/.{stem}.running.ipynb",
+                   f"results/{stem}/figures/.annealing_trace.png.k2j4.tmp",
+                   "data/cache/PartiPrompts.tsv", "data/cache/.PartiPrompts.tsv.k2j4.tmp",
+                   "requirements.lock.new", "environment.yml.new"]
+    assert _ignored(kept + temporaries) == set(temporaries)
