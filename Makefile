@@ -2,7 +2,9 @@
 #   make reproduce   set up, then execute every notebook headlessly into results/
 #   make test        set up, then run the tests (unit tests and every notebook with small parameters)
 # Setup creates .venv unless a virtual environment is already active, installs the pinned
-# dependencies (requirements.lock) and this package (editable). It re-runs only when
+# dependencies (requirements.lock) and this package (editable). CPU-only machine: prefix the command
+# with PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to get the CPU build of torch.
+# make lock rewrites requirements.lock from the environment, and environment.yml's pins from it. It re-runs only when
 # requirements.lock or pyproject.toml changed.
 
 PYTHON ?= python3
@@ -38,3 +40,5 @@ bench: $(STAMP)
 lock: $(STAMP)
 	{ sed -n '/^#/p' requirements.lock; $(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+	{ sed '/^      - [^-]/d' environment.yml; sed -n 's/^\([^#].*\)$$/      - \1/p' requirements.lock; } > environment.yml.new
+	mv environment.yml.new environment.yml

@@ -31,6 +31,7 @@ import yaml
 from scipy import stats
 
 from aigc_lib._io import atomic_write_text
+from aigc_lib.results import staged_path
 
 ROW_COLUMNS = ("prompt_id", "group", "model", "steps", "seed", "seconds", "clip_score", "status")
 STATUSES = ("ok", "failed")
@@ -409,7 +410,9 @@ def write_profile(path: str | os.PathLike, groups: pd.DataFrame | None = None, s
     ``aigc_lib.scenario.load_scenario(profile=path)`` then uses the measured numbers in place of the
     assumed ones. Takes every key of :func:`fit_sweep` (``n_rows`` is not written),
     so ``write_profile(path, **fit_sweep(...), source_note=...)`` works. Raises ``ValueError`` when
-    nothing can be written.
+    nothing can be written. Returns the path written: inside a Jupyter kernel, for a ``path`` in a
+    notebook's results folder, its staged copy, published by the notebook's last cell
+    (:mod:`aigc_lib.results`).
     Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     overrides = profile_overrides(groups, scores, capacity_tflops, noise_sd, source_note=source_note,
@@ -420,7 +423,7 @@ def write_profile(path: str | os.PathLike, groups: pd.DataFrame | None = None, s
               "# aigc_lib.scenario.load_scenario(profile=<this file>).\n")
     body = {"real_weights": bool(real_weights), "overrides": overrides}
     text = header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=200)
-    return atomic_write_text(path, text)
+    return atomic_write_text(staged_path(path), text)
 
 
 def latency_overrides(latency: pd.DataFrame, *, source_note: str, medium: str = MEDIUM,

@@ -2,16 +2,35 @@
 
 Each notebook writes to ``results/<notebook>/``: figures under ``figures/`` and its key numbers in
 ``metrics.json`` (read by the tests and by :mod:`aigc_lib.reproduce` for ``paper_vs_ours.md``).
+
+Publishing. Inside a Jupyter kernel (JupyterLab, or papermill run by hand) the files a notebook
+writes into its results folder are staged: :func:`save_fig`, :func:`aigc_lib.fit.write_profile`
+and :func:`aigc_lib.sweep.run_sweep` write into a temporary folder, and :func:`write_metrics`,
+every notebook's last call, copies them into the results folder before writing ``metrics.json``.
+A run that stops before its last cell (an error, a bad parameter) leaves the results folder as it
+was, and says where its staged files are. A results folder is the ``results_dir`` given to
+:func:`save_fig` or :func:`write_metrics`, or any folder that holds a ``metrics.json``. Outside a
+kernel (scripts, the tests, ``python -m aigc_lib.sweep``) files are written in place, as is every
+file of a run of :mod:`aigc_lib.reproduce`, which swaps a whole results folder in instead. The
+environment variable ``AIGC_STAGE_RESULTS`` overrides the choice: ``1`` stages, ``0`` does not.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from aigc_lib._io import atomic_write_bytes, write_json
+
+STAGING_ENV = "AIGC_STAGE_RESULTS"
+METRICS_NAME = "metrics.json"
+_stages: dict[Path, Path] = {}  # results folder (resolved) -> its staging folder, this process
+_hook_installed = False
 
 
 COLOURS: dict[str, str] = {
@@ -46,19 +65,117 @@ def colours(names: Any) -> list[str]:
 
 
 def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as ``<results_dir>/figures/<name>.png`` (atomically) and return the path."""
+    """Save a matplotlib figure as ``<results_dir>/figures/<name>.png`` atomically; return the path.
+
+    Inside a Jupyter kernel the file is staged and appears there when :func:`write_metrics`
+    publishes the notebook's results (see the module's docstring).
+    """
     if not name or "/" in name or name.endswith(".png"):
         raise ValueError(f"name: expected a bare file name without '/' or '.png', got {name!r}")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    return atomic_write_bytes(Path(results_dir) / "figures" / f"{name}.png", buffer.getvalue())
+    target = Path(results_dir) / "figures" / f"{name}.png"
+    atomic_write_bytes(staged_path(target, results_dir), buffer.getvalue())
+    return target
 
 
 def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) -> Path:
-    """Write a notebook's key numbers to ``<results_dir>/metrics.json`` (atomically)."""
+    """Write a notebook's key numbers to ``<results_dir>/metrics.json`` (atomically).
+
+    First publishes the files staged for ``results_dir`` (figures, sweep rows, profile: see the
+    module's docstring), so ``metrics.json`` is written last. Returns its path.
+    """
     if not isinstance(metrics, Mapping):
         raise ValueError(f"metrics: expected a mapping of names to numbers, got {type(metrics).__name__}")
-    return write_json(Path(results_dir) / "metrics.json", dict(metrics))
+    publish(results_dir)
+    return write_json(Path(results_dir) / METRICS_NAME, dict(metrics))
+
+
+def staging_active() -> bool:
+    """Whether writes into results folders are staged now: inside a Jupyter kernel, unless the
+    environment variable ``AIGC_STAGE_RESULTS`` says otherwise (``1``: stage, ``0``: do not)."""
+    setting = os.environ.get(STAGING_ENV, "").strip()
+    if setting in ("0", "1"):
+        return setting == "1"
+    if setting:
+        raise ValueError(f"{STAGING_ENV}: expected 0 or 1, got {setting!r}")
+    return _kernel() is not None
+
+
+def staged_path(path: str | os.PathLike, results_dir: str | os.PathLike | None = None,
+                seed: bool = False) -> Path:
+    """Where a writer should write ``path`` now: ``path`` itself, or, while staging is active and
+    ``path`` lies in a results folder, its place in that folder's staging folder.
+
+    ``results_dir`` names the results folder; by default it is the nearest folder above ``path``
+    that is being staged or holds a ``metrics.json``. ``seed=True`` (for a folder written
+    incrementally, such as a sweep's rows) first copies the published folder into the staging
+    folder, so the staged copy continues from it.
+    """
+    path = Path(path)
+    if not staging_active():
+        return path
+    absolute = Path(os.path.abspath(path))
+    if results_dir is not None:
+        folder = Path(os.path.abspath(results_dir))
+        if folder != absolute and folder not in absolute.parents:
+            raise ValueError(f"path: {str(path)!r} is not inside results_dir {str(results_dir)!r}")
+    else:
+        folders = (p for p in absolute.parents if p in _stages or (p / METRICS_NAME).is_file())
+        folder = next(folders, None)
+        if folder is None:
+            return path
+    stage = _stages.get(folder)
+    if stage is None or not stage.is_dir():
+        stage = _stages[folder] = Path(tempfile.mkdtemp(prefix=f"aigc-{folder.name}-staged-"))
+        _report_unpublished_on_error()
+    target = stage / absolute.relative_to(folder)
+    if seed and absolute.is_dir() and not target.exists():
+        shutil.copytree(absolute, target)
+    return target
+
+
+def publish(results_dir: str | os.PathLike) -> list[Path]:
+    """Copy the files staged for ``results_dir`` into it (each atomically) and drop the staging
+    folder; return the published paths. Nothing staged: nothing to do. Called by
+    :func:`write_metrics`."""
+    folder = Path(os.path.abspath(results_dir))
+    stage = _stages.pop(folder, None)
+    if stage is None or not stage.is_dir():
+        return []
+    published = []
+    for source in sorted(p for p in stage.rglob("*") if p.is_file()):
+        target = Path(results_dir) / source.relative_to(stage)
+        published.append(atomic_write_bytes(target, source.read_bytes()))
+    shutil.rmtree(stage, ignore_errors=True)
+    return published
+
+
+def _kernel() -> Any:
+    """The running Jupyter kernel's shell, or None (plain Python, the terminal IPython)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell if shell is not None and hasattr(shell, "kernel") else None
+
+
+def _report_unpublished_on_error() -> None:
+    """In a kernel, after a cell fails, say which results folders were left unchanged and where
+    their staged files are (once per process: an IPython ``post_run_cell`` hook)."""
+    global _hook_installed
+    shell = _kernel()
+    if shell is None or _hook_installed:
+        return
+
+    def report(result: Any) -> None:
+        if getattr(result, "error_in_exec", None) is None:
+            return
+        for folder, stage in _stages.items():
+            print(f"aigc_lib.results: {folder} left unchanged (results are published by the "
+                  f"notebook's last cell, results.write_metrics); this run's files so far: {stage}",
+                  file=sys.stderr)
+
+    shell.events.register("post_run_cell", report)
+    _hook_installed = True
 
 
 

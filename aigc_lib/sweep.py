@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import math
 import os
@@ -36,6 +37,7 @@ import pandas as pd
 
 from aigc_lib._io import atomic_write_bytes, write_csv, write_json
 from aigc_lib.models import MODEL_NAMES, TINY_LABEL, TINY_RESOLUTION, get_model
+from aigc_lib.results import staged_path
 
 DEFAULT_STEPS = tuple(range(10, 43, 4))
 KEY = ("prompt_id", "model", "steps", "seed")
@@ -448,13 +450,15 @@ def run_sweep(
     ``state`` is an accelerate ``PartialState`` (default: a single process); prompts are split
     across its processes and the main process merges the shards into ``sweep.csv``. ``on_row``
     is called with each row after it is written. Returns the merged rows (see :func:`merge_shards`).
+    Inside a Jupyter kernel, a sweep folder within a notebook's results folder is staged and
+    published by the notebook's last cell (:mod:`aigc_lib.results`).
     SPEC section 5; taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     from tqdm.auto import tqdm
 
     state = state if state is not None else _SingleProcess()
-    out = Path(out_dir)
     tasks = plan(prompts, models, steps, seeds)
+    out = staged_path(out_dir, seed=True)  # staged inside a results folder (aigc_lib.results)
     out.mkdir(parents=True, exist_ok=True)
     if state.is_main_process and retry_failed:
         _drop_failed(out)
@@ -467,7 +471,8 @@ def run_sweep(
     other = sorted({str(r.get("weights")) for r in existing} - {str(backend.weights)})
     if other:
         raise ValueError(
-            f"out_dir: {str(out)!r} holds rows measured with weights {other}, not {backend.weights!r}; "
+            f"out_dir: {str(out_dir)!r} holds rows measured with weights {other}, "
+            f"not {backend.weights!r}; "
             "use one folder per backend so rows are never mixed or wrongly skipped as done"
         )
     done = {_key(r) for r in existing}
@@ -525,14 +530,22 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--out", required=True, help="output folder (shards rows-*.jsonl, merged sweep.csv)")
-    parser.add_argument("--prompts", default=None, help="PartiPrompts.tsv (default: aigc_lib.prompts' default)")
-    parser.add_argument("--prompts-csv", default=None, help="own prompts: a CSV with columns prompt_id, prompt, group")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--prompts", default=None,
+                        help="PartiPrompts.tsv (default: aigc_lib.prompts' default)")
+    source.add_argument("--prompts-csv", default=None,
+                        help="own prompts: a CSV with columns prompt_id, prompt, group")
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=list(MODEL_NAMES))
-    parser.add_argument("--steps", nargs="+", type=int, default=list(DEFAULT_STEPS), help="denoising steps (Turbo: 1)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="image seeds")
-    parser.add_argument("--prompts-per-group", type=int, default=None, help="take this many prompts per group")
-    parser.add_argument("--limit", type=int, default=None, help="take at most this many prompts")
-    parser.add_argument("--sample-seed", type=int, default=0, help="seed of the prompt sample")
+    parser.add_argument("--steps", nargs="+", type=_positive_int, default=list(DEFAULT_STEPS),
+                        help="denoising steps (Turbo: 1)")
+    parser.add_argument("--seeds", nargs="+", type=_non_negative_int, default=[0],
+                        help="image seeds")
+    parser.add_argument("--prompts-per-group", type=_positive_int, default=None,
+                        help="take this many prompts per group")
+    parser.add_argument("--limit", type=_positive_int, default=None,
+                        help="take at most this many prompts")
+    parser.add_argument("--sample-seed", type=_non_negative_int, default=0,
+                        help="seed of the prompt sample")
     parser.add_argument(
         "--tiny", action="store_true", help="random tiny pipeline + tiny CLIP (CPU, tests; not real scores)"
     )
@@ -545,37 +558,110 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-failed", action="store_true", help="run failed rows again")
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up image per model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="CPU threads for torch (default: torch's)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0, "an integer >= 0")
+
+
+def _int_at_least(text: str, low: int, expected: str) -> int:
+    """``text`` as an int >= ``low``, else the usage error 'expected <expected>, got <text>'."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def read_prompts_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Own prompts for a sweep: a UTF-8 CSV with columns prompt_id, prompt, group, no empty prompt.
+
+    Raises ``ValueError`` naming the file and what is wrong (missing, empty, binary, not a table,
+    columns, duplicate ids, empty prompts).
+    """
+    name = f"prompts_csv: {str(path)!r}"
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{name} is not a file")
+    data = path.read_bytes()
+    expected = f"expected a CSV with columns {list(PROMPT_COLUMNS)}"
+    if not data.strip():
+        raise ValueError(f"{name} is empty; {expected}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{name} is not UTF-8 text (byte {err.start}); {expected}") from None
+    if "\x00" in text:
+        raise ValueError(f"{name} is a binary file; {expected}")
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        detail = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{name} is not a CSV table ({detail}); {expected}") from None
+    try:
+        _check_prompts(frame)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
+    empty = frame.index[frame["prompt"].isna() | (frame["prompt"].astype(str).str.strip() == "")]
+    if len(empty):
+        raise ValueError(f"{name}: empty prompts in rows {empty.tolist()[:10]}")
+    return frame
 
 
 def _load_prompts(args: argparse.Namespace) -> pd.DataFrame:
     if args.prompts_csv:
-        return pd.read_csv(args.prompts_csv)
+        return read_prompts_csv(args.prompts_csv)
     from aigc_lib.prompts import load_partiprompts
 
     return load_partiprompts(args.prompts)
 
 
-def main(argv: Iterable[str] | None = None) -> pd.DataFrame:
-    """Command line entry point: ``python -m aigc_lib.sweep --help``."""
-    args = _parser().parse_args(None if argv is None else list(argv))
+def _model_paths(parser: argparse.ArgumentParser, items: Sequence[str]) -> dict[str, str]:
+    """``--model-path NAME=FOLDER`` entries as {name: folder}, each checked (usage error if not)."""
     paths = {}
-    for item in args.model_path:
+    for item in items:
         name, sep, folder = item.partition("=")
-        if not sep:
-            raise ValueError(f"--model-path must look like NAME=FOLDER, got {item!r}")
+        if not sep or name not in MODEL_NAMES:
+            parser.error(f"argument --model-path: expected NAME=FOLDER with NAME one of "
+                         f"{list(MODEL_NAMES)}, got {item!r}")
+        if not Path(folder).is_dir():
+            parser.error(f"argument --model-path: {folder!r} is not a folder")
         paths[name] = folder
+    return paths
+
+
+def main(argv: Iterable[str] | None = None) -> pd.DataFrame:
+    """Command line entry point: ``python -m aigc_lib.sweep --help``.
+
+    Every argument is checked (a usage error otherwise) before anything is written.
+    """
+    parser = _parser()
+    args = parser.parse_args(None if argv is None else list(argv))
+    paths = _model_paths(parser, args.model_path)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"argument --out: {args.out!r} exists and is not a folder")
+    try:
+        prompts = select_prompts(_load_prompts(args), args.prompts_per_group, args.limit,
+                                 args.sample_seed)
+        plan(prompts, args.models, args.steps, args.seeds)  # steps per model, distinct seeds
+    except ValueError as err:
+        parser.error(str(err))
     import torch
     from accelerate import PartialState
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be a positive int, got {args.threads}")
         torch.set_num_threads(args.threads)
     state = PartialState(cpu=args.tiny)
     device = "cpu" if args.tiny else str(state.device)
-    prompts = select_prompts(_load_prompts(args), args.prompts_per_group, args.limit, args.sample_seed)
     if args.tiny:
         backend = tiny_backend(device)
     else:

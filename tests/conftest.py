@@ -1,4 +1,5 @@
-"""Shared test helpers: executing a notebook with the small parameters of notebook_params.yaml."""
+"""Shared test helpers: the PartiPrompts check, executing a notebook with the small parameters of
+notebook_params.yaml."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ import pytest
 from aigc_lib import reproduce
 
 SMALL_PARAMS = Path(__file__).with_name("notebook_params.yaml")
+
+
+def pytest_configure(config):
+    """Without PartiPrompts (or with a wrong copy), stop at once with the loader's one-line message
+    saying what to do, rather than with an error in every test that needs the file."""
+    from aigc_lib import prompts
+
+    try:
+        prompts.load_partiprompts()
+    except ValueError as err:
+        pytest.exit(f"error: {err}", returncode=1)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 import json
 import re
+import stat
 import subprocess
 import tomllib
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aigc_lib import reproduce
+from aigc_lib import _io, reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -29,16 +30,33 @@ def test_source_notebook_is_clean(path):
     assert "import *" not in path.read_text()
 
 
+def _environment_pins():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    return [r for r in pip if not r.startswith("-")]
+
+
+def _lock_pins():
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def test_environment_yml_lists_the_pyproject_packages():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
-    listed = {_name(r) for r in pip if not r.startswith("-")}
-    assert listed == wanted
+    assert wanted <= {_name(r) for r in _environment_pins()}
 
 
-def test_lock_pins_every_dependency_and_the_cpu_torch():
+def test_environment_yml_pins_exactly_the_lock():
+    """conda env create installs what make installs: the same pins, none missing or extra."""
+    environment, lock = _environment_pins(), _lock_pins()
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=<>!~ ]+", r) for r in environment), environment
+    by_name = {_name(r): r for r in environment}
+    assert len(by_name) == len(environment)  # no package twice
+    assert by_name == {_name(r): r for r in lock}
+
+
+def test_lock_pins_every_dependency_and_torch_2_13():
     lock = {_name(l): l for l in (ROOT / "requirements.lock").read_text().splitlines() if l and not l.startswith("#")}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for req in project["dependencies"] + project["optional-dependencies"]["test"]:
@@ -71,18 +89,31 @@ def test_executed_copy_is_complete_and_names_no_machine_path(notebook_results):
     assert meta["parameters"]["interactive"] is False  # headless runs draw static figures
     assert str(ROOT) not in executed.read_text()
     assert not list(folder.glob(".*.ipynb"))  # no temporary left behind
+    mask = _io.umask()  # every file and folder written has a normal mode (0644 / 0755)
+    for path in [folder, *folder.rglob("*")]:
+        expected = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert oct(stat.S_IMODE(path.stat().st_mode)) == oct(expected), path
 
 
-def test_a_failing_notebook_leaves_no_executed_copy(tmp_path):
-    import nbformat
+def _ignored(paths):
+    """The paths git's ignore rules match (tracked or not)."""
+    done = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT, text=True,
+                          input="\n".join(paths), capture_output=True)
+    return set(done.stdout.split())
 
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
-    nb.cells = [nbformat.v4.new_code_cell("results_dir = '.'", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("raise RuntimeError('boom')")]
-    source = tmp_path / "99_broken.ipynb"
-    nbformat.write(nb, source)
-    with pytest.raises(Exception, match="boom"):
-        reproduce.run_notebook(source, tmp_path / "results", progress=False)
-    folder = tmp_path / "results" / "99_broken"
-    assert not (folder / "99_broken.ipynb").exists()
-    assert (folder / ".99_broken.failed.ipynb").exists()
+
+def test_committed_results_are_not_ignored_and_temporaries_are():
+    tracked = subprocess.run(["git", "ls-files", "-ci", "--exclude-standard"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split()
+    assert tracked == []  # no committed file matches an ignore rule
+    stem = "04_step_selection_and_resource_allocation"
+    kept = ["results/paper_vs_ours.md", "results/paper_vs_ours.csv", f"results/{stem}/metrics.json",
+            f"results/{stem}/figures/annealing_trace.png", f"results/{stem}/{stem}.ipynb",
+            "results/02_step_sweeps_on_the_gpu/sweep_random-tiny/rows-000.jsonl"]
+    temporaries = [f"results/.{stem}.running-ab12cd/metrics.json",
+                   f"results/.{stem}.old-ab12cd/x.png", f"results/{stem}/.{stem}.failed.ipynb",
+                   f"results/{stem}/.{stem}.running.ipynb",
+                   f"results/{stem}/figures/.annealing_trace.png.k2j4.tmp",
+                   "data/cache/PartiPrompts.tsv", "data/cache/.PartiPrompts.tsv.k2j4.tmp",
+                   "requirements.lock.new", "environment.yml.new"]
+    assert _ignored(kept + temporaries) == set(temporaries)

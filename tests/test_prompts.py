@@ -1,5 +1,6 @@
 """PartiPrompts loader and challenge grouping (aigc_lib.prompts)."""
 
+import functools
 import hashlib
 import io
 import itertools
@@ -46,7 +47,7 @@ def serve(monkeypatch, data):
 def test_loads_columns_ids_and_groups(tmp_path):
     path = tmp_path / "p.tsv"
     path.write_bytes(GOOD)
-    frame = prompts.load_partiprompts(path, mapping=MAPPING)
+    frame = prompts.load_partiprompts(path, mapping=MAPPING, allow_subset=True)
     assert list(frame.columns) == ["prompt_id", "prompt", "category", "challenge", "group"]
     assert frame["prompt_id"].tolist() == [0, 1, 2, 3]
     assert frame["group"].tolist() == ["Basic", "Imagination", "Detail", "Complex"]
@@ -54,14 +55,15 @@ def test_loads_columns_ids_and_groups(tmp_path):
 
 def test_lookup_order_argument_then_env_then_cache(offline, monkeypatch):
     arg, env = offline / "arg.tsv", offline / "env.tsv"
-    arg.write_bytes(tsv([("from argument", "A", "Basic", "")]))
-    env.write_bytes(tsv([("from env", "A", "Basic", "")]))
+    arg.write_bytes(tsv([("from argument", "Animals", "Basic", "")]))
+    env.write_bytes(tsv([("from env", "Animals", "Basic", "")]))
     prompts.CACHE_PATH.parent.mkdir(parents=True)
-    prompts.CACHE_PATH.write_bytes(tsv([("from cache", "A", "Basic", "")]))
-    assert prompts.load_partiprompts(mapping=MAPPING)["prompt"][0] == "from cache"
+    prompts.CACHE_PATH.write_bytes(tsv([("from cache", "Animals", "Basic", "")]))
+    load = functools.partial(prompts.load_partiprompts, mapping=MAPPING, allow_subset=True)
+    assert load()["prompt"][0] == "from cache"
     monkeypatch.setenv("PARTIPROMPTS_PATH", str(env))
-    assert prompts.load_partiprompts(mapping=MAPPING)["prompt"][0] == "from env"
-    assert prompts.load_partiprompts(arg, mapping=MAPPING)["prompt"][0] == "from argument"
+    assert load()["prompt"][0] == "from env"
+    assert load(arg)["prompt"][0] == "from argument"
 
 
 def test_download_is_verified_then_cached(offline, monkeypatch):
@@ -74,9 +76,10 @@ def test_download_is_verified_then_cached(offline, monkeypatch):
 
 
 def test_offline_and_not_found_says_both_fixes(offline):
-    with pytest.raises(ValueError, match="PARTIPROMPTS_PATH") as err:
+    with pytest.raises(ValueError, match="Set PARTIPROMPTS_PATH to a local copy") as err:
         prompts.load_partiprompts(mapping=MAPPING)
-    assert "internet" in str(err.value)
+    assert "put the file at data/cache/PartiPrompts.tsv" in str(err.value)
+    assert "\n" not in str(err.value)  # one line
     assert not prompts.CACHE_PATH.exists()
 
 
@@ -100,7 +103,7 @@ def test_missing_file_names_the_argument(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="path"):
         prompts.load_partiprompts(tmp_path / "nope.tsv")
     monkeypatch.setenv("PARTIPROMPTS_PATH", str(tmp_path / "nope.tsv"))
-    with pytest.raises(ValueError, match="PARTIPROMPTS_PATH"):
+    with pytest.raises(ValueError, match="PARTIPROMPTS_PATH.*data/cache/PartiPrompts.tsv"):
         prompts.load_partiprompts()
 
 
@@ -113,16 +116,90 @@ def test_missing_columns(tmp_path):
 
 def test_unknown_challenge_labels_are_named(tmp_path):
     path = tmp_path / "p.tsv"
-    path.write_bytes(tsv([("a", "A", "Basic", ""), ("b", "A", "Weird One", ""), ("c", "A", "Odd", "")]))
+    path.write_bytes(tsv([("a", "Arts", "Basic", ""), ("b", "Arts", "Weird One", ""),
+                          ("c", "Arts", "Odd", "")]))
     with pytest.raises(ValueError, match=r"unknown challenge labels \['Odd', 'Weird One'\]"):
         prompts.load_partiprompts(path, mapping=MAPPING)
 
 
 def test_empty_prompts_are_rejected(tmp_path):
     path = tmp_path / "p.tsv"
-    path.write_bytes(tsv([("a dog", "A", "Basic", ""), ("  ", "A", "Basic", "")]))
+    path.write_bytes(tsv([("a dog", "Animals", "Basic", ""), ("  ", "Animals", "Basic", "")]))
     with pytest.raises(ValueError, match=r"empty prompts in rows \[1\]"):
         prompts.load_partiprompts(path, mapping=MAPPING)
+
+
+def test_a_valid_subset_is_refused_unless_asked_for(tmp_path):
+    path = tmp_path / "subset.tsv"
+    path.write_bytes(GOOD)
+    match = r"holds 4 prompts where the official file holds 1632"
+    with pytest.raises(ValueError, match=match) as err:
+        prompts.load_partiprompts(path, mapping=MAPPING)
+    assert str(path) in str(err.value) and "allow_subset=True" in str(err.value)
+    assert len(prompts.load_partiprompts(path, mapping=MAPPING, allow_subset=True)) == 4
+
+
+def test_an_edited_copy_of_full_length_is_refused(tmp_path):
+    path = tmp_path / "edited.tsv"
+    path.write_bytes(tsv([(f"prompt {i}", "Animals", "Basic", "") for i in range(1632)]))
+    match = r"differs from the official file \(md5 [0-9a-f]{32}"
+    with pytest.raises(ValueError, match=match) as err:
+        prompts.load_partiprompts(path, mapping=MAPPING)
+    assert str(path) in str(err.value)
+
+
+def test_a_bad_cached_copy_is_refused_too(offline):
+    prompts.CACHE_PATH.parent.mkdir(parents=True)
+    prompts.CACHE_PATH.write_bytes(GOOD)
+    with pytest.raises(ValueError, match=r"^cache: .*holds 4 prompts"):
+        prompts.load_partiprompts(mapping=MAPPING)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "is empty"),
+    (b"\n\n  \n", "is empty"),
+    (HEADER.encode(), r"holds no prompts \(only a header\)"),
+    (bytes(range(256)) * 8, "is not UTF-8 text"),
+    (b"PK\x03\x04\x00\x00binary", "is a binary file"),
+    (b'Prompt\tCategory\tChallenge\n"unclosed\tAnimals\tBasic\n', "is not a tab-separated table"),
+], ids=["empty", "blank", "header-only", "not-utf8", "nul-bytes", "unparsable"])
+def test_empty_or_binary_files_are_named(tmp_path, content, match):
+    path = tmp_path / "broken.tsv"
+    path.write_bytes(content)
+    for allow_subset in (False, True):
+        with pytest.raises(ValueError, match=match) as err:
+            prompts.load_partiprompts(path, mapping=MAPPING, allow_subset=allow_subset)
+        assert str(err.value).startswith(f"path: {str(path)!r}")
+
+
+@pytest.mark.parametrize("row, match", [
+    (("a dog", "Pets", "Basic", ""), r"unknown category labels \['Pets'\]"),
+    (("a dog", "", "Basic", ""), r"empty category labels in rows \[1\]"),
+    (("a dog", "Animals", " ", ""), r"empty challenge labels in rows \[1\]"),
+])
+def test_every_field_and_label_is_checked(tmp_path, row, match):
+    path = tmp_path / "p.tsv"
+    path.write_bytes(tsv([("a cat", "Animals", "Basic", ""), row]))
+    with pytest.raises(ValueError, match=match):
+        prompts.load_partiprompts(path, mapping=MAPPING, allow_subset=True)
+
+
+def test_allow_subset_must_be_a_bool(tmp_path):
+    path = tmp_path / "p.tsv"
+    path.write_bytes(GOOD)
+    with pytest.raises(ValueError, match="allow_subset: expected True or False"):
+        prompts.load_partiprompts(path, mapping=MAPPING, allow_subset="yes")
+
+
+@pytest.mark.skipif(not os.environ.get("PARTIPROMPTS_PATH"), reason="PARTIPROMPTS_PATH not set")
+def test_a_truncated_copy_of_the_real_file_is_refused(tmp_path, monkeypatch):
+    lines = open(os.environ["PARTIPROMPTS_PATH"], "rb").read().splitlines(keepends=True)
+    truncated = tmp_path / "t.tsv"
+    truncated.write_bytes(b"".join(lines[:100]))
+    monkeypatch.setenv("PARTIPROMPTS_PATH", str(truncated))
+    with pytest.raises(ValueError, match=r"^PARTIPROMPTS_PATH: .*t\.tsv' holds 99 prompts"):
+        prompts.load_partiprompts()
+    assert len(prompts.load_partiprompts(allow_subset=True)) == 99
 
 
 def test_default_mapping_covers_the_11_challenges_with_reasons():

@@ -315,3 +315,55 @@ def test_cli_killed_mid_sweep_then_rerun_completes_without_duplicates(tmp_path):
     merged = pd.read_csv(out / sweep.MERGED_NAME)
     assert len(merged) == total and (merged["status"] == "ok").all() and not merged["real_weights"].any()
     assert json.loads((out / "manifest.json").read_text())["backend"]["real_weights"] is False
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--steps", "-4"], "argument --steps: expected a positive integer, got '-4'"),
+    (["--steps", "two"], "argument --steps: expected a positive integer, got 'two'"),
+    (["--seeds", "-1"], "argument --seeds: expected an integer >= 0, got '-1'"),
+    (["--seeds", "1", "1"], "seeds must be distinct non-negative ints, got [1, 1]"),
+    (["--threads", "0"], "argument --threads: expected a positive integer, got '0'"),
+    (["--limit", "0"], "argument --limit: expected a positive integer, got '0'"),
+    (["--model-path", "sd15"], "argument --model-path: expected NAME=FOLDER"),
+    (["--model-path", "sd15=/no/such/folder"],
+     "argument --model-path: '/no/such/folder' is not a folder"),
+], ids=["negative-steps", "word-steps", "negative-seed", "repeated-seed", "threads", "limit",
+        "model-path-form", "model-path-folder"])
+def test_cli_bad_arguments_are_usage_errors_and_write_nothing(tmp_path, capsys, args, match):
+    csv = tmp_path / "prompts.csv"
+    PROMPTS.to_csv(csv, index=False)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main(["--tiny", "--out", str(out), "--prompts-csv", str(csv), *args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("usage: python -m aigc_lib.sweep")
+    assert match in err
+    assert not out.exists()  # no manifest before the arguments are checked
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "is empty; expected a CSV with columns ['prompt_id', 'prompt', 'group']"),
+    (bytes(range(256)), "is not UTF-8 text (byte 128)"),
+    (b"prompt_id,prompt,group\n1,a\x00cat,Basic\n", "is a binary file"),
+    (b'prompt_id,prompt,group\n1,"unclosed,Basic\n', "is not a CSV table"),
+    (b"prompt_id,prompt\n1,a cat\n", "missing ['group']"),
+    (b"prompt_id,prompt,group\n1,a cat,Basic\n2, ,Basic\n", "empty prompts in rows [1]"),
+], ids=["empty", "not-utf8", "nul", "unparsable", "columns", "empty-prompt"])
+def test_cli_names_a_bad_prompts_file(tmp_path, capsys, content, match):
+    path = tmp_path / "prompts.csv"
+    path.write_bytes(content)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main(["--tiny", "--out", str(out), "--prompts-csv", str(path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"error: prompts_csv: {str(path)!r}" in err and match in err
+    assert not out.exists()
+
+
+def test_cli_names_a_bad_partiprompts_file(tmp_path, capsys):
+    path = tmp_path / "PartiPrompts.tsv"
+    path.write_bytes(b"")
+    with pytest.raises(SystemExit):
+        sweep.main(["--tiny", "--out", str(tmp_path / "out"), "--prompts", str(path)])
+    assert f"error: path: {str(path)!r} is empty" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,221 @@
+"""The notebook runner (aigc_lib.reproduce) and direct papermill runs: a failed run changes no
+results folder, a successful one replaces it whole, parameters are checked before anything runs."""
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+import yaml
+
+from aigc_lib import _io, reproduce, results
+
+KERNEL = {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+DEMO_CELLS = [
+    "from pathlib import Path\nimport matplotlib\nmatplotlib.use('Agg')\n"
+    "import matplotlib.pyplot as plt\nfrom aigc_lib import results",
+    "fig, ax = plt.subplots(); ax.plot([0, seed])\nresults.save_fig(fig, 'trace', results_dir)\n"
+    "Path(results_dir, 'own.txt').write_text(f'seed {seed}')  # written by the notebook itself",
+    "if seed < 0:\n    raise ValueError(f'seed: expected >= 0, got {seed}')",
+    "results.write_metrics({'seed': seed}, results_dir)",
+]
+
+
+def demo_notebook(folder, name="99_demo"):
+    """A small notebook written like the real ones: a parameters cell, save_fig, write_metrics."""
+    nb = nbformat.v4.new_notebook(metadata=KERNEL)
+    params = "results_dir = '.'\ninteractive = True\nseed = 0"
+    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(code) for code in DEMO_CELLS]
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def tree(folder):
+    """Every file and folder under ``folder`` (hidden ones included): bytes and mode."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        content = p.read_bytes() if p.is_file() else None
+        out[str(p.relative_to(folder))] = (content, p.stat().st_mode)
+    return out
+
+
+@pytest.fixture
+def published(tmp_path):
+    """``(notebook, results root)``: the demo notebook with a results folder from an earlier run,
+    including a stale partly executed copy that an older runner left behind."""
+    root = tmp_path / "results"
+    folder = root / "99_demo"
+    (folder / "figures").mkdir(parents=True)
+    (folder / "figures" / "trace.png").write_bytes(b"old figure")
+    (folder / "own.txt").write_text("old")
+    (folder / "kept.txt").write_text("a file this run does not write")
+    (folder / "metrics.json").write_text('{"seed": 0}\n')
+    (folder / ".99_demo.failed.ipynb").write_text("{}")
+    return demo_notebook(tmp_path), root
+
+
+@pytest.fixture
+def normal_umask():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_a_failed_run_leaves_results_byte_identical_and_says_where_its_output_is(published):
+    notebook, root = published
+    before = tree(root)
+    with pytest.raises(papermill.PapermillExecutionError, match="seed: expected >= 0") as err:
+        reproduce.run_notebook(notebook, root, {"seed": -1}, progress=False)
+    assert tree(root) == before
+    note = " ".join(getattr(err.value, "__notes__", []))
+    assert f"{root / '99_demo'} is unchanged" in note
+    failed = Path(note.rsplit(" in ", 1)[1])
+    assert failed.name == "99_demo" and root not in failed.parents
+    assert (failed / "own.txt").read_text() == "seed -1"  # the partial output
+    assert "seed: expected >= 0" in (failed / "99_demo.failed.ipynb").read_text()
+    shutil.rmtree(failed.parent)
+
+
+def test_a_successful_run_replaces_the_folder_and_drops_stale_temporaries(published, normal_umask):
+    notebook, root = published
+    executed = reproduce.run_notebook(notebook, root, {"seed": 3}, progress=False)
+    folder = root / "99_demo"
+    assert executed == folder / "99_demo.ipynb"
+    assert sorted(p.name for p in root.iterdir()) == ["99_demo"]  # no temporary folder left
+    assert not list(folder.glob(".*"))  # the stale .failed copy is gone
+    assert (folder / "own.txt").read_text() == "seed 3"
+    assert (folder / "kept.txt").read_text() == "a file this run does not write"
+    assert json.loads((folder / "metrics.json").read_text()) == {"seed": 3}
+    assert (folder / "figures" / "trace.png").read_bytes().startswith(b"\x89PNG")
+    text = executed.read_text()
+    assert ".running" not in text
+    recorded = json.loads(text)["metadata"]["papermill"]["parameters"]["results_dir"]
+    assert recorded.endswith("/99_demo")
+    for path in [folder, *folder.rglob("*")]:
+        expected = 0o755 if path.is_dir() else 0o644
+        assert oct(stat.S_IMODE(path.stat().st_mode)) == oct(expected), path
+
+
+def test_a_mistyped_parameter_is_refused_before_anything_runs(published):
+    notebook, root = published
+    before = tree(root)
+    with pytest.raises(ValueError, match=r"parameters: 99_demo has no parameter 'sed'; "
+                                         r"its parameters: interactive, results_dir, seed"):
+        reproduce.run_notebook(notebook, root, {"sed": 3}, progress=False)
+    with pytest.raises(ValueError, match="results_dir of 99_demo is set by the runner"):
+        reproduce.run_notebook(notebook, root, {"results_dir": "/elsewhere"}, progress=False)
+    assert tree(root) == before
+
+
+@pytest.fixture
+def never_run(monkeypatch):
+    def run_notebook(*args, **kwargs):
+        raise AssertionError("a notebook ran")
+
+    monkeypatch.setattr(reproduce, "run_notebook", run_notebook)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"04_step_selection_and_resource_allocation": {"n_slot": 5}},
+     "04_step_selection_and_resource_allocation has no parameter 'n_slot'; its parameters: "
+     "explore_slots, interactive, n_slots, results_dir, seed, weights"),
+    ({"all": {"seed": 1, "n_slots": 5}},
+     "01_prompts_and_clipscore_distributions has no parameter 'n_slots'"),
+    ({"04_step_selection": {"n_slots": 5}},
+     r"params: no notebook is named \['04_step_selection'\]"),
+], ids=["typo", "all-but-not-everywhere", "unknown-notebook"])
+def test_reproduce_command_checks_every_parameter_first(tmp_path, capsys, never_run, params, match):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    only = ["01", "04"] if "all" in params else ["04"]
+    with pytest.raises(SystemExit) as exit_:
+        reproduce.main(["--only", *only, "--params", str(path),
+                        "--results-dir", str(tmp_path / "r")])
+    assert exit_.value.code == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_reproduce_command_without_partiprompts_stops_with_one_line(tmp_path, monkeypatch, capsys,
+                                                                    never_run):
+    monkeypatch.setenv("PARTIPROMPTS_PATH", str(tmp_path / "missing.tsv"))
+    assert reproduce.main(["--only", "03", "--results-dir", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: PARTIPROMPTS_PATH: ")
+    assert "data/cache/PartiPrompts.tsv" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_reproduce_command_refuses_a_truncated_partiprompts_file(tmp_path, monkeypatch, capsys,
+                                                                 never_run):
+    truncated = tmp_path / "t.tsv"
+    truncated.write_text("Prompt\tCategory\tChallenge\tNote\n" + "a cat\tAnimals\tBasic\t\n" * 99)
+    monkeypatch.setenv("PARTIPROMPTS_PATH", str(truncated))
+    assert reproduce.main(["--only", "03", "--results-dir", str(tmp_path / "r")]) == 1
+    assert f"'{truncated}' holds 99 prompts" in capsys.readouterr().err
+
+
+def test_a_failed_direct_papermill_run_changes_no_results_file(tmp_path, monkeypatch):
+    """Finding 2: papermill notebooks/04_... out.ipynb --cwd notebooks -p seed 1 -p n_slots -5."""
+    monkeypatch.delenv(results.STAGING_ENV, raising=False)  # the kernel decides: it stages
+    stem = "04_step_selection_and_resource_allocation"
+    folder = tmp_path / "results" / stem  # a copy of the committed results, so git stays clean
+    shutil.copytree(reproduce.RESULTS_DIR / stem, folder)
+    before = tree(folder)
+    output = tmp_path / "out.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError, match="n_slots"):
+        papermill.execute_notebook(
+            str(reproduce.NOTEBOOKS_DIR / f"{stem}.ipynb"), str(output),
+            cwd=str(reproduce.NOTEBOOKS_DIR),
+            parameters={"seed": 1, "n_slots": -5, "results_dir": str(folder), "interactive": False},
+            kernel_name="python3", progress_bar=False)
+    assert tree(folder) == before
+    assert f"{folder} left unchanged" in output.read_text()  # the failed cell says so
+
+
+def test_a_direct_papermill_run_publishes_at_its_last_cell(published, tmp_path, monkeypatch):
+    monkeypatch.delenv(results.STAGING_ENV, raising=False)
+    notebook, root = published
+    folder = root / "99_demo"
+    papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
+                               parameters={"seed": 2, "results_dir": str(folder)},
+                               kernel_name="python3", progress_bar=False)
+    assert json.loads((folder / "metrics.json").read_text()) == {"seed": 2}
+    assert (folder / "figures" / "trace.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_make_test_without_partiprompts_prints_one_line(tmp_path):
+    env = dict(os.environ, PARTIPROMPTS_PATH=str(tmp_path / "missing.tsv"))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_prompts.py", "-k", "default_mapping"],
+                          cwd=reproduce.ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode != 0
+    assert len(output.splitlines()) == 1, output
+    assert "PARTIPROMPTS_PATH" in output and "data/cache/PartiPrompts.tsv" in output
+
+
+def test_a_relative_partiprompts_path_reaches_the_kernel_as_absolute(tmp_path, monkeypatch):
+    source = tmp_path / "nb"
+    source.mkdir()
+    nb = nbformat.v4.new_notebook(metadata=KERNEL)
+    code = ("import os\nfrom aigc_lib import results\npath = os.environ['PARTIPROMPTS_PATH']\n"
+            "results.write_metrics({'env': path, 'exists': os.path.isfile(path)}, results_dir)")
+    nb.cells = [nbformat.v4.new_code_cell("results_dir = '.'", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, source / "98_env.ipynb")
+    (tmp_path / "PartiPrompts.tsv").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PARTIPROMPTS_PATH", "PartiPrompts.tsv")  # relative to here, not to nb/
+    reproduce.run_notebook(source / "98_env.ipynb", tmp_path / "results", progress=False)
+    metrics = json.loads((tmp_path / "results" / "98_env" / "metrics.json").read_text())
+    assert metrics == {"env": str(tmp_path / "PartiPrompts.tsv"), "exists": True}
