@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-FIGURES = ("solver_gap_and_time", "sensitivity", "predictor_rho", "explore_models")
+FIGURES = ("solver_gap_and_time", "sensitivity", "predictor_rho")
 SUMMARY = ("mean_utility", "mean_score", "mean_latency", "mean_steps", "mean_time_consumption")
 
 
@@ -39,6 +39,7 @@ def test_an_oracle_predictor_beats_category_labels(run):
     assert [row["rho"] for row in sweep] == [0.0, 1.0]
     assert sweep[1]["mean_utility"] > sweep[0]["mean_utility"]
     assert sweep[1]["mean_score"] > sweep[0]["mean_score"]
+    assert math.isfinite(run[0]["direct_mean_utility"])
 
 
 def test_sensitivity_tables_cover_the_swept_values(run):
@@ -66,3 +67,4 @@ def test_every_figure_is_written(run):
     for name in FIGURES:
         path = folder / "figures" / f"{name}.png"
         assert path.is_file() and path.stat().st_size > 1000, name
+    assert not (folder / "figures" / "explore_models.png").exists()  # sliders never write results

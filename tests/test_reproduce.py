@@ -127,7 +127,7 @@ def never_run(monkeypatch):
 @pytest.mark.parametrize("params, match", [
     ({"04_step_selection_and_resource_allocation": {"n_slot": 5}},
      "04_step_selection_and_resource_allocation has no parameter 'n_slot'; its parameters: "
-     "explore_slots, interactive, n_slots, results_dir, seed, weights"),
+     "explore_slots, interactive, n_slots, other_scenario, results_dir, scenario_name, seed, weights"),
     ({"all": {"seed": 1, "n_slots": 5}},
      "01_prompts_and_clipscore_distributions has no parameter 'n_slots'"),
     ({"04_step_selection": {"n_slots": 5}},
