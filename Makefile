@@ -1,6 +1,7 @@
 # Two commands do everything (README):
 #   make reproduce   set up, then execute every notebook headlessly into results/
-#   make test        set up, then run the tests (unit tests and every notebook with small parameters)
+#   make test        set up, check the formatting (ruff), then run the tests (unit tests and every
+#                    notebook with small parameters)
 # Setup creates .venv unless a virtual environment is already active, installs the pinned
 # dependencies (requirements.lock) and this package (editable). CPU-only machine: prefix the command
 # with PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to get the CPU build of torch.
@@ -32,6 +33,7 @@ reproduce: $(STAMP)
 	$(PY) -m aigc_lib.reproduce
 
 test: $(STAMP)
+	$(PY) -m ruff format --check --quiet . || { echo "ruff format --check: run '$(PY) -m ruff format .'"; exit 1; }
 	$(PY) -m pytest
 
 bench: $(STAMP)

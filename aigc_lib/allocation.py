@@ -209,7 +209,6 @@ class Allocation:
     NaN, 0 and NaN for a model without tasks. ``method``: which solver produced it. ``trace``: for
     :func:`simulated_annealing` with ``trace=True``, a DataFrame with one row per iteration
     (iteration, temperature, utility of the current state, best utility so far); else None.
-    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
 
     steps: np.ndarray
@@ -297,8 +296,6 @@ def evaluate(problem: AllocationProblem, steps: Any, compute: Any, method: str =
     """An :class:`Allocation` for given steps and compute: utility, time per image, makespan, mean latency.
 
     Units as in :class:`Allocation`; validation as in :func:`utility`.
-
-    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
     _check_problem(problem)
     steps = _check_steps(problem, steps)
@@ -572,8 +569,6 @@ def dual_annealing_allocation(problem: AllocationProblem, rng: np.random.Generat
     every point is feasible. ``maxiter``: dual annealing's global iterations (each followed by a
     local search). Returns an :class:`~aigc_lib.allocation.Allocation` with method
     ``"dual_annealing"``. ``rng``: a ``numpy.random.Generator``.
-
-    Taught in ``notebooks/05_beyond_the_paper.ipynb``.
     """
     from scipy.optimize import dual_annealing
 

@@ -92,8 +92,6 @@ def assign_random(n_tasks: int, n_models: int, rng: np.random.Generator) -> np.n
     """Random-assignment baseline: each of ``n_tasks`` tasks to one of ``n_models`` models uniformly.
 
     ``rng``: a ``numpy.random.Generator``. Returns model indices, shape (n_tasks,), int.
-
-    Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
     n_tasks = validate.whole(n_tasks, "n_tasks", low=0)
     n_models = validate.whole(n_models, "n_models", low=1)

@@ -435,7 +435,6 @@ def latency_overrides(latency: pd.DataFrame, *, source_note: str, medium: str = 
     ``capacity_tflops`` = the ``medium`` model's counted TFLOP per step / its seconds (the GPU in
     effective TFLOPS, as the scenario defines C). Rows of tiny look-alike networks (``tiny`` true)
     time other networks than the real ones and are refused unless ``include_tiny`` (dry runs).
-    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     needed = ("gpu", "tiny", "model", "component", "seconds", "tflop")
     if not isinstance(latency, pd.DataFrame) or any(c not in latency.columns for c in needed):

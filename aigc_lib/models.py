@@ -135,7 +135,7 @@ def load_pipeline(
     folder. ``dtype`` defaults to float16 on CUDA (with the repository's ``fp16`` weight variant
     when ``variant='auto'``) and float32 elsewhere.
     The safety checker is left out (our choice: it blanks images, which would distort CLIPScores).
-    SPEC section 5; taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
+    SPEC section 5.
     """
     import diffusers
     import torch
@@ -212,7 +212,7 @@ def tiny_pipeline(seed: int = 0) -> Any:
     image/2, 2-layer CLIP text encoder, :func:`tiny_tokenizer`, Euler scheduler) at toy width, for
     tests and CI; generate at :data:`TINY_RESOLUTION` pixels. Same ``seed``, same weights; torch's
     global random state is left untouched. Its images carry no meaning: label results from it
-    ``random-tiny``. Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
+    ``random-tiny``.
     """
     import torch
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -276,7 +276,6 @@ def generate(
     The initial noise comes from a CPU ``torch.Generator`` seeded with ``seed`` (the same image on
     any device, up to kernel differences); ``guidance`` is the classifier-free guidance scale (no
     second UNet pass when <= 1); ``resolution`` is the image side in pixels.
-    Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     import torch
 

@@ -49,8 +49,6 @@ _REMEDIES = (
 
 def load_challenge_groups(path: str | os.PathLike | None = None) -> dict[str, str]:
     """The default challenge -> group mapping (``data/challenge_groups.yaml``): {challenge: group}.
-
-    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
     """
     raw = yaml.safe_load(Path(path or GROUPS_PATH).read_text(encoding="utf-8"))
     return {challenge: entry["group"] for challenge, entry in raw["challenges"].items()}

@@ -107,8 +107,6 @@ class ModelSpec:
 @dataclass(frozen=True)
 class GroupPrior:
     """A prompt group's Gaussian prior N(mu, sigma^2) of medium-model CLIPScore, and its share.
-
-    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
     """
 
     name: str
@@ -129,7 +127,6 @@ class Scenario:
     ``tasks_per_slot`` the prompts arriving in one slot. ``name``: the scenario's name;
     ``premises``: the premises of :data:`PREMISES` it keeps (checked on load). ``provenance`` maps
     dotted keys (``groups.Basic.mu``) to :class:`Provenance`.
-    Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
     """
 
     models: tuple[ModelSpec, ...]
@@ -560,7 +557,7 @@ def true_score(scenario: Scenario, prompt_score: Any, model: Any, steps: Any,
     0 = smallest) and ``steps`` z broadcast against each other; the result has their broadcast
     shape. Image noise is not included (the simulator adds N(0, noise_sd^2) per image).
     ``saturation_steps``: the saturating reading of :func:`score_curve`.
-    Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
     x = np.asarray(prompt_score, dtype=float)

@@ -76,7 +76,6 @@ class SimulationResult:
     the mean task utility, eq. 4), ``planned_utility`` (the allocator's eq. 11), and per model
     ``n_<model>``, ``steps_<model>`` (NaN without tasks) and ``compute_<model>`` (TFLOPS). Means
     are NaN for a slot without tasks. ``settings``: the arguments of the run.
-    Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
 
     tasks: pd.DataFrame

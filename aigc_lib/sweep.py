@@ -224,7 +224,7 @@ def merge_shards(out_dir: str | os.PathLike, write: bool = True) -> pd.DataFrame
 
     If a key occurs twice (never by this module), an ``ok`` row wins over a failed one, then the last.
     Columns and units: seconds, peak_memory_gib (GiB, empty on a CPU), clip_score (CLIPScore points,
-    empty for failed rows). Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
+    empty for failed rows).
     """
     frame = read_shards(out_dir)
     if len(frame):

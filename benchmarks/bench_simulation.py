@@ -22,9 +22,9 @@ TARGETS = {"exact": 5.0, "annealing": 30.0}
 
 
 def default_scenario() -> tuple[Scenario, str]:
-    """data/scenario.yaml when it loads, else a built-in copy of its numbers (SPEC section 4)."""
+    """data/scenarios/paper.yaml when it loads, else a built-in copy of its numbers (SPEC section 4)."""
     try:
-        return load_scenario(), "data/scenario.yaml"
+        return load_scenario(), "data/scenarios/paper.yaml"
     except (ValueError, OSError):
         z = tuple(range(10, 43, 4))
         return Scenario(
@@ -35,7 +35,7 @@ def default_scenario() -> tuple[Scenario, str]:
                     GroupPrior("Detail", 32.5, 2.8, 0.3548), GroupPrior("Complex", 30.0, 2.6, 0.1624)),
             thresholds=(29.5, 33.8), weight=0.2, capacity_tflops=34.0, min_share=0.01, noise_sd=1.0,
             tasks_per_slot=10,
-        ), "built-in copy of the default numbers (data/scenario.yaml did not load)"
+        ), "built-in copy of the default numbers (data/scenarios/paper.yaml did not load)"
 
 
 def main() -> None:

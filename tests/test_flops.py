@@ -16,7 +16,7 @@ from aigc_lib import flops
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
-# FACTS.md / SPEC.md section 4: TFLOP per denoising step (2 FLOP per multiply-add)
+# docs/SPEC.md section 4, data/SOURCES.md: TFLOP per denoising step (2 FLOP per multiply-add)
 TARGETS = {"sd15": 1.607, "sdxl": 13.522, "sdxl-turbo": 1.589}
 
 

@@ -117,3 +117,42 @@ def test_committed_results_are_not_ignored_and_temporaries_are():
                    "data/cache/PartiPrompts.tsv", "data/cache/.PartiPrompts.tsv.k2j4.tmp",
                    "requirements.lock.new", "environment.yml.new"]
     assert _ignored(kept + temporaries) == set(temporaries)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_code_is_short_lines_without_statement_chains(path):
+    import io
+    import tokenize
+
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        assert all(len(line) <= 100 for line in source.splitlines()), source
+        tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+        assert not any(t.type == tokenize.OP and t.string == ";" for t in tokens), source
+
+
+def test_taught_in_names_only_notebooks_that_use_the_name():
+    """A docstring's "Taught in notebooks/NN_..." must point at a notebook whose code uses the name."""
+    import ast
+
+    texts = {p.stem: "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"])
+             for p in NOTEBOOKS}
+    wrong = []
+    for module in sorted((ROOT / "aigc_lib").glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                doc = (ast.get_docstring(node) or "").replace("\n", " ").replace("``", "")
+                for stem in re.findall(r"notebooks/(\d\d_[a-z0-9_]+)\.ipynb", doc):
+                    if not re.search(rf"\b{node.name}\b", texts.get(stem, "")):
+                        wrong.append(f"{module.stem}.{node.name} -> {stem}")
+    assert not wrong, wrong
+
+
+def test_nothing_user_facing_points_outside_the_project():
+    banned = re.compile(r"\.\./shared|FACTS\.md|STYLE\.md|DEVELOPERS\.md")
+    files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "data").rglob("*.yaml"),
+             *(ROOT / "data").rglob("*.md"), *NOTEBOOKS, *(ROOT / "aigc_lib").glob("*.py")]
+    hits = [str(p.relative_to(ROOT)) for p in files if banned.search(p.read_text(encoding="utf-8"))]
+    assert not hits, hits
