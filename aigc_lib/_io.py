@@ -56,7 +56,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_to_builtin) + "\n")
+    return atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=True, default=_to_builtin) + "\n"
+    )
 
 
 def write_csv(path: str | os.PathLike, frame: "pd.DataFrame") -> Path:

@@ -101,7 +101,9 @@ class AllocationProblem:
         m = n_tasks.size
         options = _step_options(self.step_options, m)
         values = {
-            "tflop_per_step": _per_model(self.tflop_per_step, "tflop_per_step", m, low=0.0, low_open=True),
+            "tflop_per_step": _per_model(
+                self.tflop_per_step, "tflop_per_step", m, low=0.0, low_open=True
+            ),
             "tflop_fixed": _per_model(self.tflop_fixed, "tflop_fixed", m, low=0.0, low_open=False),
             "score_a": _per_model(self.score_a, "score_a", m),
             "score_b": _per_model(self.score_b, "score_b", m),
@@ -110,14 +112,19 @@ class AllocationProblem:
         weight = validate.number(self.weight, "weight", low=0.0)
         min_share = validate.number(self.min_share, "min_share", low=0.0)
         if min_share * m > 1:
-            raise ValueError(f"min_share: {min_share} x {m} models exceeds the whole capacity; expected <= {1 / m:.4g}")
+            raise ValueError(
+                f"min_share: {min_share} x {m} models exceeds the whole capacity; expected <= {1 / m:.4g}"
+            )
         if self.latency not in LATENCY_READINGS:
             raise ValueError(f"latency: expected one of {LATENCY_READINGS}, got {self.latency!r}")
         if self.utility not in UTILITY_READINGS:
             raise ValueError(f"utility: expected one of {UTILITY_READINGS}, got {self.utility!r}")
         if self.saturation_steps is not None:
-            object.__setattr__(self, "saturation_steps",
-                               validate.number(self.saturation_steps, "saturation_steps", low=0.0, low_open=True))
+            object.__setattr__(
+                self,
+                "saturation_steps",
+                validate.number(self.saturation_steps, "saturation_steps", low=0.0, low_open=True),
+            )
         object.__setattr__(self, "n_tasks", n_tasks)
         object.__setattr__(self, "step_options", options)
         for name, arr in values.items():
@@ -223,6 +230,7 @@ class Allocation:
 
 # --- utility and the closed-form split ----------------------------------------------------------
 
+
 def utility(problem: AllocationProblem, steps: Any, compute: Any) -> float:
     """Utility U(z, c) of SPEC eq. 11 in CLIPScore points (mean estimated score minus lambda x mean latency).
 
@@ -303,8 +311,13 @@ def evaluate(problem: AllocationProblem, steps: Any, compute: Any, method: str =
     return _allocation(problem, steps, compute, method)
 
 
-def _allocation(problem: AllocationProblem, steps: np.ndarray, compute: np.ndarray, method: str,
-                trace: pd.DataFrame | None = None) -> Allocation:
+def _allocation(
+    problem: AllocationProblem,
+    steps: np.ndarray,
+    compute: np.ndarray,
+    method: str,
+    trace: pd.DataFrame | None = None,
+) -> Allocation:
     active = problem.active
     steps = np.where(active, steps, [opts[0] for opts in problem.step_options]).astype(np.int64)
     compute = np.where(active, compute, 0.0)
@@ -327,10 +340,13 @@ def _allocation(problem: AllocationProblem, steps: np.ndarray, compute: np.ndarr
 
 
 def _empty(problem: AllocationProblem, method: str) -> Allocation:
-    return _allocation(problem, np.array([o[0] for o in problem.step_options]), np.zeros(problem.n_models), method)
+    return _allocation(
+        problem, np.array([o[0] for o in problem.step_options]), np.zeros(problem.n_models), method
+    )
 
 
 # --- the exact solver ---------------------------------------------------------------------------
+
 
 def solve_exact(problem: AllocationProblem) -> Allocation:
     """The global optimum of eq. 11: every step combination, each with its closed-form compute split (ours).
@@ -376,6 +392,7 @@ def solve_exact(problem: AllocationProblem) -> Allocation:
 
 # --- Algorithm 1: simulated annealing -----------------------------------------------------------
 
+
 def simulated_annealing(
     problem: AllocationProblem,
     rng: np.random.Generator,
@@ -417,16 +434,23 @@ def simulated_annealing(
     t_min = validate.number(final_temperature, "final_temperature", low=0.0, low_open=True)
     if t_min >= t0:
         raise ValueError(f"final_temperature: expected < initial_temperature ({t0}), got {t_min}")
-    if isinstance(moves_per_temperature, bool) or not isinstance(moves_per_temperature, (int, np.integer)) \
-            or moves_per_temperature < 1:
-        raise ValueError(f"moves_per_temperature: expected a whole number >= 1, got {moves_per_temperature!r}")
+    if (
+        isinstance(moves_per_temperature, bool)
+        or not isinstance(moves_per_temperature, (int, np.integer))
+        or moves_per_temperature < 1
+    ):
+        raise ValueError(
+            f"moves_per_temperature: expected a whole number >= 1, got {moves_per_temperature!r}"
+        )
     p_step = validate.number(step_move_probability, "step_move_probability", low=0.0)
     if p_step > 1:
         raise ValueError(f"step_move_probability: expected a probability in [0, 1], got {p_step}")
     shift0 = validate.number(shift, "shift", low=0.0, low_open=True)
     shift1 = validate.number(final_shift, "final_shift", low=0.0, low_open=True)
     if shift0 > 1 or shift1 > shift0:
-        raise ValueError(f"final_shift: expected 0 < final_shift <= shift <= 1, got {shift1} and {shift0}")
+        raise ValueError(
+            f"final_shift: expected 0 < final_shift <= shift <= 1, got {shift1} and {shift0}"
+        )
 
     active = np.flatnonzero(problem.active)
     if active.size == 0:
@@ -482,7 +506,12 @@ def simulated_annealing(
             amount = u_size * shifts[level]
             ci, cj = c[i] - amount, c[j] + amount
             if ci >= floor:
-                delta = cost[i][z[i]] / c[i] - cost[i][z[i]] / ci + cost[j][z[j]] / c[j] - cost[j][z[j]] / cj
+                delta = (
+                    cost[i][z[i]] / c[i]
+                    - cost[i][z[i]] / ci
+                    + cost[j][z[j]] / c[j]
+                    - cost[j][z[j]] / cj
+                )
                 if delta >= 0 or u_accept < exp(delta / temp):
                     c[i], c[j] = ci, cj
                     current += delta
@@ -501,16 +530,19 @@ def simulated_annealing(
     compute[active] *= capacity / compute[active].sum()  # undo rounding drift of the shifts
     frame = None
     if trace:
-        frame = pd.DataFrame({
-            "iteration": np.arange(n_iter),
-            "temperature": record_t,
-            "utility": record_u,
-            "best_utility": record_b,
-        })
+        frame = pd.DataFrame(
+            {
+                "iteration": np.arange(n_iter),
+                "temperature": record_t,
+                "utility": record_u,
+                "best_utility": record_b,
+            }
+        )
     return _allocation(problem, steps, compute, "annealing", frame)
 
 
 # --- baselines ----------------------------------------------------------------------------------
+
 
 def equal_allocation(problem: AllocationProblem) -> Allocation:
     """Equal-allocation baseline: c_m = C / (models with tasks), then the best steps for that split.
@@ -551,7 +583,9 @@ def optimal_step(problem: AllocationProblem, tolerance: float = 0.0) -> Allocati
     steps = np.array([o[0] for o in problem.step_options])
     for m in active:
         z = problem.step_options[m]
-        capped = np.minimum(z, problem.saturation_steps) if problem.saturation_steps is not None else z
+        capped = (
+            np.minimum(z, problem.saturation_steps) if problem.saturation_steps is not None else z
+        )
         score = problem.score_a[m] * np.log(capped) + problem.score_b[m]
         steps[m] = z[int(np.argmax(score >= score.max() - tol))]
     return _allocation(problem, steps, optimal_compute(problem, steps), "optimal_step")
@@ -559,8 +593,10 @@ def optimal_step(problem: AllocationProblem, tolerance: float = 0.0) -> Allocati
 
 # --- a general-purpose annealer as a second opinion ---------------------------------------------
 
-def dual_annealing_allocation(problem: AllocationProblem, rng: np.random.Generator,
-                              maxiter: int = 100) -> Allocation:
+
+def dual_annealing_allocation(
+    problem: AllocationProblem, rng: np.random.Generator, maxiter: int = 100
+) -> Allocation:
     """Solve eq. 11 with ``scipy.optimize.dual_annealing``: a general-purpose annealer as a second opinion.
 
     Search space (ours): one continuous step index per model with tasks and several step options
@@ -592,7 +628,7 @@ def dual_annealing_allocation(problem: AllocationProblem, rng: np.random.Generat
         index = [0] * a
         for k, i in enumerate(multi):
             index[i] = min(int(x[k]), sizes[i] - 1)
-        w = x[len(multi):] if a > 1 else np.ones(1)
+        w = x[len(multi) :] if a > 1 else np.ones(1)
         return index, floor + spare * w / w.sum()
 
     def negative_utility(x: np.ndarray) -> float:
@@ -615,7 +651,10 @@ def dual_annealing_allocation(problem: AllocationProblem, rng: np.random.Generat
 
 # --- random problems for tests, benchmarks and exercises ----------------------------------------
 
-def random_problem(rng: np.random.Generator, n_models: int = 3, n_tasks: int | None = None) -> AllocationProblem:
+
+def random_problem(
+    rng: np.random.Generator, n_models: int = 3, n_tasks: int | None = None
+) -> AllocationProblem:
     """A random but realistic :class:`AllocationProblem` around the default scenario (SPEC section 4).
 
     Model 0 is a 1-step model (SDXL-Turbo-like, ~1.6 TFLOP per step, ~2.6 fixed); the others run
@@ -629,7 +668,11 @@ def random_problem(rng: np.random.Generator, n_models: int = 3, n_tasks: int | N
     ``notebooks/04_step_selection_and_resource_allocation.ipynb`` (exercises).
     """
     validate.generator(rng)
-    if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or not 2 <= n_models <= 8:
+    if (
+        isinstance(n_models, bool)
+        or not isinstance(n_models, (int, np.integer))
+        or not 2 <= n_models <= 8
+    ):
         raise ValueError(f"n_models: expected a whole number from 2 to 8, got {n_models!r}")
     total = int(rng.integers(5, 61)) if n_tasks is None else int(n_tasks)
     if total < 0:
@@ -654,6 +697,7 @@ def random_problem(rng: np.random.Generator, n_models: int = 3, n_tasks: int | N
 
 # --- validation helpers -------------------------------------------------------------------------
 
+
 def _check_problem(problem: Any) -> None:
     if not isinstance(problem, AllocationProblem):
         raise ValueError(f"problem: expected an AllocationProblem, got {type(problem).__name__}")
@@ -663,9 +707,13 @@ def _task_counts(values: Any) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"n_tasks: expected whole numbers, one per model, got {values!r}") from None
+        raise ValueError(
+            f"n_tasks: expected whole numbers, one per model, got {values!r}"
+        ) from None
     if arr.ndim != 1 or not 2 <= arr.size <= 8:
-        raise ValueError(f"n_tasks: expected one count per model for 2 to 8 models, got shape {arr.shape}")
+        raise ValueError(
+            f"n_tasks: expected one count per model for 2 to 8 models, got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
         raise ValueError(f"n_tasks: expected whole numbers (no NaN), got {arr.tolist()}")
     if np.any(arr < 0):
@@ -674,25 +722,37 @@ def _task_counts(values: Any) -> np.ndarray:
 
 
 def _step_options(values: Any, m: int) -> tuple[np.ndarray, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray) or len(values) != m:
-        raise ValueError(f"step_options: expected one sequence of allowed step counts per model ({m} models)")
+    if (
+        isinstance(values, (str, bytes))
+        or not isinstance(values, Sequence | np.ndarray)
+        or len(values) != m
+    ):
+        raise ValueError(
+            f"step_options: expected one sequence of allowed step counts per model ({m} models)"
+        )
     out = []
     for i, opts in enumerate(values):
         try:
             arr = np.atleast_1d(np.asarray(opts, dtype=float))
         except (TypeError, ValueError):
-            raise ValueError(f"step_options: model {i}: expected step counts, got {opts!r}") from None
+            raise ValueError(
+                f"step_options: model {i}: expected step counts, got {opts!r}"
+            ) from None
         if arr.ndim != 1 or arr.size == 0:
             raise ValueError(f"step_options: model {i}: expected a non-empty set of step counts")
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) or np.any(arr < 1):
-            raise ValueError(f"step_options: model {i}: expected positive whole numbers, got {arr.tolist()}")
+            raise ValueError(
+                f"step_options: model {i}: expected positive whole numbers, got {arr.tolist()}"
+            )
         z = np.unique(arr.astype(np.int64))
         z.setflags(write=False)
         out.append(z)
     return tuple(out)
 
 
-def _per_model(values: Any, name: str, m: int, low: float | None = None, low_open: bool = True) -> np.ndarray:
+def _per_model(
+    values: Any, name: str, m: int, low: float | None = None, low_open: bool = True
+) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
@@ -702,7 +762,9 @@ def _per_model(values: Any, name: str, m: int, low: float | None = None, low_ope
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: expected finite numbers (no NaN or inf), got {arr.tolist()}")
     if low is not None and np.any(arr <= low if low_open else arr < low):
-        raise ValueError(f"{name}: expected values {'>' if low_open else '>='} {low}, got {arr.tolist()}")
+        raise ValueError(
+            f"{name}: expected values {'>' if low_open else '>='} {low}, got {arr.tolist()}"
+        )
     arr = arr.copy()
     arr.setflags(write=False)
     return arr
@@ -714,7 +776,9 @@ def _check_steps(problem: AllocationProblem, steps: Any) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"steps: expected one step count per model, got {steps!r}") from None
     if arr.shape != (problem.n_models,):
-        raise ValueError(f"steps: expected {problem.n_models} step counts (one per model), got shape {arr.shape}")
+        raise ValueError(
+            f"steps: expected {problem.n_models} step counts (one per model), got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"steps: expected finite step counts, got {arr.tolist()}")
     for m, (z, opts) in enumerate(zip(arr, problem.step_options)):
@@ -729,11 +793,15 @@ def _check_compute(problem: AllocationProblem, compute: Any) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"compute: expected TFLOPS per model, got {compute!r}") from None
     if arr.shape != (problem.n_models,):
-        raise ValueError(f"compute: expected {problem.n_models} values (one per model), got shape {arr.shape}")
+        raise ValueError(
+            f"compute: expected {problem.n_models} values (one per model), got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"compute: expected finite TFLOPS >= 0, got {arr.tolist()}")
     if arr.sum() > problem.capacity_tflops * (1 + _SUM_TOLERANCE):
-        raise ValueError(f"compute: sums to {arr.sum():.6g} TFLOPS, more than capacity_tflops = {problem.capacity_tflops:.6g}")
+        raise ValueError(
+            f"compute: sums to {arr.sum():.6g} TFLOPS, more than capacity_tflops = {problem.capacity_tflops:.6g}"
+        )
     if np.any(arr[problem.active] <= 0):
         raise ValueError("compute: every model with tasks needs compute > 0")
     return arr

@@ -44,7 +44,9 @@ def assignment_probabilities(mu: Any, sigma: Any, thresholds: Any) -> np.ndarray
     mu = validate.finite_vector(mu, "mu")
     sigma = validate.finite_vector(sigma, "sigma")
     if sigma.shape != mu.shape:
-        raise ValueError(f"sigma: expected {mu.size} values (one per group, like mu), got {sigma.size}")
+        raise ValueError(
+            f"sigma: expected {mu.size} values (one per group, like mu), got {sigma.size}"
+        )
     if np.any(sigma <= 0):
         raise ValueError(f"sigma: expected standard deviations > 0, got {sigma.tolist()}")
     theta = _thresholds(thresholds)
@@ -101,6 +103,7 @@ def assign_random(n_tasks: int, n_models: int, rng: np.random.Generator) -> np.n
 
 # --- validation helpers -------------------------------------------------------------------------
 
+
 def _thresholds(thresholds: Any) -> np.ndarray:
     theta = validate.finite_vector(thresholds, "thresholds")
     if not 1 <= theta.size <= 7:
@@ -114,9 +117,13 @@ def _probabilities(probabilities: Any) -> np.ndarray:
     try:
         probs = np.asarray(probabilities, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"probabilities: expected a (K, M) array of numbers, got {probabilities!r}") from None
+        raise ValueError(
+            f"probabilities: expected a (K, M) array of numbers, got {probabilities!r}"
+        ) from None
     if probs.ndim != 2 or probs.shape[0] == 0 or probs.shape[1] < 2:
-        raise ValueError(f"probabilities: expected a (K, M) array with K >= 1 and M >= 2, got shape {probs.shape}")
+        raise ValueError(
+            f"probabilities: expected a (K, M) array with K >= 1 and M >= 2, got shape {probs.shape}"
+        )
     if not np.all(np.isfinite(probs)):
         raise ValueError("probabilities: expected finite numbers (no NaN or inf)")
     if np.any(probs < 0) or np.any(probs > 1):
@@ -141,5 +148,7 @@ def _groups(groups: Any, n_groups: int) -> np.ndarray:
         raise ValueError(f"groups: expected integer group indices, got dtype {arr.dtype}")
     bad = (arr < 0) | (arr >= n_groups)
     if np.any(bad):
-        raise ValueError(f"groups: unknown group labels {sorted(set(arr[bad].tolist()))}; expected 0 to {n_groups - 1}")
+        raise ValueError(
+            f"groups: unknown group labels {sorted(set(arr[bad].tolist()))}; expected 0 to {n_groups - 1}"
+        )
     return arr.astype(np.int64)

@@ -28,7 +28,14 @@ from aigc_lib.metrics import summarise
 from aigc_lib.readings import DEFAULT
 from aigc_lib.scenario import ModelSpec, Scenario
 
-__all__ = ["PARAMETERS", "SOLVERS", "with_parameter", "sweep", "interpolated_scenario", "compare_solvers"]
+__all__ = [
+    "PARAMETERS",
+    "SOLVERS",
+    "with_parameter",
+    "sweep",
+    "interpolated_scenario",
+    "compare_solvers",
+]
 
 PARAMETERS = ("weight", "capacity_tflops", "tasks_per_slot", "threshold_shift", "n_models", "rho")
 """What :func:`sweep` can vary: scenario fields, a shift of every threshold, the number of models,
@@ -64,11 +71,19 @@ def with_parameter(scenario: Scenario, name: str, value: Any) -> Scenario:
         return scenario.replace(thresholds=tuple(t + shift for t in scenario.thresholds))
     if name == "n_models":
         return interpolated_scenario(scenario, value)
-    raise ValueError(f"name: expected one of {PARAMETERS[:-1]} (a scenario parameter), got {name!r}")
+    raise ValueError(
+        f"name: expected one of {PARAMETERS[:-1]} (a scenario parameter), got {name!r}"
+    )
 
 
-def sweep(scenario: Scenario, name: str, values: Sequence[Any], n_slots: int, seed: int,
-          **simulate_options: Any) -> pd.DataFrame:
+def sweep(
+    scenario: Scenario,
+    name: str,
+    values: Sequence[Any],
+    n_slots: int,
+    seed: int,
+    **simulate_options: Any,
+) -> pd.DataFrame:
     """Simulate once per value of one parameter, same seed each time; one row of :func:`summarise` per value.
 
     ``name``: one of :data:`PARAMETERS` (``rho`` sets ``Readings(information="prompt", rho=value)``
@@ -84,13 +99,22 @@ def sweep(scenario: Scenario, name: str, values: Sequence[Any], n_slots: int, se
     validate.instance(scenario, Scenario, "scenario")
     if name not in PARAMETERS:
         raise ValueError(f"name: expected one of {PARAMETERS}, got {name!r}")
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
-        raise ValueError(f"values: expected a non-empty sequence of values for {name}, got {values!r}")
+    if (
+        isinstance(values, (str, bytes))
+        or not isinstance(values, Sequence | np.ndarray)
+        or len(values) == 0
+    ):
+        raise ValueError(
+            f"values: expected a non-empty sequence of values for {name}, got {values!r}"
+        )
     rows = []
     for value in values:
         if name == "rho":
             base = simulate_options.get("readings", DEFAULT)
-            options = {**simulate_options, "readings": base.replace(information="prompt", rho=value)}
+            options = {
+                **simulate_options,
+                "readings": base.replace(information="prompt", rho=value),
+            }
             result = simulation.simulate(scenario, n_slots, seed, **options)
             multi = _multi_step(scenario)
         else:
@@ -120,8 +144,14 @@ def interpolated_scenario(scenario: Scenario, n_models: int) -> Scenario:
     """
     validate.instance(scenario, Scenario, "scenario")
     real = len(scenario.models)
-    if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or not 2 <= n_models <= 2 * real - 1:
-        raise ValueError(f"n_models: expected a whole number from 2 to {2 * real - 1}, got {n_models!r}")
+    if (
+        isinstance(n_models, bool)
+        or not isinstance(n_models, (int, np.integer))
+        or not 2 <= n_models <= 2 * real - 1
+    ):
+        raise ValueError(
+            f"n_models: expected a whole number from 2 to {2 * real - 1}, got {n_models!r}"
+        )
     n_models = int(n_models)
     positions = np.linspace(0.0, 1.0, real)
     if n_models <= real:
@@ -134,11 +164,14 @@ def interpolated_scenario(scenario: Scenario, n_models: int) -> Scenario:
         for i, model in enumerate(scenario.models):
             placed.append((positions[i], model))
             if i in gaps:
-                placed.append(((positions[i] + positions[i + 1]) / 2,
-                               _between(model, scenario.models[i + 1])))
+                placed.append(
+                    ((positions[i] + positions[i + 1]) / 2, _between(model, scenario.models[i + 1]))
+                )
     where = np.array([p for p, _ in placed])
     line_x = (positions[:-1] + positions[1:]) / 2
-    thresholds = tuple(float(_line(line_x, np.array(scenario.thresholds), x)) for x in (where[:-1] + where[1:]) / 2)
+    thresholds = tuple(
+        float(_line(line_x, np.array(scenario.thresholds), x)) for x in (where[:-1] + where[1:]) / 2
+    )
     return scenario.replace(models=tuple(m for _, m in placed), thresholds=thresholds)
 
 
@@ -165,9 +198,12 @@ def _line(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
     return float(ys[i] + (ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i]))
 
 
-def compare_solvers(problems: Sequence[alloc.AllocationProblem], seed: int,
-                    solvers: Sequence[str] = SOLVERS,
-                    options: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+def compare_solvers(
+    problems: Sequence[alloc.AllocationProblem],
+    seed: int,
+    solvers: Sequence[str] = SOLVERS,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
     """Every solver on every problem: utility, gap to the exact optimum, wall time.
 
     ``problems``: :class:`~aigc_lib.allocation.AllocationProblem` s with at most
@@ -188,16 +224,22 @@ def compare_solvers(problems: Sequence[alloc.AllocationProblem], seed: int,
     options = dict(options or {})
     bad = [k for k in options if k not in ("annealing", "dual_annealing")]
     if bad:
-        raise ValueError(f"options: keys must be 'annealing' or 'dual_annealing' (solve_exact takes none), got {bad}")
+        raise ValueError(
+            f"options: keys must be 'annealing' or 'dual_annealing' (solve_exact takes none), got {bad}"
+        )
     run: dict[str, Callable[[alloc.AllocationProblem, np.random.Generator], alloc.Allocation]] = {
         "annealing": lambda p, r: alloc.simulated_annealing(p, r, **options.get("annealing", {})),
         "exact": lambda p, r: alloc.solve_exact(p),
-        "dual_annealing": lambda p, r: alloc.dual_annealing_allocation(p, r, **options.get("dual_annealing", {})),
+        "dual_annealing": lambda p, r: alloc.dual_annealing_allocation(
+            p, r, **options.get("dual_annealing", {})
+        ),
     }
     rows = []
     for i, problem in enumerate(problems):
         if not isinstance(problem, alloc.AllocationProblem):
-            raise ValueError(f"problems: item {i} is a {type(problem).__name__}, expected an AllocationProblem")
+            raise ValueError(
+                f"problems: item {i} is a {type(problem).__name__}, expected an AllocationProblem"
+            )
         best = alloc.solve_exact(problem).utility
         for name in solvers:
             rng = np.random.default_rng([int(seed), i])
@@ -205,10 +247,16 @@ def compare_solvers(problems: Sequence[alloc.AllocationProblem], seed: int,
             found = run[name](problem, rng)
             elapsed = time.perf_counter() - start
             gap = best - found.utility
-            rows.append({
-                "problem": i, "solver": name, "utility": found.utility, "gap": gap,
-                "gap_pct": 100 * gap / abs(best) if best != 0 else math.nan, "time_ms": 1e3 * elapsed,
-            })
+            rows.append(
+                {
+                    "problem": i,
+                    "solver": name,
+                    "utility": found.utility,
+                    "gap": gap,
+                    "gap_pct": 100 * gap / abs(best) if best != 0 else math.nan,
+                    "time_ms": 1e3 * elapsed,
+                }
+            )
     return pd.DataFrame(rows, columns=["problem", "solver", "utility", "gap", "gap_pct", "time_ms"])
 
 

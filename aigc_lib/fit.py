@@ -42,6 +42,7 @@ MEDIUM = "sd15"
 # Input
 # ---------------------------------------------------------------------------------------------
 
+
 def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The usable rows of a sweep: ``status == "ok"``; checks the columns and values first.
 
@@ -74,14 +75,17 @@ def _scored(rows: pd.DataFrame) -> pd.DataFrame:
 def _models_in(rows: pd.DataFrame, model: str, argument: str = "model") -> pd.DataFrame:
     sub = rows[rows["model"] == model]
     if sub.empty:
-        raise ValueError(f"{argument}: no ok rows with a CLIPScore for model {model!r}; models present: "
-                         f"{sorted(rows['model'].unique())}")
+        raise ValueError(
+            f"{argument}: no ok rows with a CLIPScore for model {model!r}; models present: "
+            f"{sorted(rows['model'].unique())}"
+        )
     return sub
 
 
 # ---------------------------------------------------------------------------------------------
 # Gaussian priors per group (SPEC eq. 9-10)
 # ---------------------------------------------------------------------------------------------
+
 
 def qq_points(scores: Any) -> pd.DataFrame:
     """Normal QQ data of ``scores`` (CLIPScore points): ``theoretical`` standard-normal quantiles at
@@ -93,8 +97,13 @@ def qq_points(scores: Any) -> pd.DataFrame:
     n = values.size
     theoretical = stats.norm.ppf((np.arange(1, n + 1) - 0.5) / n)
     sd = float(values.std(ddof=1)) if n > 1 else 0.0
-    return pd.DataFrame({"theoretical": theoretical, "sample": np.sort(values),
-                         "fitted": float(values.mean()) + sd * theoretical})
+    return pd.DataFrame(
+        {
+            "theoretical": theoretical,
+            "sample": np.sort(values),
+            "fitted": float(values.mean()) + sd * theoretical,
+        }
+    )
 
 
 def normality_test(scores: Any) -> dict[str, Any]:
@@ -107,9 +116,17 @@ def normality_test(scores: Any) -> dict[str, Any]:
         return {"test": "none", "statistic": math.nan, "p_value": math.nan}
     if values.size <= 5000:
         result = stats.shapiro(values)
-        return {"test": "shapiro", "statistic": float(result.statistic), "p_value": float(result.pvalue)}
+        return {
+            "test": "shapiro",
+            "statistic": float(result.statistic),
+            "p_value": float(result.pvalue),
+        }
     result = stats.normaltest(values)
-    return {"test": "normaltest", "statistic": float(result.statistic), "p_value": float(result.pvalue)}
+    return {
+        "test": "normaltest",
+        "statistic": float(result.statistic),
+        "p_value": float(result.pvalue),
+    }
 
 
 def noise_sd(rows: pd.DataFrame) -> float:
@@ -126,8 +143,9 @@ def noise_sd(rows: pd.DataFrame) -> float:
     return math.sqrt(ss / dof)
 
 
-def fit_groups(rows: pd.DataFrame, model: str = MEDIUM, zref: float | None = None,
-               noise: float | None = None) -> pd.DataFrame:
+def fit_groups(
+    rows: pd.DataFrame, model: str = MEDIUM, zref: float | None = None, noise: float | None = None
+) -> pd.DataFrame:
     """Gaussian prior N(mu_k, sigma_k^2) of each group's CLIPScore on ``model`` (SPEC eq. 9-10).
 
     Uses ``model``'s rows at ``zref`` steps when swept, else at its largest swept steps (column
@@ -151,14 +169,23 @@ def fit_groups(rows: pd.DataFrame, model: str = MEDIUM, zref: float | None = Non
         n = means.size
         between = float(np.var(means, ddof=1)) if n > 1 else math.nan
         if math.isfinite(noise) and math.isfinite(between):
-            between -= noise ** 2 * float(np.mean(1.0 / per_prompt["count"].to_numpy(float)))
+            between -= noise**2 * float(np.mean(1.0 / per_prompt["count"].to_numpy(float)))
         test = normality_test(means)
-        out.append({
-            "group": group, "model": model, "steps": steps, "n_prompts": n, "n_images": int(len(g)),
-            "mu": float(means.mean()), "sigma": math.sqrt(between) if between > 0 else (0.0 if n > 1 else math.nan),
-            "sd_images": float(g["clip_score"].std(ddof=1)) if len(g) > 1 else math.nan,
-            "normality_test": test["test"], "statistic": test["statistic"], "p_value": test["p_value"],
-        })
+        out.append(
+            {
+                "group": group,
+                "model": model,
+                "steps": steps,
+                "n_prompts": n,
+                "n_images": int(len(g)),
+                "mu": float(means.mean()),
+                "sigma": math.sqrt(between) if between > 0 else (0.0 if n > 1 else math.nan),
+                "sd_images": float(g["clip_score"].std(ddof=1)) if len(g) > 1 else math.nan,
+                "normality_test": test["test"],
+                "statistic": test["statistic"],
+                "p_value": test["p_value"],
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -166,12 +193,15 @@ def fit_groups(rows: pd.DataFrame, model: str = MEDIUM, zref: float | None = Non
 # Score curves shat_m(z) = a_m ln z + b_m (SPEC eq. 11) and the ground truth's d_m, beta_m
 # ---------------------------------------------------------------------------------------------
 
+
 def fit_line(x: Any, y: Any) -> dict[str, float]:
     """Least squares y = slope x + intercept, with R^2 (NaN slope when x takes one value)."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
-        raise ValueError(f"x: expected two 1-d arrays of the same non-zero length, got {x.shape} and {y.shape}")
+        raise ValueError(
+            f"x: expected two 1-d arrays of the same non-zero length, got {x.shape} and {y.shape}"
+        )
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("x: values must be finite")
     if np.ptp(x) == 0:
@@ -179,12 +209,13 @@ def fit_line(x: Any, y: Any) -> dict[str, float]:
     slope, intercept = np.polyfit(x, y, 1)
     residual = y - (slope * x + intercept)
     total = float(((y - y.mean()) ** 2).sum())
-    r2 = 1.0 - float((residual ** 2).sum()) / total if total > 0 else 1.0
+    r2 = 1.0 - float((residual**2).sum()) / total if total > 0 else 1.0
     return {"slope": float(slope), "intercept": float(intercept), "r2": r2, "mean": float(y.mean())}
 
 
-def fit_score_curves(rows: pd.DataFrame, zref: Mapping[str, float], medium: str = MEDIUM,
-                     noise: float | None = None) -> pd.DataFrame:
+def fit_score_curves(
+    rows: pd.DataFrame, zref: Mapping[str, float], medium: str = MEDIUM, noise: float | None = None
+) -> pd.DataFrame:
     """Per model: shat_m(z) = a_m ln z + b_m (SPEC eq. 11) by least squares, R^2, and SPEC section 3's d_m, beta_m.
 
     The line is fitted to every image's score; ``r2`` is how much of the variation of the mean
@@ -204,7 +235,9 @@ def fit_score_curves(rows: pd.DataFrame, zref: Mapping[str, float], medium: str 
     """
     scored = _scored(rows)
     if not isinstance(zref, Mapping):
-        raise ValueError(f"zref: expected a mapping model -> reference steps, got {type(zref).__name__}")
+        raise ValueError(
+            f"zref: expected a mapping model -> reference steps, got {type(zref).__name__}"
+        )
     _models_in(scored, medium, "medium")
     noise = noise_sd(rows) if noise is None else float(noise)
     fits: dict[str, dict[str, Any]] = {}
@@ -223,14 +256,29 @@ def fit_score_curves(rows: pd.DataFrame, zref: Mapping[str, float], medium: str 
         else:  # one step count: the curve is known at that point only
             at_zref = line["mean"] if steps == [z0] else math.nan
             shift = np.zeros(len(sub)) if steps == [z0] else np.full(len(sub), math.nan)
-        per_prompt = (sub.assign(y=sub["clip_score"].to_numpy(float) - shift)
-                      .groupby("prompt_id")["y"].agg(["mean", "count"]))
+        per_prompt = (
+            sub.assign(y=sub["clip_score"].to_numpy(float) - shift)
+            .groupby("prompt_id")["y"]
+            .agg(["mean", "count"])
+        )
         adjusted[model] = per_prompt
         means = sub.groupby("steps")["clip_score"].mean()
-        r2 = _r2(means.to_numpy(float), line["intercept"] + line["slope"] * np.log(means.index.to_numpy(float)))
-        fits[model] = {"model": model, "n_rows": int(len(sub)), "n_prompts": int(sub["prompt_id"].nunique()),
-                       "n_steps": len(steps), "slope": line["slope"], "intercept": line["intercept"],
-                       "r2": r2, "r2_images": line["r2"], "zref": z0, "score_at_zref": at_zref}
+        r2 = _r2(
+            means.to_numpy(float),
+            line["intercept"] + line["slope"] * np.log(means.index.to_numpy(float)),
+        )
+        fits[model] = {
+            "model": model,
+            "n_rows": int(len(sub)),
+            "n_prompts": int(sub["prompt_id"].nunique()),
+            "n_steps": len(steps),
+            "slope": line["slope"],
+            "intercept": line["intercept"],
+            "r2": r2,
+            "r2_images": line["r2"],
+            "zref": z0,
+            "score_at_zref": at_zref,
+        }
     x = adjusted[medium]
     s_bar = float(x["mean"].mean())
     for model, fit in fits.items():
@@ -238,7 +286,9 @@ def fit_score_curves(rows: pd.DataFrame, zref: Mapping[str, float], medium: str 
             fit.update(offset=0.0, beta=1.0, n_shared=fit["n_prompts"])
             continue
         fit["offset"] = fit["score_at_zref"] - s_bar
-        shared = x.merge(adjusted[model], left_index=True, right_index=True, suffixes=("_x", "_y")).dropna()
+        shared = x.merge(
+            adjusted[model], left_index=True, right_index=True, suffixes=("_x", "_y")
+        ).dropna()
         fit["n_shared"] = int(len(shared))
         fit["beta"] = _beta(shared, noise)
     return pd.DataFrame(list(fits.values()))
@@ -258,7 +308,7 @@ def _beta(shared: pd.DataFrame, noise: float) -> float:
     xs, ys = shared["mean_x"].to_numpy(float), shared["mean_y"].to_numpy(float)
     var_x = float(np.var(xs, ddof=1))
     if math.isfinite(noise):
-        var_x -= noise ** 2 * float(np.mean(1.0 / shared["count_x"].to_numpy(float)))
+        var_x -= noise**2 * float(np.mean(1.0 / shared["count_x"].to_numpy(float)))
     if not var_x > 0:
         return math.nan
     return float(np.cov(xs, ys, ddof=1)[0, 1]) / var_x
@@ -267,6 +317,7 @@ def _beta(shared: pd.DataFrame, noise: float) -> float:
 # ---------------------------------------------------------------------------------------------
 # Time per image and effective compute
 # ---------------------------------------------------------------------------------------------
+
 
 def fit_times(rows: pd.DataFrame) -> pd.DataFrame:
     """Per model: seconds per image = overhead_s + z x per_step_s by least squares, with R^2.
@@ -281,10 +332,20 @@ def fit_times(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for model, sub in ok.groupby("model", sort=False):
         line = fit_line(sub["steps"].to_numpy(float), sub["seconds"].to_numpy(float))
-        out.append({"model": model, "n_rows": int(len(sub)), "n_steps": int(sub["steps"].nunique()),
-                    "per_step_s": line["slope"], "overhead_s": line["intercept"], "r2": line["r2"],
-                    "mean_s": line["mean"]})
-    return pd.DataFrame(out, columns=["model", "n_rows", "n_steps", "per_step_s", "overhead_s", "r2", "mean_s"])
+        out.append(
+            {
+                "model": model,
+                "n_rows": int(len(sub)),
+                "n_steps": int(sub["steps"].nunique()),
+                "per_step_s": line["slope"],
+                "overhead_s": line["intercept"],
+                "r2": line["r2"],
+                "mean_s": line["mean"],
+            }
+        )
+    return pd.DataFrame(
+        out, columns=["model", "n_rows", "n_steps", "per_step_s", "overhead_s", "r2", "mean_s"]
+    )
 
 
 def effective_tflops(times: pd.DataFrame, flops: pd.DataFrame) -> pd.DataFrame:
@@ -293,22 +354,40 @@ def effective_tflops(times: pd.DataFrame, flops: pd.DataFrame) -> pd.DataFrame:
     Models without a per-step time (one step count swept) or without a FLOP row are left out.
     The median over models is the measured C (``capacity_tflops``, SPEC section 2).
     """
-    needed = {"times": (times, ("model", "per_step_s")), "flops": (flops, ("model", "component", "tflop"))}
+    needed = {
+        "times": (times, ("model", "per_step_s")),
+        "flops": (flops, ("model", "component", "tflop")),
+    }
     for name, (frame, cols) in needed.items():
         if not isinstance(frame, pd.DataFrame) or any(c not in frame.columns for c in cols):
             raise ValueError(f"{name}: expected a DataFrame with columns {list(cols)}")
     per_step = flops[flops["component"] == "unet_step"].set_index("model")["tflop"]
     out = []
     for _, row in times.iterrows():
-        if row["model"] in per_step.index and math.isfinite(row["per_step_s"]) and row["per_step_s"] > 0:
+        if (
+            row["model"] in per_step.index
+            and math.isfinite(row["per_step_s"])
+            and row["per_step_s"] > 0
+        ):
             tflop = float(per_step[row["model"]])
-            out.append({"model": row["model"], "tflop_per_step": tflop, "per_step_s": float(row["per_step_s"]),
-                        "tflops": tflop / float(row["per_step_s"]), "n_rows": int(row.get("n_rows", 0))})
+            out.append(
+                {
+                    "model": row["model"],
+                    "tflop_per_step": tflop,
+                    "per_step_s": float(row["per_step_s"]),
+                    "tflops": tflop / float(row["per_step_s"]),
+                    "n_rows": int(row.get("n_rows", 0)),
+                }
+            )
     return pd.DataFrame(out, columns=["model", "tflop_per_step", "per_step_s", "tflops", "n_rows"])
 
 
-def fit_sweep(rows: pd.DataFrame, zref: Mapping[str, float], medium: str = MEDIUM,
-              flops: pd.DataFrame | None = None) -> dict[str, Any]:
+def fit_sweep(
+    rows: pd.DataFrame,
+    zref: Mapping[str, float],
+    medium: str = MEDIUM,
+    flops: pd.DataFrame | None = None,
+) -> dict[str, Any]:
     """All fits of one sweep: ``groups``, ``scores``, ``times``, ``effective`` (DataFrames or None),
     ``noise_sd`` (points) and ``capacity_tflops`` (median effective TFLOPS, NaN without ``flops``).
 
@@ -318,15 +397,24 @@ def fit_sweep(rows: pd.DataFrame, zref: Mapping[str, float], medium: str = MEDIU
     noise = noise_sd(rows)
     times = fit_times(rows)
     effective = effective_tflops(times, flops) if flops is not None else None
-    capacity = float(effective["tflops"].median()) if effective is not None and len(effective) else math.nan
+    capacity = (
+        float(effective["tflops"].median())
+        if effective is not None and len(effective)
+        else math.nan
+    )
     if medium not in zref:
         raise ValueError(f"zref: no reference steps for the medium model {medium!r}")
     return {
         "groups": fit_groups(rows, medium, zref=zref[medium], noise=noise),
         "scores": fit_score_curves(rows, zref, medium=medium, noise=noise),
-        "times": times, "effective": effective, "noise_sd": noise, "capacity_tflops": capacity,
+        "times": times,
+        "effective": effective,
+        "noise_sd": noise,
+        "capacity_tflops": capacity,
         "n_rows": int(len(ok_rows(rows))),
-        "real_weights": bool(rows["real_weights"].astype(bool).all()) if "real_weights" in rows else True,
+        "real_weights": bool(rows["real_weights"].astype(bool).all())
+        if "real_weights" in rows
+        else True,
     }
 
 
@@ -334,10 +422,19 @@ def fit_sweep(rows: pd.DataFrame, zref: Mapping[str, float], medium: str = MEDIU
 # The profile
 # ---------------------------------------------------------------------------------------------
 
-def profile_overrides(groups: pd.DataFrame | None = None, scores: pd.DataFrame | None = None,
-                      capacity_tflops: float | None = None, noise_sd: float | None = None,
-                      *, source_note: str, medium: str = MEDIUM, effective: pd.DataFrame | None = None,
-                      times: pd.DataFrame | None = None, n_rows: int | None = None) -> dict[str, dict[str, Any]]:
+
+def profile_overrides(
+    groups: pd.DataFrame | None = None,
+    scores: pd.DataFrame | None = None,
+    capacity_tflops: float | None = None,
+    noise_sd: float | None = None,
+    *,
+    source_note: str,
+    medium: str = MEDIUM,
+    effective: pd.DataFrame | None = None,
+    times: pd.DataFrame | None = None,
+    n_rows: int | None = None,
+) -> dict[str, dict[str, Any]]:
     """The ``overrides`` mapping of a profile: dotted scenario key -> {value, source: measured, reason}.
 
     Writes only what the fits estimate: ``groups.<G>.mu`` / ``.sigma`` (sigma > 0 only);
@@ -349,12 +446,18 @@ def profile_overrides(groups: pd.DataFrame | None = None, scores: pd.DataFrame |
     used. ``n_rows`` (from :func:`fit_sweep`) is accepted and not written.
     """
     if not isinstance(source_note, str) or not source_note.strip() or "\n" in source_note:
-        raise ValueError("source_note: expected a one-line description of the sweep (e.g. its file name)")
+        raise ValueError(
+            "source_note: expected a one-line description of the sweep (e.g. its file name)"
+        )
     note = source_note.strip()
     out: dict[str, dict[str, Any]] = {}
 
     def put(key: str, value: float, reason: str) -> None:
-        out[key] = {"value": round(float(value), 6), "source": "measured", "reason": f"{note}: {reason}"}
+        out[key] = {
+            "value": round(float(value), 6),
+            "source": "measured",
+            "reason": f"{note}: {reason}",
+        }
 
     if groups is not None:
         for _, g in groups.iterrows():
@@ -362,45 +465,79 @@ def profile_overrides(groups: pd.DataFrame | None = None, scores: pd.DataFrame |
             if math.isfinite(g["mu"]):
                 put(f"groups.{g['group']}.mu", g["mu"], f"mean of the prompt means, {where}")
             if math.isfinite(g["sigma"]) and g["sigma"] > 0:
-                put(f"groups.{g['group']}.sigma", g["sigma"], f"prompt-to-prompt sd, seed noise removed, {where}")
+                put(
+                    f"groups.{g['group']}.sigma",
+                    g["sigma"],
+                    f"prompt-to-prompt sd, seed noise removed, {where}",
+                )
     if scores is not None:
         for _, s in scores.iterrows():
             rows_used = f"{s['n_rows']} ok rows over {s['n_steps']} step counts"
             if math.isfinite(s["slope"]):
                 clipped = " (fitted value was negative; clipped at 0)" if s["slope"] < 0 else ""
-                put(f"models.{s['model']}.score_slope", max(s["slope"], 0.0),
-                    f"a in shat(z) = a ln z + b, least squares, R^2 {s['r2']:.3f}, {rows_used}{clipped}")
+                put(
+                    f"models.{s['model']}.score_slope",
+                    max(s["slope"], 0.0),
+                    f"a in shat(z) = a ln z + b, least squares, R^2 {s['r2']:.3f}, {rows_used}{clipped}",
+                )
             if s["model"] == medium:
                 continue
             if math.isfinite(s["offset"]):
-                put(f"models.{s['model']}.score_offset", s["offset"],
-                    f"score at zref {s['zref']:g} minus the medium model's prompt-weighted mean, {rows_used}")
+                put(
+                    f"models.{s['model']}.score_offset",
+                    s["offset"],
+                    f"score at zref {s['zref']:g} minus the medium model's prompt-weighted mean, {rows_used}",
+                )
             if math.isfinite(s["beta"]) and s["beta"] > 0:
-                put(f"models.{s['model']}.score_beta", s["beta"],
+                put(
+                    f"models.{s['model']}.score_beta",
+                    s["beta"],
                     f"cov with the medium model's prompt scores / their noise-free variance, "
-                    f"{s['n_shared']} shared prompts")
+                    f"{s['n_shared']} shared prompts",
+                )
     if times is not None:
         for _, t in times.iterrows():
-            if math.isfinite(t["per_step_s"]) and t["per_step_s"] > 0 and math.isfinite(t["overhead_s"]) \
-                    and t["overhead_s"] >= 0:
+            if (
+                math.isfinite(t["per_step_s"])
+                and t["per_step_s"] > 0
+                and math.isfinite(t["overhead_s"])
+                and t["overhead_s"] >= 0
+            ):
                 fit = f"seconds = overhead + z x per_step by least squares, R^2 {t['r2']:.3f}, {t['n_rows']} rows"
                 put(f"models.{t['model']}.step_seconds", t["per_step_s"], f"per_step of {fit}")
                 put(f"models.{t['model']}.fixed_seconds", t["overhead_s"], f"overhead of {fit}")
     if noise_sd is not None and math.isfinite(noise_sd) and noise_sd >= 0:
-        put("noise_sd", noise_sd, "pooled seed-to-seed sd of CLIPScore within (model, prompt, steps) cells")
+        put(
+            "noise_sd",
+            noise_sd,
+            "pooled seed-to-seed sd of CLIPScore within (model, prompt, steps) cells",
+        )
     if capacity_tflops is not None and math.isfinite(capacity_tflops) and capacity_tflops > 0:
         detail = ""
         if effective is not None and len(effective):
             detail = "; " + ", ".join(f"{r.model} {r.tflops:.1f}" for r in effective.itertuples())
-        put("capacity_tflops", capacity_tflops,
-            f"median over models of TFLOP per step / fitted seconds per step{detail}")
+        put(
+            "capacity_tflops",
+            capacity_tflops,
+            f"median over models of TFLOP per step / fitted seconds per step{detail}",
+        )
     return out
 
 
-def write_profile(path: str | os.PathLike, groups: pd.DataFrame | None = None, scores: pd.DataFrame | None = None,
-                  capacity_tflops: float | None = None, noise_sd: float | None = None, *, source_note: str,
-                  medium: str = MEDIUM, effective: pd.DataFrame | None = None, times: pd.DataFrame | None = None,
-                  n_rows: int | None = None, real_weights: bool = True) -> Path:
+def write_profile(
+    path: str | os.PathLike,
+    groups: pd.DataFrame | None = None,
+    scores: pd.DataFrame | None = None,
+    capacity_tflops: float | None = None,
+    noise_sd: float | None = None,
+    *,
+    source_note: str,
+    medium: str = MEDIUM,
+    effective: pd.DataFrame | None = None,
+    times: pd.DataFrame | None = None,
+    n_rows: int | None = None,
+    real_weights: bool = True,
+) -> Path:
     """Write the fits as a YAML profile ``{overrides: {key: {value, source, reason}}}`` (atomically).
 
     ``real_weights=False`` (fits of random-weight models, e.g. the tiny CPU pipeline) marks the
@@ -415,19 +552,30 @@ def write_profile(path: str | os.PathLike, groups: pd.DataFrame | None = None, s
     (:mod:`aigc_lib.results`).
     Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
-    overrides = profile_overrides(groups, scores, capacity_tflops, noise_sd, source_note=source_note,
-                                  medium=medium, effective=effective, times=times)
+    overrides = profile_overrides(
+        groups,
+        scores,
+        capacity_tflops,
+        noise_sd,
+        source_note=source_note,
+        medium=medium,
+        effective=effective,
+        times=times,
+    )
     if not overrides:
         raise ValueError("groups: the fits hold no finite estimate to write")
-    header = ("# Measured parameters, written by aigc_lib.fit.write_profile; apply with\n"
-              "# aigc_lib.scenario.load_scenario(profile=<this file>).\n")
+    header = (
+        "# Measured parameters, written by aigc_lib.fit.write_profile; apply with\n"
+        "# aigc_lib.scenario.load_scenario(profile=<this file>).\n"
+    )
     body = {"real_weights": bool(real_weights), "overrides": overrides}
     text = header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=200)
     return atomic_write_text(staged_path(path), text)
 
 
-def latency_overrides(latency: pd.DataFrame, *, source_note: str, medium: str = MEDIUM,
-                      include_tiny: bool = False) -> dict[str, dict[str, Any]]:
+def latency_overrides(
+    latency: pd.DataFrame, *, source_note: str, medium: str = MEDIUM, include_tiny: bool = False
+) -> dict[str, dict[str, Any]]:
     """Profile overrides from a GPU latency table (``benchmarks/gpu_latency.py``): the latency of a GPU.
 
     Per model with ``unet_step``, ``text_encode`` and ``vae_decode`` rows: ``models.<m>.step_seconds``
@@ -440,11 +588,15 @@ def latency_overrides(latency: pd.DataFrame, *, source_note: str, medium: str = 
     if not isinstance(latency, pd.DataFrame) or any(c not in latency.columns for c in needed):
         raise ValueError(f"latency: expected a gpu_latency.py table with columns {list(needed)}")
     if not isinstance(source_note, str) or not source_note.strip() or "\n" in source_note:
-        raise ValueError("source_note: expected a one-line description of the table (e.g. its file name)")
+        raise ValueError(
+            "source_note: expected a one-line description of the table (e.g. its file name)"
+        )
     tiny = latency["tiny"].astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
     if tiny.any() and not include_tiny:
-        raise ValueError("latency: rows of tiny look-alike networks time other networks than the real "
-                         "models; pass include_tiny=True only for a dry run")
+        raise ValueError(
+            "latency: rows of tiny look-alike networks time other networks than the real "
+            "models; pass include_tiny=True only for a dry run"
+        )
     out: dict[str, dict[str, Any]] = {}
     for model, rows in latency.groupby("model", sort=False):
         part = rows.drop_duplicates("component", keep="last").set_index("component")
@@ -457,22 +609,30 @@ def latency_overrides(latency: pd.DataFrame, *, source_note: str, medium: str = 
             continue
         note = f"{source_note.strip()} ({gpu})"
         out[f"models.{model}.step_seconds"] = {
-            "value": round(step, 6), "source": "measured", "reason": f"{note}: median UNet step"}
+            "value": round(step, 6),
+            "source": "measured",
+            "reason": f"{note}: median UNet step",
+        }
         out[f"models.{model}.fixed_seconds"] = {
-            "value": round(fixed, 6), "source": "measured",
-            "reason": f"{note}: median text encoding + median VAE decode"}
+            "value": round(fixed, 6),
+            "source": "measured",
+            "reason": f"{note}: median text encoding + median VAE decode",
+        }
         if model == medium:
             tflops = float(part.loc["unet_step", "tflop"]) / step
             out["capacity_tflops"] = {
-                "value": round(tflops, 4), "source": "measured",
-                "reason": f"{note}: {model}'s counted TFLOP per step / its seconds per step"}
+                "value": round(tflops, 4),
+                "source": "measured",
+                "reason": f"{note}: {model}'s counted TFLOP per step / its seconds per step",
+            }
     if not out:
         raise ValueError("latency: no model has unet_step, text_encode and vae_decode rows")
     return out
 
 
-def write_latency_profile(path: str | os.PathLike, latency: pd.DataFrame, *, source_note: str,
-                          include_tiny: bool = False) -> Path:
+def write_latency_profile(
+    path: str | os.PathLike, latency: pd.DataFrame, *, source_note: str, include_tiny: bool = False
+) -> Path:
     """Write :func:`latency_overrides` as a YAML profile for ``load_scenario(profile=...)`` (atomically).
 
     A table of tiny networks (``include_tiny=True``) is marked ``real_weights: false``, so
@@ -481,8 +641,10 @@ def write_latency_profile(path: str | os.PathLike, latency: pd.DataFrame, *, sou
     """
     overrides = latency_overrides(latency, source_note=source_note, include_tiny=include_tiny)
     tiny = latency["tiny"].astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).any()
-    header = ("# Measured GPU latency, written by aigc_lib.fit.write_latency_profile; apply with\n"
-              "# aigc_lib.scenario.load_scenario(profile=<this file>).\n")
+    header = (
+        "# Measured GPU latency, written by aigc_lib.fit.write_latency_profile; apply with\n"
+        "# aigc_lib.scenario.load_scenario(profile=<this file>).\n"
+    )
     body = {"real_weights": not bool(tiny), "overrides": overrides}
     return atomic_write_text(path, header + yaml.safe_dump(body, sort_keys=False, width=200))
 
@@ -491,9 +653,16 @@ def write_latency_profile(path: str | os.PathLike, latency: pd.DataFrame, *, sou
 # Synthetic sweeps (known parameters, for round-trip checks and teaching)
 # ---------------------------------------------------------------------------------------------
 
-def synthetic_sweep(rng: np.random.Generator, groups: Mapping[str, tuple[float, float]],
-                    models: Mapping[str, Mapping[str, Any]], prompts_per_group: int = 20, seeds: int = 2,
-                    noise: float = 1.0, time_noise: float = 0.0) -> pd.DataFrame:
+
+def synthetic_sweep(
+    rng: np.random.Generator,
+    groups: Mapping[str, tuple[float, float]],
+    models: Mapping[str, Mapping[str, Any]],
+    prompts_per_group: int = 20,
+    seeds: int = 2,
+    noise: float = 1.0,
+    time_noise: float = 0.0,
+) -> pd.DataFrame:
     """Sweep rows drawn from SPEC section 3's ground truth with known parameters.
 
     ``groups``: name -> (mu, sigma) in CLIPScore points; ``models``: name -> {``steps`` (list),
@@ -518,11 +687,27 @@ def synthetic_sweep(rng: np.random.Generator, groups: Mapping[str, tuple[float, 
     for name, m in models.items():
         for prompt_id, group, score in prompts:
             for z in m["steps"]:
-                mean = s_bar + m["offset"] + m["beta"] * (score - s_bar) + m["slope"] * math.log(z / m["zref"])
+                mean = (
+                    s_bar
+                    + m["offset"]
+                    + m["beta"] * (score - s_bar)
+                    + m["slope"] * math.log(z / m["zref"])
+                )
                 for seed in range(seeds):
                     jitter = rng.normal(0.0, time_noise) if time_noise > 0 else 0.0
                     seconds = m["overhead_s"] + z * m["per_step_s"] + jitter
-                    rows.append((prompt_id, group, name, int(z), seed, seconds, mean + rng.normal(0.0, noise), "ok"))
+                    rows.append(
+                        (
+                            prompt_id,
+                            group,
+                            name,
+                            int(z),
+                            seed,
+                            seconds,
+                            mean + rng.normal(0.0, noise),
+                            "ok",
+                        )
+                    )
     return pd.DataFrame(rows, columns=list(ROW_COLUMNS))
 
 

@@ -59,7 +59,9 @@ def attention_tflop(batch: int, heads: int, queries: int, keys: int, head_dim: i
     return 4.0 * batch * heads * queries * keys * head_dim / 1e12
 
 
-def unet_step_tflop(name: str, resolution: int | None = None, batch: int | None = None, tiny: bool = False) -> float:
+def unet_step_tflop(
+    name: str, resolution: int | None = None, batch: int | None = None, tiny: bool = False
+) -> float:
     """F_m: TFLOP of one denoising step (one UNet call on ``batch`` latents, default the CFG batch).
 
     ``resolution``: image side in pixels (default the model's serving resolution). SPEC section 2.
@@ -98,7 +100,9 @@ def parameter_counts(name: str, tiny: bool = False) -> dict[str, int]:
     return {
         "unet": arch_lib.parameter_count(arch_lib.build_unet(arch)),
         "vae": arch_lib.parameter_count(arch_lib.build_vae(arch)),
-        "text_encoders": sum(arch_lib.parameter_count(e) for e in arch_lib.build_text_encoders(arch)),
+        "text_encoders": sum(
+            arch_lib.parameter_count(e) for e in arch_lib.build_text_encoders(arch)
+        ),
     }
 
 
@@ -118,17 +122,33 @@ def flop_table(models: Sequence[str] | None = None, tiny: bool = False) -> pd.Da
     rows = []
     for name in models:
         arch = arch_lib.get_architecture(name, tiny)
-        rows.append((name, arch.resolution, "unet_step", arch.cfg_batch, unet_step_tflop(name, tiny=tiny)))
+        rows.append(
+            (name, arch.resolution, "unet_step", arch.cfg_batch, unet_step_tflop(name, tiny=tiny))
+        )
         rows.append((name, arch.resolution, "vae_decode", 1, vae_decode_tflop(name, tiny=tiny)))
-        rows.append((name, arch.resolution, "text_encode", arch.text_encodings, text_encode_tflop(name, tiny=tiny)))
+        rows.append(
+            (
+                name,
+                arch.resolution,
+                "text_encode",
+                arch.text_encodings,
+                text_encode_tflop(name, tiny=tiny),
+            )
+        )
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Count the FLOP table and write it as CSV (``--out``, atomically); print it."""
-    parser = argparse.ArgumentParser(prog="python -m aigc_lib.flops", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="data/flops.csv", help="CSV path to write (default data/flops.csv)")
-    parser.add_argument("--models", nargs="+", default=list(arch_lib.MODEL_NAMES), choices=arch_lib.MODEL_NAMES)
+    parser = argparse.ArgumentParser(
+        prog="python -m aigc_lib.flops", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--out", default="data/flops.csv", help="CSV path to write (default data/flops.csv)"
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=list(arch_lib.MODEL_NAMES), choices=arch_lib.MODEL_NAMES
+    )
     parser.add_argument("--tiny", action="store_true", help="count the tiny test variants instead")
     args = parser.parse_args(argv)
     import pandas as pd

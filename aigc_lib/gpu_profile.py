@@ -34,8 +34,19 @@ TINY_NOTE = "tiny random-weight pipeline: not real CLIPScores"
 PIPELINE_FILES = ("model_index.json", "unet/config.json")
 CLIP_FILES = ("config.json",)
 LATENCY_COLUMNS = ("gpu", "tiny", "model", "component", "steps", "seconds", "tflop")
-COMPARED_COLUMNS = ("file", "gpu", "tiny", "model", "component", "steps", "measured_s", "assumed_s",
-                    "speedup", "tflop", "achieved_tflops")
+COMPARED_COLUMNS = (
+    "file",
+    "gpu",
+    "tiny",
+    "model",
+    "component",
+    "steps",
+    "measured_s",
+    "assumed_s",
+    "speedup",
+    "tflop",
+    "achieved_tflops",
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +65,9 @@ class BackendChoice:
         return "" if self.real_weights else TINY_NOTE
 
 
-def weights_cached(repo_id: str, files: Sequence[str] = PIPELINE_FILES,
-                   cache_dir: str | os.PathLike | None = None) -> bool:
+def weights_cached(
+    repo_id: str, files: Sequence[str] = PIPELINE_FILES, cache_dir: str | os.PathLike | None = None
+) -> bool:
     """Whether every file of ``files`` of hub repository ``repo_id`` is in the local Hugging Face cache.
 
     A quick check of index and config files, without network; a partly downloaded snapshot passes it
@@ -68,12 +80,18 @@ def weights_cached(repo_id: str, files: Sequence[str] = PIPELINE_FILES,
         raise ValueError(f"repo_id: expected 'owner/name', got {repo_id!r}")
     if not files:
         raise ValueError("files: expected at least one file name")
-    return all(isinstance(try_to_load_from_cache(repo_id, f, cache_dir=cache_dir), str) for f in files)
+    return all(
+        isinstance(try_to_load_from_cache(repo_id, f, cache_dir=cache_dir), str) for f in files
+    )
 
 
-def choose_backend(device: str = "auto", models: Sequence[str] = MODEL_NAMES, clip_model: str = DEFAULT_CLIP,
-                   cuda_available: bool | None = None,
-                   cache_dir: str | os.PathLike | None = None) -> BackendChoice:
+def choose_backend(
+    device: str = "auto",
+    models: Sequence[str] = MODEL_NAMES,
+    clip_model: str = DEFAULT_CLIP,
+    cuda_available: bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> BackendChoice:
     """Where a sweep of ``models`` runs: the real models on CUDA, or the tiny random pipeline on the CPU.
 
     ``device``: ``"auto"`` runs the real models on ``cuda`` when torch sees a CUDA device AND every
@@ -83,7 +101,9 @@ def choose_backend(device: str = "auto", models: Sequence[str] = MODEL_NAMES, cl
     ``cuda_available`` defaults to ``torch.cuda.is_available()``. SPEC section 5; taught in
     ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
-    if not isinstance(device, str) or not (device in ("auto", "cpu") or device.split(":")[0] == "cuda"):
+    if not isinstance(device, str) or not (
+        device in ("auto", "cpu") or device.split(":")[0] == "cuda"
+    ):
         raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     models = list(models)
     if not models:
@@ -96,21 +116,37 @@ def choose_backend(device: str = "auto", models: Sequence[str] = MODEL_NAMES, cl
         import torch
 
         cuda_available = bool(torch.cuda.is_available())
-    missing = [get_model(m).hub_id for m in models if not weights_cached(get_model(m).hub_id, cache_dir=cache_dir)]
+    missing = [
+        get_model(m).hub_id
+        for m in models
+        if not weights_cached(get_model(m).hub_id, cache_dir=cache_dir)
+    ]
     if not weights_cached(clip_model, CLIP_FILES, cache_dir=cache_dir):
         missing.append(clip_model)
     if device != "auto":
         if not cuda_available:
-            raise ValueError(f"device: {device!r} asked for, but torch sees no CUDA device (use 'auto' or 'cpu')")
+            raise ValueError(
+                f"device: {device!r} asked for, but torch sees no CUDA device (use 'auto' or 'cpu')"
+            )
         note = f"downloading {missing}" if missing else "weights from the local cache"
-        return BackendChoice(device, True, not missing, f"device={device!r}: the real models, {note}")
+        return BackendChoice(
+            device, True, not missing, f"device={device!r}: the real models, {note}"
+        )
     if not cuda_available:
-        return BackendChoice("cpu", False, True, "device='auto': no CUDA device, so the tiny random-weight pipeline")
+        return BackendChoice(
+            "cpu", False, True, "device='auto': no CUDA device, so the tiny random-weight pipeline"
+        )
     if missing:
-        return BackendChoice("cpu", False, True,
-                             f"device='auto': CUDA found but not in the local cache: {missing}; "
-                             "so the tiny random-weight pipeline")
-    return BackendChoice("cuda", True, True, "device='auto': CUDA and every weight in the local cache")
+        return BackendChoice(
+            "cpu",
+            False,
+            True,
+            f"device='auto': CUDA found but not in the local cache: {missing}; "
+            "so the tiny random-weight pipeline",
+        )
+    return BackendChoice(
+        "cuda", True, True, "device='auto': CUDA and every weight in the local cache"
+    )
 
 
 def read_latency_tables(pattern: str) -> pd.DataFrame:
@@ -120,22 +156,29 @@ def read_latency_tables(pattern: str) -> pd.DataFrame:
     :data:`LATENCY_COLUMNS` and ``file``. Seconds are per call (a UNet step, or a whole image).
     """
     if not isinstance(pattern, str) or not pattern:
-        raise ValueError(f"pattern: expected a glob pattern such as '../data/profiles/latency_*.csv', got {pattern!r}")
+        raise ValueError(
+            f"pattern: expected a glob pattern such as '../data/profiles/latency_*.csv', got {pattern!r}"
+        )
     frames = []
     for path in sorted(glob.glob(pattern)):
         table = pd.read_csv(path)
         missing = [c for c in LATENCY_COLUMNS if c not in table.columns]
         if missing:
-            raise ValueError(f"pattern: {path!r} lacks columns {missing}; is it a gpu_latency.py table?")
+            raise ValueError(
+                f"pattern: {path!r} lacks columns {missing}; is it a gpu_latency.py table?"
+            )
         frames.append(table.assign(file=Path(path).name))
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in (*LATENCY_COLUMNS, "file")})
     return pd.concat(frames, ignore_index=True)
 
 
-def latency_vs_scenario(latency: pd.DataFrame, scenario: "Scenario",
-                        components: Sequence[str] = ("unet_step", "image_composed", "image_e2e"),
-                        include_tiny: bool = False) -> pd.DataFrame:
+def latency_vs_scenario(
+    latency: pd.DataFrame,
+    scenario: "Scenario",
+    components: Sequence[str] = ("unet_step", "image_composed", "image_e2e"),
+    include_tiny: bool = False,
+) -> pd.DataFrame:
     """Each measured time beside the scenario's assumed one, in seconds, for the scenario's models.
 
     ``unet_step`` rows are compared with the scenario's seconds per denoising step
@@ -147,15 +190,23 @@ def latency_vs_scenario(latency: pd.DataFrame, scenario: "Scenario",
     (``tiny`` true: dry runs) time other networks than the scenario's, so they are left out unless
     ``include_tiny``. Columns :data:`COMPARED_COLUMNS`.
     """
-    if not isinstance(latency, pd.DataFrame) or any(c not in latency.columns for c in LATENCY_COLUMNS):
+    if not isinstance(latency, pd.DataFrame) or any(
+        c not in latency.columns for c in LATENCY_COLUMNS
+    ):
         raise ValueError(f"latency: expected a DataFrame with columns {list(LATENCY_COLUMNS)}")
     known = {"unet_step", "image_composed", "image_e2e"}
     if not components or not set(components) <= known:
-        raise ValueError(f"components: expected a non-empty subset of {sorted(known)}, got {components!r}")
+        raise ValueError(
+            f"components: expected a non-empty subset of {sorted(known)}, got {components!r}"
+        )
     specs = {m.name: m for m in scenario.models}
     rows = []
     for row in latency.itertuples(index=False):
-        if row.model not in specs or row.component not in components or (_true(row.tiny) and not include_tiny):
+        if (
+            row.model not in specs
+            or row.component not in components
+            or (_true(row.tiny) and not include_tiny)
+        ):
             continue
         spec = specs[row.model]
         if row.component == "unet_step":
@@ -168,9 +219,21 @@ def latency_vs_scenario(latency: pd.DataFrame, scenario: "Scenario",
         measured = float(row.seconds)
         if not (math.isfinite(measured) and measured > 0):
             continue
-        rows.append({"file": getattr(row, "file", ""), "gpu": row.gpu, "tiny": _true(row.tiny), "model": row.model,
-                     "component": row.component, "steps": steps, "measured_s": measured, "assumed_s": assumed,
-                     "speedup": assumed / measured, "tflop": work, "achieved_tflops": work / measured})
+        rows.append(
+            {
+                "file": getattr(row, "file", ""),
+                "gpu": row.gpu,
+                "tiny": _true(row.tiny),
+                "model": row.model,
+                "component": row.component,
+                "steps": steps,
+                "measured_s": measured,
+                "assumed_s": assumed,
+                "speedup": assumed / measured,
+                "tflop": work,
+                "achieved_tflops": work / measured,
+            }
+        )
     return pd.DataFrame(rows, columns=list(COMPARED_COLUMNS))
 
 

@@ -43,7 +43,9 @@ def time_consumption(result: SimulationResult) -> pd.DataFrame:
     return frame
 
 
-def summarise(result: SimulationResult, multi_step_models: Sequence[str] | None = None) -> dict[str, float]:
+def summarise(
+    result: SimulationResult, multi_step_models: Sequence[str] | None = None
+) -> dict[str, float]:
     """One run in five numbers: mean slot utility (eq. 4), task score, task latency, steps, time consumption.
 
     ``mean_utility``: mean over slots of the slot's mean task utility (CLIPScore points);
@@ -86,15 +88,24 @@ def summarize_runs(runs: Mapping[str, Any]) -> pd.DataFrame:
     for policy, run in runs.items():
         tasks, slots = getattr(run, "tasks", None), getattr(run, "slots", None)
         if not isinstance(tasks, pd.DataFrame) or not isinstance(slots, pd.DataFrame):
-            raise ValueError(f"runs: {policy!r} is not a SimulationResult (needs .tasks and .slots DataFrames)")
+            raise ValueError(
+                f"runs: {policy!r} is not a SimulationResult (needs .tasks and .slots DataFrames)"
+            )
         if not isinstance(tasks["model"].dtype, pd.CategoricalDtype):
-            raise ValueError(f"runs: {policy!r} has no categorical 'model' column (as simulation.simulate makes)")
+            raise ValueError(
+                f"runs: {policy!r} has no categorical 'model' column (as simulation.simulate makes)"
+            )
         models = list(tasks["model"].cat.categories)
         by_model = tasks.groupby("model", observed=False)["score"]
         row = by_model.mean().reindex(models).to_dict()
-        row.update(mean_score=float(tasks["score"].mean()), mean_utility=float(slots["utility"].mean()),
-                   mean_latency=float(tasks["latency"].mean()))
-        row.update({f"n_{m}": int(n) for m, n in by_model.size().reindex(models, fill_value=0).items()})
+        row.update(
+            mean_score=float(tasks["score"].mean()),
+            mean_utility=float(slots["utility"].mean()),
+            mean_latency=float(tasks["latency"].mean()),
+        )
+        row.update(
+            {f"n_{m}": int(n) for m, n in by_model.size().reindex(models, fill_value=0).items()}
+        )
         rows[policy] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "policy"
@@ -112,11 +123,17 @@ def slot_gain_pct(reference: Any, other: Any) -> np.ndarray:
     ref = np.asarray(reference, dtype=float)
     oth = np.asarray(other, dtype=float)
     if ref.ndim != 1 or ref.size == 0 or not np.all(np.isfinite(ref)):
-        raise ValueError(f"reference: expected a non-empty 1-D array of finite slot utilities, got shape {ref.shape}")
+        raise ValueError(
+            f"reference: expected a non-empty 1-D array of finite slot utilities, got shape {ref.shape}"
+        )
     if oth.shape != ref.shape or not np.all(np.isfinite(oth)):
-        raise ValueError(f"other: expected {ref.size} finite slot utilities (like reference), got shape {oth.shape}")
+        raise ValueError(
+            f"other: expected {ref.size} finite slot utilities (like reference), got shape {oth.shape}"
+        )
     if np.any(oth == 0):
-        raise ValueError("other: a slot utility of 0 has no relative gain; expected non-zero values")
+        raise ValueError(
+            "other: a slot utility of 0 has no relative gain; expected non-zero values"
+        )
     return 100.0 * (ref - oth) / np.abs(oth)
 
 

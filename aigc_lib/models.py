@@ -107,7 +107,9 @@ def _resolve_dtype(dtype: Any, device: str) -> "torch.dtype":
         return dtype
     if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
         return getattr(torch, dtype)
-    raise ValueError(f"dtype must be a torch dtype or one of 'float16', 'bfloat16', 'float32', got {dtype!r}")
+    raise ValueError(
+        f"dtype must be a torch dtype or one of 'float16', 'bfloat16', 'float32', got {dtype!r}"
+    )
 
 
 def _dtype_keyword() -> str:
@@ -116,7 +118,9 @@ def _dtype_keyword() -> str:
         from diffusers.utils import deprecation_utils
     except ImportError:
         return "torch_dtype"
-    return "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+    return (
+        "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+    )
 
 
 def load_pipeline(
@@ -157,14 +161,20 @@ def load_pipeline(
     pipe = getattr(diffusers, entry.pipeline_class).from_pretrained(source, **kwargs)
     if type(pipe.scheduler).__name__ != entry.scheduler:
         scheduler_cls = getattr(diffusers, entry.scheduler)
-        pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config, **dict(entry.scheduler_options))
+        pipe.scheduler = scheduler_cls.from_config(
+            pipe.scheduler.config, **dict(entry.scheduler_options)
+        )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
 
 def _bytes_to_unicode() -> list[str]:
     """CLIP's byte-level alphabet: the 256 printable characters that stand for the 256 bytes."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     extra = [b for b in range(256) if b not in printable]
     codes = printable + [256 + i for i in range(len(extra))]
     return [chr(c) for c in codes]
@@ -183,9 +193,13 @@ def tiny_tokenizer() -> Any:
     alphabet = _bytes_to_unicode()
     tokens = alphabet + [c + "</w>" for c in alphabet] + ["<|startoftext|>", "<|endoftext|>"]
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
+        (Path(folder) / "vocab.json").write_text(
+            json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8"
+        )
         (Path(folder) / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-        return CLIPTokenizer.from_pretrained(folder, model_max_length=CLIP_MAX_TOKENS, local_files_only=True)
+        return CLIPTokenizer.from_pretrained(
+            folder, model_max_length=CLIP_MAX_TOKENS, local_files_only=True
+        )
 
 
 def tiny_text_config(tokenizer: Any, **overrides: Any) -> dict[str, Any]:
@@ -215,7 +229,12 @@ def tiny_pipeline(seed: int = 0) -> Any:
     ``random-tiny``.
     """
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel
 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

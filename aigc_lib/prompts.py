@@ -33,12 +33,30 @@ GROUPS = ("Basic", "Imagination", "Detail", "Complex")
 PARTIPROMPTS_ROWS = 1632
 _COLUMNS = {"Prompt": "prompt", "Category": "category", "Challenge": "challenge"}
 CATEGORIES = (
-    "Abstract", "Animals", "Artifacts", "Arts", "Food & Beverage", "Illustrations", "Indoor Scenes",
-    "Outdoor Scenes", "People", "Produce & Plants", "Vehicles", "World Knowledge",
+    "Abstract",
+    "Animals",
+    "Artifacts",
+    "Arts",
+    "Food & Beverage",
+    "Illustrations",
+    "Indoor Scenes",
+    "Outdoor Scenes",
+    "People",
+    "Produce & Plants",
+    "Vehicles",
+    "World Knowledge",
 )
 CHALLENGES = (
-    "Basic", "Complex", "Fine-grained Detail", "Imagination", "Linguistic Structures",
-    "Perspective", "Properties & Positioning", "Quantity", "Simple Detail", "Style & Format",
+    "Basic",
+    "Complex",
+    "Fine-grained Detail",
+    "Imagination",
+    "Linguistic Structures",
+    "Perspective",
+    "Properties & Positioning",
+    "Quantity",
+    "Simple Detail",
+    "Style & Format",
     "Writing & Symbols",
 )
 _REMEDIES = (
@@ -48,8 +66,7 @@ _REMEDIES = (
 
 
 def load_challenge_groups(path: str | os.PathLike | None = None) -> dict[str, str]:
-    """The default challenge -> group mapping (``data/challenge_groups.yaml``): {challenge: group}.
-    """
+    """The default challenge -> group mapping (``data/challenge_groups.yaml``): {challenge: group}."""
     raw = yaml.safe_load(Path(path or GROUPS_PATH).read_text(encoding="utf-8"))
     return {challenge: entry["group"] for challenge, entry in raw["challenges"].items()}
 
@@ -150,8 +167,9 @@ def _read(path: Path, argument: str) -> bytes:
     if not path.is_file():
         remedy = ""
         if argument == "PARTIPROMPTS_PATH":
-            remedy = (" Fix or unset PARTIPROMPTS_PATH, or put the file at "
-                      "data/cache/PartiPrompts.tsv.")
+            remedy = (
+                " Fix or unset PARTIPROMPTS_PATH, or put the file at data/cache/PartiPrompts.tsv."
+            )
         raise ValueError(
             f"{argument}: {str(path)!r} is not a file (expected PartiPrompts.tsv).{remedy}"
         )
@@ -161,7 +179,9 @@ def _read(path: Path, argument: str) -> bytes:
 def _check_md5(data: bytes, source: str) -> None:
     digest = hashlib.md5(data).hexdigest()
     if digest != PARTIPROMPTS_MD5:
-        raise ValueError(f"url: checksum mismatch for {source}: md5 {digest}, expected {PARTIPROMPTS_MD5}")
+        raise ValueError(
+            f"url: checksum mismatch for {source}: md5 {digest}, expected {PARTIPROMPTS_MD5}"
+        )
 
 
 def _parse(data: bytes, source: _Source) -> pd.DataFrame:
@@ -224,7 +244,9 @@ def _check_official(data: bytes, frame: pd.DataFrame, source: _Source) -> None:
     )
 
 
-def group_challenges(mean_score_by_challenge: Mapping[str, float], n_groups: int = 4) -> dict[str, int]:
+def group_challenges(
+    mean_score_by_challenge: Mapping[str, float], n_groups: int = 4
+) -> dict[str, int]:
     """Exact optimal 1-D grouping of challenges by mean score, {challenge: group index}.
 
     Groups are contiguous in sorted score and minimise the total within-group squared error of the
@@ -237,7 +259,9 @@ def group_challenges(mean_score_by_challenge: Mapping[str, float], n_groups: int
     names = list(mean_score_by_challenge)
     values = np.array([mean_score_by_challenge[n] for n in names], dtype=float)
     if len(names) < n_groups:
-        raise ValueError(f"mean_score_by_challenge: needs at least n_groups={n_groups} entries, got {len(names)}")
+        raise ValueError(
+            f"mean_score_by_challenge: needs at least n_groups={n_groups} entries, got {len(names)}"
+        )
     if not np.all(np.isfinite(values)):
         raise ValueError("mean_score_by_challenge: scores must be finite numbers")
     order = np.argsort(values, kind="stable")

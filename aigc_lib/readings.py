@@ -25,8 +25,16 @@ import numpy as np
 from aigc_lib import validate
 from aigc_lib.scenario import Scenario, true_score
 
-__all__ = ["Readings", "OPTIONS", "PAPER_WORDS", "TIME_CONSUMPTION", "UP_TO", "DEFAULT",
-           "changed_alone", "direct_models"]
+__all__ = [
+    "Readings",
+    "OPTIONS",
+    "PAPER_WORDS",
+    "TIME_CONSUMPTION",
+    "UP_TO",
+    "DEFAULT",
+    "changed_alone",
+    "direct_models",
+]
 
 OPTIONS: dict[str, tuple[str, ...]] = {
     "information": ("category", "prompt"),
@@ -47,34 +55,42 @@ slots, the share of slots won, and how often the maximum of 10 slots reaches 2.5
 mean gain is zero."""
 
 PAPER_WORDS: dict[tuple[str, str], str] = {
-    ("information", "category"): "Sec. III-D: 'the probability of each prompt category being assigned "
-                                 "to each model is calculated as the cumulative probability density of "
-                                 "its score distribution'",
-    ("information", "prompt"): "Sec. IV-B: 'Our method utilizes the scoring potential of each prompt "
-                               "itself'",
+    (
+        "information",
+        "category",
+    ): "Sec. III-D: 'the probability of each prompt category being assigned "
+    "to each model is calculated as the cumulative probability density of "
+    "its score distribution'",
+    (
+        "information",
+        "prompt",
+    ): "Sec. IV-B: 'Our method utilizes the scoring potential of each prompt itself'",
     ("direct", "interval"): "Sec. IV-B: Direct 'assigns prompts of the same category to a single "
-                            "model'; the model whose score interval holds the category mean (ours)",
+    "model'; the model whose score interval holds the category mean (ours)",
     ("direct", "best"): "Sec. IV-B: 'a single model', not which; the one of best expected utility "
-                        "for an image on an idle GPU at its fewest steps (ours)",
+    "for an image on an idle GPU at its fewest steps (ours)",
     ("latency", "fifo"): "Sec. III-B: delay 'determined by the selected steps and the resources "
-                         "allocation'; each model serves its tasks back to back (ours)",
+    "allocation'; each model serves its tasks back to back (ours)",
     ("latency", "per_image"): "Sec. III-B, eq. 2-3 taken literally: a task's delay is its own "
-                              "image's inference time, no queue",
+    "image's inference time, no queue",
     ("utility", "per_task"): "Sec. III-C, eq. 4 (lost): the mean over tasks of score - lambda x "
-                             "delay (ours)",
+    "delay (ours)",
     ("utility", "per_model"): "Sec. III-C: 'a better trade-off ... for the tasks handled by each "
-                              "model': the mean over models of (mean score - lambda x mean delay)",
+    "model': the mean over models of (mean score - lambda x mean delay)",
     ("score_curve", "log"): "Sec. II-B: 'the marginal gain of CLIPScore diminishes'; a ln z + b, "
-                            "which never stops growing (ours)",
+    "which never stops growing (ours)",
     ("score_curve", "saturating"): "Sec. II-B: quality 'significantly improves up to a certain "
-                                   "score'; Sec. IV-C: Optimal-step picks 'the near-optimal step "
-                                   "number'; the score stops growing at saturation_steps",
+    "score'; Sec. IV-C: Optimal-step picks 'the near-optimal step "
+    "number'; the score stops growing at saturation_steps",
     ("time_consumption", "makespan"): "Sec. IV-C, Fig. 9: 'saving an average of 30.2% in time "
-                                      "consumption'; mean over models of N_m t_m (ours)",
-    ("time_consumption", "per_model_pct"): "Sec. IV-C: 'less time consumption on each model, saving "
-                                           "an average of 30.2%'; the mean of per-model changes",
+    "consumption'; mean over models of N_m t_m (ours)",
+    (
+        "time_consumption",
+        "per_model_pct",
+    ): "Sec. IV-C: 'less time consumption on each model, saving "
+    "an average of 30.2%'; the mean of per-model changes",
     ("up_to", "max"): "Sec. IV-B: 'up to a 2.5% increase compared with other methods at different "
-                      "time slots'",
+    "time slots'",
 }
 """The paper's words that allow each option (section and quote)."""
 
@@ -110,11 +126,18 @@ class Readings:
         for name, options in OPTIONS.items():
             if getattr(self, name) not in options:
                 raise ValueError(f"{name}: expected one of {options}, got {getattr(self, name)!r}")
-        for name, low, high in (("rho", 0.0, 1.0), ("saturation_steps", 1.0, math.inf),
-                                ("step_tolerance", 0.0, math.inf)):
+        for name, low, high in (
+            ("rho", 0.0, 1.0),
+            ("saturation_steps", 1.0, math.inf),
+            ("step_tolerance", 0.0, math.inf),
+        ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(value) or not low <= value <= high:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.integer, np.floating))
+                or not math.isfinite(value)
+                or not low <= value <= high
+            ):
                 raise ValueError(f"{name}: expected a number in [{low}, {high}], got {value!r}")
             object.__setattr__(self, name, float(value))
 
@@ -131,11 +154,15 @@ class Readings:
     @property
     def label(self) -> str:
         """A short name: ``"default"``, or the fields that differ from the default, e.g. ``"latency=per_image"``."""
-        changed = [f"{f.name}={getattr(self, f.name):g}" if isinstance(getattr(self, f.name), float)
-                   else f"{f.name}={getattr(self, f.name)}"
-                   for f in dataclasses.fields(self) if getattr(self, f.name) != f.default
-                   and not (f.name == "rho" and self.information == "category")
-                   and not (f.name == "saturation_steps" and self.score_curve == "log")]
+        changed = [
+            f"{f.name}={getattr(self, f.name):g}"
+            if isinstance(getattr(self, f.name), float)
+            else f"{f.name}={getattr(self, f.name)}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default
+            and not (f.name == "rho" and self.information == "category")
+            and not (f.name == "saturation_steps" and self.score_curve == "log")
+        ]
         return ", ".join(changed) or "default"
 
     def replace(self, **changes: Any) -> "Readings":
@@ -171,9 +198,13 @@ def direct_models(scenario: Scenario, readings: Readings = DEFAULT) -> np.ndarra
     validate.instance(scenario, Scenario, "scenario")
     validate.instance(readings, Readings, "readings")
     if readings.direct == "interval":
-        return np.searchsorted(np.asarray(scenario.thresholds), scenario.mu, side="right").astype(np.int64)
+        return np.searchsorted(np.asarray(scenario.thresholds), scenario.mu, side="right").astype(
+            np.int64
+        )
     steps = np.array([m.steps[0] for m in scenario.models], dtype=float)
     models = np.arange(len(scenario.models))
-    score = true_score(scenario, scenario.mu[:, None], models[None, :], steps[None, :], readings.saturation)
+    score = true_score(
+        scenario, scenario.mu[:, None], models[None, :], steps[None, :], readings.saturation
+    )
     seconds = np.array([m.image_seconds(z) for m, z in zip(scenario.models, steps)])
     return np.argmax(score - scenario.weight * seconds[None, :], axis=1).astype(np.int64)

@@ -45,7 +45,9 @@ def find_notebooks(only: Sequence[str] = (), notebooks_dir: Path = NOTEBOOKS_DIR
     if only:
         unknown = [o for o in only if not any(p.stem.startswith(o) for p in found)]
         if unknown:
-            raise ValueError(f"only: no notebook starts with {unknown}; have {[p.stem for p in found]}")
+            raise ValueError(
+                f"only: no notebook starts with {unknown}; have {[p.stem for p in found]}"
+            )
         found = [p for p in found if any(p.stem.startswith(o) for o in only)]
     return found
 
@@ -65,17 +67,25 @@ def check_parameters(notebook: str | os.PathLike, parameters: Mapping[str, Any])
         raise ValueError(f"parameters: expected a mapping of names to values, got {kind}")
     stem = Path(notebook).stem
     if "results_dir" in parameters:
-        raise ValueError(f"parameters: results_dir of {stem} is set by the runner; "
-                         "use --results-dir (results_root) instead")
+        raise ValueError(
+            f"parameters: results_dir of {stem} is set by the runner; "
+            "use --results-dir (results_root) instead"
+        )
     known = notebook_parameters(notebook)
     unknown = sorted(set(parameters) - set(known))
     if unknown:
-        raise ValueError(f"parameters: {stem} has no parameter {', '.join(map(repr, unknown))}; "
-                         f"its parameters: {', '.join(known)}")
+        raise ValueError(
+            f"parameters: {stem} has no parameter {', '.join(map(repr, unknown))}; "
+            f"its parameters: {', '.join(known)}"
+        )
 
 
-def run_notebook(notebook: Path, results_root: Path = RESULTS_DIR,
-                 parameters: Mapping[str, Any] | None = None, progress: bool = True) -> Path:
+def run_notebook(
+    notebook: Path,
+    results_root: Path = RESULTS_DIR,
+    parameters: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
     """Execute one notebook with papermill into ``<results_root>/<stem>/<name>``; return that path.
 
     ``parameters`` are checked first (:func:`check_parameters`). The notebook runs in a temporary
@@ -111,16 +121,22 @@ def run_notebook(notebook: Path, results_root: Path = RESULTS_DIR,
             env["PARTIPROMPTS_PATH"] = os.path.abspath(os.environ["PARTIPROMPTS_PATH"])
         with _environment(env):
             papermill.execute_notebook(
-                str(notebook), str(running), parameters=params, cwd=str(notebook.parent),
-                kernel_name="python3", progress_bar=progress,
+                str(notebook),
+                str(running),
+                parameters=params,
+                cwd=str(notebook.parent),
+                kernel_name="python3",
+                progress_bar=progress,
             )
         _finish_executed_copy(running, work / notebook.name, final_dir / notebook.name, notebook)
         running.unlink()
         _swap_in(work, final_dir)
     except BaseException as err:
         failed = _keep_failed(work, running, notebook)
-        err.add_note(f"{notebook.stem} failed: {final_dir} is unchanged; partial output of this "
-                     f"run (executed notebook up to the error, files written) in {failed}")
+        err.add_note(
+            f"{notebook.stem} failed: {final_dir} is unchanged; partial output of this "
+            f"run (executed notebook up to the error, files written) in {failed}"
+        )
         raise
     return final_dir / notebook.name
 
@@ -198,7 +214,9 @@ def _is_fresh(notebook: Path, results_root: Path) -> bool:
     executed = Path(results_root) / notebook.stem / notebook.name
     if not executed.is_file():
         return False
-    newest_source = max([notebook.stat().st_mtime] + [p.stat().st_mtime for p in (ROOT / "aigc_lib").glob("*.py")])
+    newest_source = max(
+        [notebook.stat().st_mtime] + [p.stat().st_mtime for p in (ROOT / "aigc_lib").glob("*.py")]
+    )
     return executed.stat().st_mtime > newest_source
 
 
@@ -212,12 +230,15 @@ def load_parameters(path: str | os.PathLike | None) -> dict[str, dict[str, Any]]
         kind = type(err).__name__
         raise ValueError(f"params: cannot read {str(path)!r} as YAML ({kind})") from None
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise ValueError(f"params: {str(path)!r} must map notebook stems (or 'all') to mappings of parameters")
+        raise ValueError(
+            f"params: {str(path)!r} must map notebook stems (or 'all') to mappings of parameters"
+        )
     return raw
 
 
-def parameters_per_notebook(params: Mapping[str, Mapping[str, Any]],
-                            notebooks: Sequence[Path]) -> dict[Path, dict[str, Any]]:
+def parameters_per_notebook(
+    params: Mapping[str, Mapping[str, Any]], notebooks: Sequence[Path]
+) -> dict[Path, dict[str, Any]]:
     """Each notebook's parameters (``all`` then its own entry), every one checked before any runs.
 
     Raises ``ValueError`` for an entry naming no notebook, and for a parameter a notebook does
@@ -236,11 +257,19 @@ def parameters_per_notebook(params: Mapping[str, Mapping[str, Any]],
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aigc_lib.reproduce", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="*", default=(), help="notebook number prefixes, e.g. 01 03")
+    parser = argparse.ArgumentParser(
+        prog="python -m aigc_lib.reproduce", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--only", nargs="*", default=(), help="notebook number prefixes, e.g. 01 03"
+    )
     parser.add_argument("--params", help="YAML of parameters per notebook stem (or 'all')")
-    parser.add_argument("--results-dir", default=str(RESULTS_DIR), help="where results go (default: results/)")
-    parser.add_argument("--resume", action="store_true", help="skip notebooks executed after their last change")
+    parser.add_argument(
+        "--results-dir", default=str(RESULTS_DIR), help="where results go (default: results/)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="skip notebooks executed after their last change"
+    )
     args = parser.parse_args(argv)
     try:  # every argument is checked before anything runs
         chosen = parameters_per_notebook(load_parameters(args.params), find_notebooks(args.only))

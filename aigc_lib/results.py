@@ -35,20 +35,32 @@ _hook_installed = False
 
 COLOURS: dict[str, str] = {
     # models (Okabe-Ito)
-    "sdxl-turbo": "#56B4E9", "sd15": "#E69F00", "sdxl": "#009E73",
+    "sdxl-turbo": "#56B4E9",
+    "sd15": "#E69F00",
+    "sdxl": "#009E73",
     # assignment policies
-    "probabilistic": "#0072B2", "direct": "#D55E00", "random": "#999999",
+    "probabilistic": "#0072B2",
+    "direct": "#D55E00",
+    "random": "#999999",
     "probabilistic (prompt)": "#CC79A7",
     # allocation methods (Paul Tol's muted scheme)
-    "annealing": "#332288", "exact": "#117733", "equal": "#DDCC77", "optimal_step": "#882255",
+    "annealing": "#332288",
+    "exact": "#117733",
+    "equal": "#DDCC77",
+    "optimal_step": "#882255",
     "dual_annealing": "#44AA99",
     # peer serving policies (notebook 07)
-    "cascade": "#AA4499", "router": "#88CCEE",
+    "cascade": "#AA4499",
+    "router": "#88CCEE",
 }
 """One colour per model and per policy, the same in every notebook (pass ``palette=COLOURS``)."""
 
-LABELS = {"score": "CLIPScore (points)", "utility": "utility (CLIPScore points)",
-          "latency": "latency (s)", "time": "time consumption (s)"}
+LABELS = {
+    "score": "CLIPScore (points)",
+    "utility": "utility (CLIPScore points)",
+    "latency": "latency (s)",
+    "time": "time consumption (s)",
+}
 """Axis labels spelled the same everywhere."""
 
 
@@ -86,7 +98,9 @@ def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) ->
     module's docstring), so ``metrics.json`` is written last. Returns its path.
     """
     if not isinstance(metrics, Mapping):
-        raise ValueError(f"metrics: expected a mapping of names to numbers, got {type(metrics).__name__}")
+        raise ValueError(
+            f"metrics: expected a mapping of names to numbers, got {type(metrics).__name__}"
+        )
     publish(results_dir)
     return write_json(Path(results_dir) / METRICS_NAME, dict(metrics))
 
@@ -102,8 +116,9 @@ def staging_active() -> bool:
     return _kernel() is not None
 
 
-def staged_path(path: str | os.PathLike, results_dir: str | os.PathLike | None = None,
-                seed: bool = False) -> Path:
+def staged_path(
+    path: str | os.PathLike, results_dir: str | os.PathLike | None = None, seed: bool = False
+) -> Path:
     """Where a writer should write ``path`` now: ``path`` itself, or, while staging is active and
     ``path`` lies in a results folder, its place in that folder's staging folder.
 
@@ -170,13 +185,14 @@ def _report_unpublished_on_error() -> None:
         if getattr(result, "error_in_exec", None) is None:
             return
         for folder, stage in _stages.items():
-            print(f"aigc_lib.results: {folder} left unchanged (results are published by the "
-                  f"notebook's last cell, results.write_metrics); this run's files so far: {stage}",
-                  file=sys.stderr)
+            print(
+                f"aigc_lib.results: {folder} left unchanged (results are published by the "
+                f"notebook's last cell, results.write_metrics); this run's files so far: {stage}",
+                file=sys.stderr,
+            )
 
     shell.events.register("post_run_cell", report)
     _hook_installed = True
-
 
 
 def explore(plot: Any, interactive: bool, **sliders: Any) -> Any:
@@ -188,14 +204,18 @@ def explore(plot: Any, interactive: bool, **sliders: Any) -> Any:
     """
     for name, spec in sliders.items():
         if not (isinstance(spec, tuple) and len(spec) == 4 and spec[0] <= spec[3] <= spec[1]):
-            raise ValueError(f"{name}: expected (low, high, step, default) with low <= default <= high, got {spec!r}")
+            raise ValueError(
+                f"{name}: expected (low, high, step, default) with low <= default <= high, got {spec!r}"
+            )
     defaults = {name: spec[3] for name, spec in sliders.items()}
     if not interactive:
         return plot(**defaults)
     import ipywidgets
 
     controls = {
-        name: ipywidgets.FloatSlider(value=d, min=lo, max=hi, step=st, description=name, continuous_update=False)
+        name: ipywidgets.FloatSlider(
+            value=d, min=lo, max=hi, step=st, description=name, continuous_update=False
+        )
         for name, (lo, hi, st, d) in sliders.items()
     }
     return ipywidgets.interact(plot, **controls)

@@ -53,11 +53,32 @@ P2_MAX_LOSS = 0.5
 P2_MIN_GAIN = 1.0
 """P2: the least CLIPScore points high-interval prompts must gain on the large model ("a point or more")."""
 
-_TOP_KEYS = {"name", "extends", "premises", "overrides", "flops_table", "weight", "thresholds",
-             "step_options", "capacity_tflops", "min_share", "noise_sd", "tasks_per_slot", "models",
-             "groups"}
-_MODEL_KEYS = {"name", "fixed_steps", "step_seconds", "fixed_seconds", "score_slope", "score_offset",
-               "score_beta", "zref"}
+_TOP_KEYS = {
+    "name",
+    "extends",
+    "premises",
+    "overrides",
+    "flops_table",
+    "weight",
+    "thresholds",
+    "step_options",
+    "capacity_tflops",
+    "min_share",
+    "noise_sd",
+    "tasks_per_slot",
+    "models",
+    "groups",
+}
+_MODEL_KEYS = {
+    "name",
+    "fixed_steps",
+    "step_seconds",
+    "fixed_seconds",
+    "score_slope",
+    "score_offset",
+    "score_beta",
+    "zref",
+}
 _GROUP_KEYS = {"name", "mu", "sigma", "share"}
 _LEAF_KEYS = {"value", "source", "reason"}
 
@@ -106,8 +127,7 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class GroupPrior:
-    """A prompt group's Gaussian prior N(mu, sigma^2) of medium-model CLIPScore, and its share.
-    """
+    """A prompt group's Gaussian prior N(mu, sigma^2) of medium-model CLIPScore, and its share."""
 
     name: str
     mu: float
@@ -194,8 +214,10 @@ class Scenario:
         capacity C): use :meth:`with_capacity`, which rescales them.
         """
         if "capacity_tflops" in changes and changes["capacity_tflops"] != self.capacity_tflops:
-            raise ValueError("capacity_tflops: use Scenario.with_capacity(c), which also rescales every "
-                             "model's seconds (they are measured with the whole GPU)")
+            raise ValueError(
+                "capacity_tflops: use Scenario.with_capacity(c), which also rescales every "
+                "model's seconds (they are measured with the whole GPU)"
+            )
         return dataclasses.replace(self, **changes)
 
     def with_capacity(self, capacity_tflops: float) -> "Scenario":
@@ -205,9 +227,12 @@ class Scenario:
         """
         new = validate.number(capacity_tflops, "capacity_tflops", low=0.0, low_open=True)
         scale = self.capacity_tflops / new
-        models = tuple(dataclasses.replace(m, step_seconds=m.step_seconds * scale,
-                                           fixed_seconds=m.fixed_seconds * scale)
-                       for m in self.models)
+        models = tuple(
+            dataclasses.replace(
+                m, step_seconds=m.step_seconds * scale, fixed_seconds=m.fixed_seconds * scale
+            )
+            for m in self.models
+        )
         return dataclasses.replace(self, models=models, capacity_tflops=new)
 
 
@@ -255,11 +280,15 @@ def _scenario_path(name: str | os.PathLike | None) -> Path:
     if isinstance(name, str) and name in scenario_names():
         return SCENARIOS_DIR / f"{name}.yaml"
     if not isinstance(name, (str, os.PathLike)):
-        raise ValueError(f"name: expected a scenario name {scenario_names()} or a file path, got {name!r}")
+        raise ValueError(
+            f"name: expected a scenario name {scenario_names()} or a file path, got {name!r}"
+        )
     path = Path(name)
     if not path.is_file():
-        raise ValueError(f"name: {str(name)!r} is neither a scenario name {scenario_names()} "
-                         "nor an existing scenario file")
+        raise ValueError(
+            f"name: {str(name)!r} is neither a scenario name {scenario_names()} "
+            "nor an existing scenario file"
+        )
     return path
 
 
@@ -268,19 +297,27 @@ def _resolve(path: Path, seen: tuple[Path, ...]) -> dict:
     raw = _read_yaml(path, "name")
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
-        raise ValueError(f"{unknown[0]}: unknown key in {str(path)!r}; expected keys among {sorted(_TOP_KEYS)}")
+        raise ValueError(
+            f"{unknown[0]}: unknown key in {str(path)!r}; expected keys among {sorted(_TOP_KEYS)}"
+        )
     if "extends" not in raw:
         if "overrides" in raw:
-            raise ValueError(f"overrides: {str(path)!r} has overrides but does not say what it extends")
+            raise ValueError(
+                f"overrides: {str(path)!r} has overrides but does not say what it extends"
+            )
         return raw
     base_name = raw["extends"]
     if not isinstance(base_name, str) or base_name not in scenario_names():
-        raise ValueError(f"extends: expected a scenario name among {scenario_names()}, got {base_name!r}")
+        raise ValueError(
+            f"extends: expected a scenario name among {scenario_names()}, got {base_name!r}"
+        )
     base_path = SCENARIOS_DIR / f"{base_name}.yaml"
     if base_path.resolve() in seen or base_path.resolve() == path.resolve():
         raise ValueError(f"extends: {str(path)!r} extends itself through {base_name!r}")
     base = _resolve(base_path, (*seen, path.resolve()))
-    base["flops_table"] = str(Path(os.path.relpath(base_path.parent, path.parent)) / base["flops_table"])
+    base["flops_table"] = str(
+        Path(os.path.relpath(base_path.parent, path.parent)) / base["flops_table"]
+    )
     for key, value in raw.items():
         if key not in ("extends", "overrides"):
             base[key] = value
@@ -310,8 +347,10 @@ def _read_yaml(path: Path, argument: str) -> dict:
 def _read_flops(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"flops_table: FLOP table {str(path)!r} does not exist "
-                         "(make it with `python -m aigc_lib.flops`)")
+        raise ValueError(
+            f"flops_table: FLOP table {str(path)!r} does not exist "
+            "(make it with `python -m aigc_lib.flops`)"
+        )
     table = pd.read_csv(path)
     missing = {"model", "component", "tflop"} - set(table.columns)
     if missing:
@@ -319,13 +358,17 @@ def _read_flops(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
-def _profile_overrides(profile: str | os.PathLike | Mapping[str, Any], allow_random_weights: bool) -> Mapping:
+def _profile_overrides(
+    profile: str | os.PathLike | Mapping[str, Any], allow_random_weights: bool
+) -> Mapping:
     if not isinstance(profile, Mapping):
         profile = _read_yaml(Path(profile), "profile")
     if profile.get("real_weights", True) is not True and not allow_random_weights:
-        raise ValueError("profile: fitted on random-weight models (real_weights: false), not measurements "
-                         "of the real models; pass allow_random_weights=True only to demonstrate the "
-                         "mechanism")
+        raise ValueError(
+            "profile: fitted on random-weight models (real_weights: false), not measurements "
+            "of the real models; pass allow_random_weights=True only to demonstrate the "
+            "mechanism"
+        )
     overrides = profile.get("overrides")
     if not isinstance(overrides, Mapping) or not overrides:
         raise ValueError("profile: expected a non-empty mapping under 'overrides'")
@@ -377,10 +420,14 @@ def _require(raw: Mapping, key: str, kind: type | tuple, where: str = "") -> Any
 
 def _provenance(entry: Any, key: str) -> Provenance:
     if not isinstance(entry, Mapping) or "value" not in entry:
-        raise ValueError(f"{key}: expected a mapping with 'value', 'source' and 'reason', got {entry!r}")
+        raise ValueError(
+            f"{key}: expected a mapping with 'value', 'source' and 'reason', got {entry!r}"
+        )
     unknown = sorted(set(entry) - _LEAF_KEYS)
     if unknown:
-        raise ValueError(f"{key}: unknown field {unknown[0]!r}; expected only value, source and reason")
+        raise ValueError(
+            f"{key}: unknown field {unknown[0]!r}; expected only value, source and reason"
+        )
     source = entry.get("source")
     if source not in SOURCES:
         raise ValueError(f"{key}: source must be one of {SOURCES}, got {source!r}")
@@ -390,8 +437,16 @@ def _provenance(entry: Any, key: str) -> Provenance:
     return Provenance(source, reason.strip())
 
 
-def _number(raw: Mapping, key: str, where: str, prov: dict, low: float | None = None,
-            low_open: bool = True, high: float | None = None, whole: bool = False) -> float:
+def _number(
+    raw: Mapping,
+    key: str,
+    where: str,
+    prov: dict,
+    low: float | None = None,
+    low_open: bool = True,
+    high: float | None = None,
+    whole: bool = False,
+) -> float:
     full = f"{where}{key}"
     entry = raw.get(key)
     if entry is None:
@@ -403,7 +458,9 @@ def _number(raw: Mapping, key: str, where: str, prov: dict, low: float | None = 
     if whole and value != int(value):
         raise ValueError(f"{full}: expected a whole number, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{full}: expected a number {'>' if low_open else '>='} {low}, got {value!r}")
+        raise ValueError(
+            f"{full}: expected a number {'>' if low_open else '>='} {low}, got {value!r}"
+        )
     if high is not None and value > high:
         raise ValueError(f"{full}: expected a number <= {high}, got {value!r}")
     return float(value)
@@ -427,7 +484,9 @@ def _numbers(raw: Mapping, key: str, where: str, prov: dict) -> list[float]:
 def _flop(table: pd.DataFrame, model: str, component: str) -> float:
     rows = table[(table["model"] == model) & (table["component"] == component)]
     if len(rows) != 1:
-        raise ValueError(f"flops_table: expected one {component!r} row for model {model!r}, found {len(rows)}")
+        raise ValueError(
+            f"flops_table: expected one {component!r} row for model {model!r}, found {len(rows)}"
+        )
     return float(rows["tflop"].iloc[0])
 
 
@@ -438,8 +497,10 @@ def _named_entries(raw: Mapping, key: str, allowed: set[str]) -> list[Mapping]:
             raise ValueError(f"{key}[{i}]: expected a mapping with a 'name'")
         unknown = sorted(set(entry) - allowed)
         if unknown:
-            raise ValueError(f"{key}.{entry['name']}.{unknown[0]}: unknown key; expected keys among "
-                             f"{sorted(allowed)}")
+            raise ValueError(
+                f"{key}.{entry['name']}.{unknown[0]}: unknown key; expected keys among "
+                f"{sorted(allowed)}"
+            )
     return entries
 
 
@@ -454,27 +515,32 @@ def _build(raw: dict, flops: pd.DataFrame) -> Scenario:
             steps = [_number(m, "fixed_steps", where, prov, low=1, low_open=False, whole=True)]
         if any(s != int(s) or s < 1 for s in steps):
             raise ValueError(f"{where}steps: expected positive whole numbers, got {steps}")
-        models.append(ModelSpec(
-            name=m["name"],
-            steps=tuple(sorted({int(s) for s in steps})),
-            step_seconds=_number(m, "step_seconds", where, prov, low=0),
-            fixed_seconds=_number(m, "fixed_seconds", where, prov, low=0, low_open=False),
-            tflop_per_step=_flop(flops, m["name"], "unet_step"),
-            tflop_fixed=_flop(flops, m["name"], "vae_decode") + _flop(flops, m["name"], "text_encode"),
-            score_slope=_number(m, "score_slope", where, prov, low=0, low_open=False),
-            score_offset=_number(m, "score_offset", where, prov),
-            score_beta=_number(m, "score_beta", where, prov, low=0),
-            zref=_number(m, "zref", where, prov, low=0),
-        ))
+        models.append(
+            ModelSpec(
+                name=m["name"],
+                steps=tuple(sorted({int(s) for s in steps})),
+                step_seconds=_number(m, "step_seconds", where, prov, low=0),
+                fixed_seconds=_number(m, "fixed_seconds", where, prov, low=0, low_open=False),
+                tflop_per_step=_flop(flops, m["name"], "unet_step"),
+                tflop_fixed=_flop(flops, m["name"], "vae_decode")
+                + _flop(flops, m["name"], "text_encode"),
+                score_slope=_number(m, "score_slope", where, prov, low=0, low_open=False),
+                score_offset=_number(m, "score_offset", where, prov),
+                score_beta=_number(m, "score_beta", where, prov, low=0),
+                zref=_number(m, "zref", where, prov, low=0),
+            )
+        )
     groups = []
     for g in _named_entries(raw, "groups", _GROUP_KEYS):
         where = f"groups.{g['name']}."
-        groups.append(GroupPrior(
-            name=g["name"],
-            mu=_number(g, "mu", where, prov),
-            sigma=_number(g, "sigma", where, prov, low=0),
-            share=_number(g, "share", where, prov, low=0, low_open=False, high=1),
-        ))
+        groups.append(
+            GroupPrior(
+                name=g["name"],
+                mu=_number(g, "mu", where, prov),
+                sigma=_number(g, "sigma", where, prov, low=0),
+                share=_number(g, "share", where, prov, low=0, low_open=False, high=1),
+            )
+        )
     premises = raw.get("premises", [])
     if not isinstance(premises, list) or any(p not in PREMISES for p in premises):
         raise ValueError(f"premises: expected a list of names among {PREMISES}, got {premises!r}")
@@ -489,7 +555,9 @@ def _build(raw: dict, flops: pd.DataFrame) -> Scenario:
         capacity_tflops=_number(raw, "capacity_tflops", "", prov, low=0),
         min_share=_number(raw, "min_share", "", prov, low=0, high=0.5),
         noise_sd=_number(raw, "noise_sd", "", prov, low=0, low_open=False),
-        tasks_per_slot=int(_number(raw, "tasks_per_slot", "", prov, low=1, low_open=False, whole=True)),
+        tasks_per_slot=int(
+            _number(raw, "tasks_per_slot", "", prov, low=1, low_open=False, whole=True)
+        ),
         name=name,
         premises=tuple(premises),
         provenance=MappingProxyType(prov),
@@ -508,20 +576,29 @@ def _validate(s: Scenario) -> None:
         raise ValueError("groups: expected at least one group")
     for g in s.groups:
         if not (math.isfinite(g.mu) and math.isfinite(g.sigma) and g.sigma > 0):
-            raise ValueError(f"groups.{g.name}: expected a finite mu and a sigma > 0, got {g.mu}, {g.sigma}")
+            raise ValueError(
+                f"groups.{g.name}: expected a finite mu and a sigma > 0, got {g.mu}, {g.sigma}"
+            )
     if len(set(s.group_names)) != len(s.group_names):
         raise ValueError(f"groups: names must be unique, got {s.group_names}")
     if len(s.thresholds) != len(s.models) - 1:
-        raise ValueError(f"thresholds: expected {len(s.models) - 1} (one fewer than models), "
-                         f"got {len(s.thresholds)}")
+        raise ValueError(
+            f"thresholds: expected {len(s.models) - 1} (one fewer than models), "
+            f"got {len(s.thresholds)}"
+        )
     if any(b <= a for a, b in zip(s.thresholds, s.thresholds[1:])):
         raise ValueError(f"thresholds: must be strictly increasing, got {list(s.thresholds)}")
     if abs(sum(g.share for g in s.groups) - 1) > 1e-6:
         raise ValueError(f"groups: shares must sum to 1, got {sum(g.share for g in s.groups):.6f}")
     if s.min_share * len(s.models) > 1:
-        raise ValueError(f"min_share: {s.min_share} x {len(s.models)} models exceeds the whole capacity")
-    if isinstance(s.tasks_per_slot, bool) or not isinstance(s.tasks_per_slot, (int, np.integer)) \
-            or s.tasks_per_slot < 1:
+        raise ValueError(
+            f"min_share: {s.min_share} x {len(s.models)} models exceeds the whole capacity"
+        )
+    if (
+        isinstance(s.tasks_per_slot, bool)
+        or not isinstance(s.tasks_per_slot, (int, np.integer))
+        or s.tasks_per_slot < 1
+    ):
         raise ValueError(f"tasks_per_slot: expected a whole number >= 1, got {s.tasks_per_slot!r}")
     for m in s.models:
         if m.tflop_per_step <= 0 or m.tflop_fixed < 0:
@@ -529,7 +606,9 @@ def _validate(s: Scenario) -> None:
         if not (m.step_seconds > 0 and m.fixed_seconds >= 0):
             raise ValueError(f"models.{m.name}: step_seconds must be > 0 and fixed_seconds >= 0")
 
+
 # --- the ground truth and the paper's premises ---------------------------------------------------
+
 
 def score_curve(steps: Any, zref: Any, saturation_steps: float | None = None) -> np.ndarray:
     """The step term of the ground truth, ln(z / zref), or ln(min(z, z_sat) / min(zref, z_sat)).
@@ -547,8 +626,13 @@ def score_curve(steps: Any, zref: Any, saturation_steps: float | None = None) ->
     return np.log(np.minimum(z, cap) / np.minimum(ref, cap))
 
 
-def true_score(scenario: Scenario, prompt_score: Any, model: Any, steps: Any,
-               saturation_steps: float | None = None) -> np.ndarray:
+def true_score(
+    scenario: Scenario,
+    prompt_score: Any,
+    model: Any,
+    steps: Any,
+    saturation_steps: float | None = None,
+) -> np.ndarray:
     """Expected CLIPScore of a prompt on a model after some steps: the simulator's ground truth.
 
     s_nm(z) = Sbar + d_m + beta_m (x_n - Sbar) + a_m ln(z / zref_m) (docs/SPEC.md section 3), with
@@ -594,8 +678,9 @@ def level_mean_scores(scenario: Scenario) -> np.ndarray:
 
 
 def _pdf(x: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(x), np.exp(-0.5 * np.square(np.where(np.isfinite(x), x, 0.0))), 0.0) \
-        / math.sqrt(2 * math.pi)
+    return np.where(
+        np.isfinite(x), np.exp(-0.5 * np.square(np.where(np.isfinite(x), x, 0.0))), 0.0
+    ) / math.sqrt(2 * math.pi)
 
 
 def _step_grid(scenario: Scenario) -> list[int]:
@@ -638,20 +723,58 @@ def premises(scenario: Scenario, saturation_steps: float | None = None) -> pd.Da
         for k, group in enumerate(scenario.group_names):
             score = true_score(scenario, scenario.mu[k], models, steps, saturation_steps)
             for m in range(n - 1):
-                rows.append(("P1", "score", z, f"{group}: {names[m]} < {names[m + 1]}",
-                             score[m + 1] - score[m], 0.0, score[m + 1] > score[m]))
+                rows.append(
+                    (
+                        "P1",
+                        "score",
+                        z,
+                        f"{group}: {names[m]} < {names[m + 1]}",
+                        score[m + 1] - score[m],
+                        0.0,
+                        score[m + 1] > score[m],
+                    )
+                )
         for m in range(n - 1):
-            rows.append(("P1", "time", z, f"{names[m]} < {names[m + 1]}", seconds[m + 1] - seconds[m],
-                         0.0, seconds[m + 1] > seconds[m]))
+            rows.append(
+                (
+                    "P1",
+                    "time",
+                    z,
+                    f"{names[m]} < {names[m + 1]}",
+                    seconds[m + 1] - seconds[m],
+                    0.0,
+                    seconds[m + 1] > seconds[m],
+                )
+            )
         lo = true_score(scenario, low, models, steps, saturation_steps)
         hi = true_score(scenario, high, models, steps, saturation_steps)
         loss = lo[ref] - lo[0]
         gain = hi[-1] - hi[ref]
-        rows.append(("P2", "low loses little", z, f"{names[0]} vs {names[ref]}", loss, P2_MAX_LOSS,
-                     bool(loss <= P2_MAX_LOSS)))
-        rows.append(("P2", "high gains", z, f"{names[-1]} vs {names[ref]}", gain, P2_MIN_GAIN,
-                     bool(gain >= P2_MIN_GAIN)))
-    frame = pd.DataFrame(rows, columns=["premise", "check", "steps", "subject", "value", "bound", "holds"])
+        rows.append(
+            (
+                "P2",
+                "low loses little",
+                z,
+                f"{names[0]} vs {names[ref]}",
+                loss,
+                P2_MAX_LOSS,
+                bool(loss <= P2_MAX_LOSS),
+            )
+        )
+        rows.append(
+            (
+                "P2",
+                "high gains",
+                z,
+                f"{names[-1]} vs {names[ref]}",
+                gain,
+                P2_MIN_GAIN,
+                bool(gain >= P2_MIN_GAIN),
+            )
+        )
+    frame = pd.DataFrame(
+        rows, columns=["premise", "check", "steps", "subject", "value", "bound", "holds"]
+    )
     frame["holds"] = frame["holds"].astype(bool)
     return frame
 
@@ -671,7 +794,8 @@ def check_premises(scenario: Scenario) -> None:
             f"premises: scenario {scenario.name!r} declares {row['premise']} but breaks it: "
             f"{row['check']} fails for {row['subject']} at {row['steps']} steps (value "
             f"{row['value']:.3f}, bound {row['bound']:g}; {len(failed)} failing checks in all). "
-            "Change the numbers or drop the premise from the file's 'premises' list")
+            "Change the numbers or drop the premise from the file's 'premises' list"
+        )
 
 
 def break_even_scores(scenario: Scenario, saturation_steps: float | None = None) -> pd.DataFrame:
@@ -697,6 +821,14 @@ def break_even_scores(scenario: Scenario, saturation_steps: float | None = None)
             slope = beta[m + 1] - beta[m]
             gap = at_mean[m + 1] - at_mean[m]  # larger minus smaller for a prompt at Sbar
             x = s_bar - gap / slope if slope != 0 else math.nan
-            rows.append({"smaller": names[m], "larger": names[m + 1], "steps": z, "break_even": x,
-                         "threshold": scenario.thresholds[m], "larger_better_above": bool(slope > 0)})
+            rows.append(
+                {
+                    "smaller": names[m],
+                    "larger": names[m + 1],
+                    "steps": z,
+                    "break_even": x,
+                    "threshold": scenario.thresholds[m],
+                    "larger_better_above": bool(slope > 0),
+                }
+            )
     return pd.DataFrame(rows)

@@ -32,8 +32,14 @@ def level_names(n_levels: int) -> tuple[str, ...]:
     return tuple(f"level {i}" for i in range(n_levels))
 
 
-def reclassify_by_medium_score(scenario: Scenario, n_prompts: int, rng: np.random.Generator, steps: Any,
-                               prompts: pd.DataFrame | None = None, reference: int | None = None) -> pd.DataFrame:
+def reclassify_by_medium_score(
+    scenario: Scenario,
+    n_prompts: int,
+    rng: np.random.Generator,
+    steps: Any,
+    prompts: pd.DataFrame | None = None,
+    reference: int | None = None,
+) -> pd.DataFrame:
     """Fig. 4: prompts re-classified by their medium-model CLIPScore, and their mean score on every model.
 
     Draws ``n_prompts`` prompts (groups from ``scenario.shares``, or uniformly from the rows of
@@ -53,15 +59,25 @@ def reclassify_by_medium_score(scenario: Scenario, n_prompts: int, rng: np.rando
     validate.generator(rng)
     n_models = len(scenario.models)
     ref = n_models // 2 if reference is None else reference
-    if isinstance(ref, (bool, np.bool_)) or not isinstance(ref, (int, np.integer)) or not 0 <= ref < n_models:
-        raise ValueError(f"reference: expected a model index in [0, {n_models - 1}], got {reference!r}")
+    if (
+        isinstance(ref, (bool, np.bool_))
+        or not isinstance(ref, (int, np.integer))
+        or not 0 <= ref < n_models
+    ):
+        raise ValueError(
+            f"reference: expected a model index in [0, {n_models - 1}], got {reference!r}"
+        )
     z = _steps(scenario, steps)
     group = _draw_groups(scenario, n_prompts, rng, prompts)
     deviation = scenario.sigma[group] * rng.standard_normal(n_prompts)
     models = np.arange(len(scenario.models))
-    scores = true_score(scenario, (scenario.mu[group] + deviation)[:, None], models[None, :], z[None, :])
+    scores = true_score(
+        scenario, (scenario.mu[group] + deviation)[:, None], models[None, :], z[None, :]
+    )
     scores = scores + scenario.noise_sd * rng.standard_normal(scores.shape)  # per-image noise
-    level = np.searchsorted(np.asarray(scenario.thresholds, dtype=float), scores[:, ref], side="right")
+    level = np.searchsorted(
+        np.asarray(scenario.thresholds, dtype=float), scores[:, ref], side="right"
+    )
     names = level_names(n_models)
     seconds = np.array([m.image_seconds(s) for m, s in zip(scenario.models, z)])
     rows = []
@@ -71,9 +87,18 @@ def reclassify_by_medium_score(scenario: Scenario, n_prompts: int, rng: np.rando
         for m, spec in enumerate(scenario.models):
             mean = float(scores[members, m].mean()) if count else np.nan
             gain = float((scores[members, m] - scores[members, ref]).mean()) if count else np.nan
-            rows.append({"level": lv_name, "model": spec.name, "n_prompts": count, "share": count / n_prompts,
-                         "mean_score": mean, "gain_vs_reference": gain, "steps": int(z[m]),
-                         "seconds_per_image": float(seconds[m])})
+            rows.append(
+                {
+                    "level": lv_name,
+                    "model": spec.name,
+                    "n_prompts": count,
+                    "share": count / n_prompts,
+                    "mean_score": mean,
+                    "gain_vs_reference": gain,
+                    "steps": int(z[m]),
+                    "seconds_per_image": float(seconds[m]),
+                }
+            )
     frame = pd.DataFrame(rows)
     frame["level"] = pd.Categorical(frame["level"], categories=names, ordered=True)
     frame["model"] = pd.Categorical(frame["model"], categories=scenario.model_names, ordered=True)
@@ -82,18 +107,30 @@ def reclassify_by_medium_score(scenario: Scenario, n_prompts: int, rng: np.rando
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def _steps(scenario: Scenario, steps: Any) -> np.ndarray:
     """Steps per model: a whole number for every model with a choice, or one per model; fixed models keep theirs."""
     n_models = len(scenario.models)
     arr = np.atleast_1d(np.asarray(steps, dtype=float))
     if arr.size == 1:
-        arr = np.array([m.steps[0] if len(m.steps) == 1 else arr[0] for m in scenario.models], dtype=float)
-    if arr.shape != (n_models,) or not np.all(np.isfinite(arr)) or np.any(arr < 1) or np.any(arr != np.round(arr)):
-        raise ValueError(f"steps: expected a whole number >= 1 or {n_models} of them (one per model), got {steps!r}")
+        arr = np.array(
+            [m.steps[0] if len(m.steps) == 1 else arr[0] for m in scenario.models], dtype=float
+        )
+    if (
+        arr.shape != (n_models,)
+        or not np.all(np.isfinite(arr))
+        or np.any(arr < 1)
+        or np.any(arr != np.round(arr))
+    ):
+        raise ValueError(
+            f"steps: expected a whole number >= 1 or {n_models} of them (one per model), got {steps!r}"
+        )
     return arr
 
 
-def _draw_groups(scenario: Scenario, n: int, rng: np.random.Generator, prompts: pd.DataFrame | None) -> np.ndarray:
+def _draw_groups(
+    scenario: Scenario, n: int, rng: np.random.Generator, prompts: pd.DataFrame | None
+) -> np.ndarray:
     if prompts is None:
         shares = scenario.shares
         return rng.choice(len(shares), size=n, p=shares / shares.sum())
@@ -103,6 +140,8 @@ def _draw_groups(scenario: Scenario, n: int, rng: np.random.Generator, prompts: 
     labels = prompts["group"].astype(object)
     unknown = sorted({str(x) for x in labels[~labels.isin(index)]})
     if unknown:
-        raise ValueError(f"prompts: unknown group labels {unknown}; expected names among {scenario.group_names}")
+        raise ValueError(
+            f"prompts: unknown group labels {unknown}; expected names among {scenario.group_names}"
+        )
     table = labels.map(index).to_numpy(dtype=np.int64)
     return table[rng.integers(0, table.size, size=n)]

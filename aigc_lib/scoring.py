@@ -36,7 +36,11 @@ def _features(output: Any) -> "torch.Tensor":
     pooled = getattr(output, "pooler_output", None)
     if isinstance(pooled, torch.Tensor):
         return pooled
-    if isinstance(output, (tuple, list)) and len(output) > 1 and isinstance(output[1], torch.Tensor):
+    if (
+        isinstance(output, (tuple, list))
+        and len(output) > 1
+        and isinstance(output[1], torch.Tensor)
+    ):
         return output[1]
     raise TypeError(f"cannot read CLIP features from {type(output).__name__}")
 
@@ -94,7 +98,9 @@ def wrap_clip(model: Any, processor: Any) -> tuple[Any, Any]:
     return model.eval(), processor
 
 
-def load_clip(name_or_path: str | Path = DEFAULT_CLIP, local_files_only: bool = False) -> tuple[Any, Any]:
+def load_clip(
+    name_or_path: str | Path = DEFAULT_CLIP, local_files_only: bool = False
+) -> tuple[Any, Any]:
     """A CLIP (model, processor) from a hub id or a local folder, never through torchmetrics' name list."""
     from transformers import CLIPModel, CLIPProcessor
 
@@ -130,14 +136,19 @@ def tiny_clip(seed: int = 0) -> tuple[Any, Any]:
         num_hidden_layers=2,
         num_attention_heads=4,
     )
-    config = CLIPConfig(text_config=tiny_text_config(tokenizer), vision_config=vision, projection_dim=16)
+    config = CLIPConfig(
+        text_config=tiny_text_config(tokenizer), vision_config=vision, projection_dim=16
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CLIPModel(config).eval()
     # transformers 5 without torchvision: the PIL image processor; transformers 4: the only one
-    image_cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    image_cls = (
+        getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    )
     image_processor = image_cls(
-        size={"shortest_edge": TINY_CLIP_IMAGE}, crop_size={"height": TINY_CLIP_IMAGE, "width": TINY_CLIP_IMAGE}
+        size={"shortest_edge": TINY_CLIP_IMAGE},
+        crop_size={"height": TINY_CLIP_IMAGE, "width": TINY_CLIP_IMAGE},
     )
     return model, CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
@@ -180,7 +191,11 @@ def _as_uint8_batch(images: Any) -> "torch.Tensor":
             tensor = tensor.movedim(-1, -3)
     elif isinstance(images, torch.Tensor):
         tensor = images
-    elif isinstance(images, (list, tuple)) and images and all(isinstance(i, torch.Tensor) for i in images):
+    elif (
+        isinstance(images, (list, tuple))
+        and images
+        and all(isinstance(i, torch.Tensor) for i in images)
+    ):
         tensor = torch.stack(list(images))
     else:
         raise ValueError(
@@ -216,7 +231,9 @@ def clip_score(
     batch = _as_uint8_batch(images)
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
     if len(prompt_list) != len(batch):
-        raise ValueError(f"prompts must have one string per image ({len(batch)}), got {len(prompt_list)}")
+        raise ValueError(
+            f"prompts must have one string per image ({len(batch)}), got {len(prompt_list)}"
+        )
     if not all(isinstance(p, str) and p for p in prompt_list):
         raise ValueError("prompts must be non-empty strings")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

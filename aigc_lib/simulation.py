@@ -57,8 +57,18 @@ ASSIGNMENTS = ("probabilistic", "direct", "random")
 ALLOCATIONS = ("annealing", "exact", "equal", "optimal_step")
 """Allocation policies: Algorithm 1, the exact optimum, Equal-allocation, Optimal-step."""
 
-TASK_COLUMNS = ("slot", "prompt_id", "group", "model", "steps", "compute", "score", "latency", "utility",
-                "deviation")
+TASK_COLUMNS = (
+    "slot",
+    "prompt_id",
+    "group",
+    "model",
+    "steps",
+    "compute",
+    "score",
+    "latency",
+    "utility",
+    "deviation",
+)
 
 Allocator = Callable[[alloc.AllocationProblem, np.random.Generator], alloc.Allocation]
 
@@ -118,14 +128,17 @@ def simulate(
     if assignment not in ASSIGNMENTS:
         raise ValueError(f"assignment: expected one of {ASSIGNMENTS}, got {assignment!r}")
     solver = _solver(allocation, annealing_options, readings.step_tolerance)
-    counts = _slot_sizes(scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots)
+    counts = _slot_sizes(
+        scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots
+    )
     n_models = len(scenario.models)
     mu, sigma, s_bar = scenario.mu, scenario.sigma, scenario.mean_score
     rho = readings.predictor_rho if assignment == "probabilistic" else 0.0  # Direct: category only
     saturation = readings.saturation
 
     workload_rng, noise_rng, assign_rng, alloc_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    )
     total = int(counts.sum())
     slot = np.repeat(np.arange(n_slots), counts)
 
@@ -160,10 +173,15 @@ def simulate(
     n_per = np.bincount(key, minlength=n_slots * n_models).reshape(n_slots, n_models)
     reference = np.array([m.zref for m in scenario.models], dtype=float)
     expected = true_score(scenario, belief, model, reference[model], saturation)  # at each zref
-    sum_per = np.bincount(key, weights=expected, minlength=n_slots * n_models).reshape(n_slots, n_models)
-    prior_b = true_score(scenario, s_bar, np.arange(n_models), reference, saturation)  # models without tasks
-    mean_expected = np.divide(sum_per, n_per, out=np.broadcast_to(prior_b, sum_per.shape).copy(),
-                              where=n_per > 0)
+    sum_per = np.bincount(key, weights=expected, minlength=n_slots * n_models).reshape(
+        n_slots, n_models
+    )
+    prior_b = true_score(
+        scenario, s_bar, np.arange(n_models), reference, saturation
+    )  # models without tasks
+    mean_expected = np.divide(
+        sum_per, n_per, out=np.broadcast_to(prior_b, sum_per.shape).copy(), where=n_per > 0
+    )
     slope = np.array([m.score_slope for m in scenario.models])
     capped = reference if saturation is None else np.minimum(reference, saturation)
     offset_b = mean_expected - slope * np.log(capped)
@@ -178,7 +196,11 @@ def simulate(
             continue
         result = solver(_problem(scenario, n_per[s], slope, offset_b[s], readings), alloc_rng)
         steps_of[s], compute_of[s] = result.steps, result.compute_tflops
-        seconds_of[s], makespan_of[s], planned[s] = result.seconds_per_image, result.makespan, result.utility
+        seconds_of[s], makespan_of[s], planned[s] = (
+            result.seconds_per_image,
+            result.makespan,
+            result.utility,
+        )
 
     # --- ground truth: scores, latency, utility ------------------------------------------------
     steps = steps_of[slot, model]
@@ -195,25 +217,54 @@ def simulate(
 
     model_cat = pd.Categorical.from_codes(model, categories=scenario.model_names, ordered=True)
     group_cat = pd.Categorical.from_codes(group, categories=scenario.group_names, ordered=True)
-    tasks = pd.DataFrame({
-        "slot": slot, "prompt_id": prompt_id, "group": group_cat, "model": model_cat,
-        "steps": steps, "compute": compute_of[slot, model], "score": score, "latency": latency,
-        "utility": task_utility, "deviation": deviation,
-    })
-    slots = _slot_summary(slot, key, counts, score, latency, task_utility, makespan_of, planned,
-                          n_per, steps_of, compute_of, scenario, readings)
+    tasks = pd.DataFrame(
+        {
+            "slot": slot,
+            "prompt_id": prompt_id,
+            "group": group_cat,
+            "model": model_cat,
+            "steps": steps,
+            "compute": compute_of[slot, model],
+            "score": score,
+            "latency": latency,
+            "utility": task_utility,
+            "deviation": deviation,
+        }
+    )
+    slots = _slot_summary(
+        slot,
+        key,
+        counts,
+        score,
+        latency,
+        task_utility,
+        makespan_of,
+        planned,
+        n_per,
+        steps_of,
+        compute_of,
+        scenario,
+        readings,
+    )
     settings = {
-        "n_slots": n_slots, "seed": seed, "assignment": assignment,
-        "allocation": allocation if isinstance(allocation, str) else getattr(allocation, "__name__", "callable"),
+        "n_slots": n_slots,
+        "seed": seed,
+        "assignment": assignment,
+        "allocation": allocation
+        if isinstance(allocation, str)
+        else getattr(allocation, "__name__", "callable"),
         "tasks_per_slot": tasks_per_slot if tasks_per_slot is not None else scenario.tasks_per_slot,
-        "readings": readings, "prompts": "table" if prompts is not None else "synthetic",
-        "annealing_options": dict(annealing_options or {}), "scenario": scenario.name,
+        "readings": readings,
+        "prompts": "table" if prompts is not None else "synthetic",
+        "annealing_options": dict(annealing_options or {}),
+        "scenario": scenario.name,
     }
     return SimulationResult(tasks=tasks, slots=slots, settings=settings)
 
 
-def slot_problems(scenario: Scenario, n_slots: int, seed: int,
-                  **simulate_options: Any) -> list[alloc.AllocationProblem]:
+def slot_problems(
+    scenario: Scenario, n_slots: int, seed: int, **simulate_options: Any
+) -> list[alloc.AllocationProblem]:
     """The allocation problems (docs/SPEC.md eq. 11) a simulation poses, one per slot with tasks.
 
     Runs :func:`simulate` with an allocator that records each problem it is given and solves it
@@ -223,7 +274,9 @@ def slot_problems(scenario: Scenario, n_slots: int, seed: int,
     Taught in ``notebooks/05_beyond_the_paper.ipynb``.
     """
     if "allocation" in simulate_options:
-        raise ValueError("simulate_options: slot_problems sets the allocation itself; do not pass allocation")
+        raise ValueError(
+            "simulate_options: slot_problems sets the allocation itself; do not pass allocation"
+        )
     problems: list[alloc.AllocationProblem] = []
 
     def record(problem: alloc.AllocationProblem, rng: np.random.Generator) -> alloc.Allocation:
@@ -236,19 +289,39 @@ def slot_problems(scenario: Scenario, n_slots: int, seed: int,
 
 # --- pieces -------------------------------------------------------------------------------------
 
-def _problem(scenario: Scenario, n_tasks: np.ndarray, slope: np.ndarray, offset: np.ndarray,
-             readings: Readings) -> alloc.AllocationProblem:
+
+def _problem(
+    scenario: Scenario,
+    n_tasks: np.ndarray,
+    slope: np.ndarray,
+    offset: np.ndarray,
+    readings: Readings,
+) -> alloc.AllocationProblem:
     """One slot's allocation problem; work in effective TFLOP = measured seconds x C."""
     return alloc.AllocationProblem(
-        n_tasks=n_tasks, step_options=[m.steps for m in scenario.models],
-        tflop_per_step=scenario.effective_tflop_per_step, tflop_fixed=scenario.effective_tflop_fixed,
-        score_a=slope, score_b=offset, capacity_tflops=scenario.capacity_tflops,
-        weight=scenario.weight, min_share=scenario.min_share, latency=readings.latency,
-        utility=readings.utility, saturation_steps=readings.saturation)
+        n_tasks=n_tasks,
+        step_options=[m.steps for m in scenario.models],
+        tflop_per_step=scenario.effective_tflop_per_step,
+        tflop_fixed=scenario.effective_tflop_fixed,
+        score_a=slope,
+        score_b=offset,
+        capacity_tflops=scenario.capacity_tflops,
+        weight=scenario.weight,
+        min_share=scenario.min_share,
+        latency=readings.latency,
+        utility=readings.utility,
+        saturation_steps=readings.saturation,
+    )
 
 
-def _probabilistic(group: np.ndarray, belief: np.ndarray, belief_sd: np.ndarray, scenario: Scenario,
-                   rho: float, rng: np.random.Generator) -> np.ndarray:
+def _probabilistic(
+    group: np.ndarray,
+    belief: np.ndarray,
+    belief_sd: np.ndarray,
+    scenario: Scenario,
+    rho: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Eq. 9-10: the category's probabilities (rho = 0), or each prompt's own from its belief."""
     if rho == 0:
         probs = assign.assignment_probabilities(scenario.mu, scenario.sigma, scenario.thresholds)
@@ -256,14 +329,20 @@ def _probabilistic(group: np.ndarray, belief: np.ndarray, belief_sd: np.ndarray,
     if group.size == 0:
         return np.zeros(0, dtype=np.int64)
     if rho == 1:  # the belief is exact, so eq. 9-10 become thresholding the prompt's own score
-        return np.searchsorted(np.asarray(scenario.thresholds), belief, side="right").astype(np.int64)
+        return np.searchsorted(np.asarray(scenario.thresholds), belief, side="right").astype(
+            np.int64
+        )
     probs = assign.assignment_probabilities(belief, belief_sd, scenario.thresholds)
     return assign.assign_probabilistic(np.arange(group.size), probs, rng)
 
 
-def _solver(allocation: str | Allocator, options: Mapping[str, Any] | None, tolerance: float) -> Allocator:
+def _solver(
+    allocation: str | Allocator, options: Mapping[str, Any] | None, tolerance: float
+) -> Allocator:
     if options is not None and not isinstance(options, Mapping):
-        raise ValueError(f"annealing_options: expected a mapping of keyword arguments, got {type(options).__name__}")
+        raise ValueError(
+            f"annealing_options: expected a mapping of keyword arguments, got {type(options).__name__}"
+        )
     options = dict(options or {})
     if callable(allocation):
         return allocation
@@ -275,28 +354,49 @@ def _solver(allocation: str | Allocator, options: Mapping[str, Any] | None, tole
         return lambda problem, rng: alloc.equal_allocation(problem)
     if allocation == "optimal_step":
         return lambda problem, rng: alloc.optimal_step(problem, tolerance=tolerance)
-    raise ValueError(f"allocation: expected one of {ALLOCATIONS} or a callable (problem, rng) -> Allocation, got {allocation!r}")
+    raise ValueError(
+        f"allocation: expected one of {ALLOCATIONS} or a callable (problem, rng) -> Allocation, got {allocation!r}"
+    )
 
 
 def _prompt_table(prompts: Any, group_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(prompts, pd.DataFrame):
-        raise ValueError(f"prompts: expected a DataFrame with columns prompt_id and group, got {type(prompts).__name__}")
+        raise ValueError(
+            f"prompts: expected a DataFrame with columns prompt_id and group, got {type(prompts).__name__}"
+        )
     missing = {"prompt_id", "group"} - set(prompts.columns)
     if missing:
-        raise ValueError(f"prompts: missing columns {sorted(missing)}; expected prompt_id and group")
+        raise ValueError(
+            f"prompts: missing columns {sorted(missing)}; expected prompt_id and group"
+        )
     if len(prompts) == 0:
         raise ValueError("prompts: expected at least one prompt")
     labels = prompts["group"].astype(object)
     known = labels.isin(group_names)
     if not known.all():
         unknown = sorted({str(x) for x in labels[~known]})
-        raise ValueError(f"prompts: unknown group labels {unknown}; expected names among {group_names}")
+        raise ValueError(
+            f"prompts: unknown group labels {unknown}; expected names among {group_names}"
+        )
     index = {name: i for i, name in enumerate(group_names)}
     return prompts["prompt_id"].to_numpy(), labels.map(index).to_numpy(dtype=np.int64)
 
 
-def _slot_summary(slot, key, counts, score, latency, utility, makespan_of, planned, n_per, steps_of,
-                  compute_of, scenario, readings) -> pd.DataFrame:
+def _slot_summary(
+    slot,
+    key,
+    counts,
+    score,
+    latency,
+    utility,
+    makespan_of,
+    planned,
+    n_per,
+    steps_of,
+    compute_of,
+    scenario,
+    readings,
+) -> pd.DataFrame:
     n_slots, n_models = n_per.shape
     safe = np.maximum(counts, 1)
 
@@ -307,13 +407,19 @@ def _slot_summary(slot, key, counts, score, latency, utility, makespan_of, plann
     if readings.utility == "per_task":
         slot_utility = mean(utility)
     else:  # the mean over models with tasks of their mean task utility
-        per_model = np.bincount(key, weights=utility, minlength=n_slots * n_models).reshape(n_slots, n_models)
+        per_model = np.bincount(key, weights=utility, minlength=n_slots * n_models).reshape(
+            n_slots, n_models
+        )
         per_model = np.divide(per_model, n_per, out=np.zeros_like(per_model), where=n_per > 0)
         active = (n_per > 0).sum(axis=1)
         slot_utility = np.where(active > 0, per_model.sum(axis=1) / np.maximum(active, 1), np.nan)
     frame = {
-        "slot": np.arange(n_slots), "n_tasks": counts, "score": mean(score), "latency": mean(latency),
-        "makespan": makespan_of.max(axis=1, initial=0.0), "utility": slot_utility,
+        "slot": np.arange(n_slots),
+        "n_tasks": counts,
+        "score": mean(score),
+        "latency": mean(latency),
+        "makespan": makespan_of.max(axis=1, initial=0.0),
+        "utility": slot_utility,
         "planned_utility": planned,
     }
     names = scenario.model_names
@@ -334,9 +440,13 @@ def _slot_sizes(value: Any, n_slots: int) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"tasks_per_slot: expected a whole number or one per slot, got {value!r}") from None
+        raise ValueError(
+            f"tasks_per_slot: expected a whole number or one per slot, got {value!r}"
+        ) from None
     if arr.shape != (n_slots,):
-        raise ValueError(f"tasks_per_slot: expected a whole number or {n_slots} numbers (one per slot), got shape {arr.shape}")
+        raise ValueError(
+            f"tasks_per_slot: expected a whole number or {n_slots} numbers (one per slot), got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) or np.any(arr < 0):
         raise ValueError("tasks_per_slot: expected whole numbers >= 0 (no NaN)")
     return arr.astype(np.int64)

@@ -117,7 +117,9 @@ def select_prompts(
     return prompts.loc[keep].reset_index(drop=True)
 
 
-def _steps_by_model(models: Sequence[str], steps: Sequence[int] | Mapping[str, Sequence[int]]) -> dict[str, tuple]:
+def _steps_by_model(
+    models: Sequence[str], steps: Sequence[int] | Mapping[str, Sequence[int]]
+) -> dict[str, tuple]:
     """Step counts per model: a mapping per model, or one sequence for all (fixed-step models keep theirs)."""
     out = {}
     for name in models:
@@ -127,7 +129,9 @@ def _steps_by_model(models: Sequence[str], steps: Sequence[int] | Mapping[str, S
         else:
             values = entry.steps_for(steps)
         if not values or any(isinstance(s, bool) or int(s) != s or s < 1 for s in values):
-            raise ValueError(f"steps must be positive integers for every model, got {values!r} for {name}")
+            raise ValueError(
+                f"steps must be positive integers for every model, got {values!r} for {name}"
+            )
         out[name] = tuple(sorted({int(s) for s in values}))
     return out
 
@@ -153,7 +157,14 @@ def plan(
         raise ValueError(f"seeds must be distinct non-negative ints, got {seeds!r}")
     per_model = _steps_by_model(models, steps)
     rows = [
-        {"prompt_id": p.prompt_id, "prompt": p.prompt, "group": p.group, "model": m, "steps": z, "seed": s}
+        {
+            "prompt_id": p.prompt_id,
+            "prompt": p.prompt,
+            "group": p.group,
+            "model": m,
+            "steps": z,
+            "seed": s,
+        }
         for m in models
         for p in prompts.itertuples(index=False)
         for z in per_model[m]
@@ -246,7 +257,9 @@ def _drop_failed(out_dir: Path) -> None:
         rows = read_rows(path)
         kept = [r for r in rows if r.get("status") == "ok"]
         if len(kept) != len(rows):
-            atomic_write_bytes(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept).encode("utf-8"))
+            atomic_write_bytes(
+                path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept).encode("utf-8")
+            )
 
 
 # ---------------------------------------------------------------- backends
@@ -287,7 +300,9 @@ def tiny_backend(device: str = "cpu", seed: int = 0) -> Backend:
     def score_one(image: Any, prompt: str) -> float:
         return float(score(image, [prompt], device=device)[0])
 
-    return Backend(load, score_one, device, TINY_LABEL, scoring.TINY_CLIP_LABEL, False, TINY_RESOLUTION)
+    return Backend(
+        load, score_one, device, TINY_LABEL, scoring.TINY_CLIP_LABEL, False, TINY_RESOLUTION
+    )
 
 
 def hub_backend(
@@ -310,7 +325,9 @@ def hub_backend(
     score = scoring.scorer(clip_model, local_files_only=local_files_only)
 
     def load(name: str) -> Any:
-        return load_pipeline(name, device, dtype, local_files_only=local_files_only, path=paths.get(name))
+        return load_pipeline(
+            name, device, dtype, local_files_only=local_files_only, path=paths.get(name)
+        )
 
     def score_one(image: Any, prompt: str) -> float:
         return float(score(image, [prompt], device=device)[0])
@@ -380,7 +397,9 @@ def measure(pipe: Any, prompt: str, model: str, steps: int, seed: int, backend: 
     return {"seconds": seconds, "peak_memory_gib": peak, "clip_score": score}
 
 
-def _row(task: Any, backend: Backend, state: Any, result: Mapping[str, Any] | None, error: str) -> dict:
+def _row(
+    task: Any, backend: Backend, state: Any, result: Mapping[str, Any] | None, error: str
+) -> dict:
     entry = get_model(task.model)
     row = {
         "prompt_id": _plain_id(task.prompt_id),
@@ -476,12 +495,25 @@ def run_sweep(
             "use one folder per backend so rows are never mixed or wrongly skipped as done"
         )
     done = {_key(r) for r in existing}
-    todo = [t for t in tasks.itertuples(index=False) if t.prompt_id in mine and _key(t._asdict()) not in done]
+    todo = [
+        t
+        for t in tasks.itertuples(index=False)
+        if t.prompt_id in mine and _key(t._asdict()) not in done
+    ]
     rank = state.process_index
     bar = tqdm(total=len(todo), desc=f"sweep [{rank}]", position=rank, disable=not progress)
     try:
         for model in dict.fromkeys(t.model for t in todo):
-            _run_model(model, [t for t in todo if t.model == model], shard, backend, state, warmup, bar, on_row)
+            _run_model(
+                model,
+                [t for t in todo if t.model == model],
+                shard,
+                backend,
+                state,
+                warmup,
+                bar,
+                on_row,
+            )
     finally:
         bar.close()
     state.wait_for_everyone()
@@ -506,7 +538,13 @@ def _run_model(model, tasks, shard, backend, state, warmup, bar, on_row) -> None
             row = _row(task, backend, state, None, load_error)
         else:
             try:
-                row = _row(task, backend, state, measure(pipe, task.prompt, model, task.steps, task.seed, backend), "")
+                row = _row(
+                    task,
+                    backend,
+                    state,
+                    measure(pipe, task.prompt, model, task.steps, task.seed, backend),
+                    "",
+                )
             except Exception as exc:
                 _after_failure(backend.device)
                 row = _row(task, backend, state, None, f"{type(exc).__name__}: {exc}"[:500])
@@ -529,37 +567,72 @@ def _parser() -> argparse.ArgumentParser:
             "CLIPScore), resumable. Several GPUs: accelerate launch -m aigc_lib.sweep ..."
         ),
     )
-    parser.add_argument("--out", required=True, help="output folder (shards rows-*.jsonl, merged sweep.csv)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--prompts", default=None,
-                        help="PartiPrompts.tsv (default: aigc_lib.prompts' default)")
-    source.add_argument("--prompts-csv", default=None,
-                        help="own prompts: a CSV with columns prompt_id, prompt, group")
-    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=list(MODEL_NAMES))
-    parser.add_argument("--steps", nargs="+", type=_positive_int, default=list(DEFAULT_STEPS),
-                        help="denoising steps (Turbo: 1)")
-    parser.add_argument("--seeds", nargs="+", type=_non_negative_int, default=[0],
-                        help="image seeds")
-    parser.add_argument("--prompts-per-group", type=_positive_int, default=None,
-                        help="take this many prompts per group")
-    parser.add_argument("--limit", type=_positive_int, default=None,
-                        help="take at most this many prompts")
-    parser.add_argument("--sample-seed", type=_non_negative_int, default=0,
-                        help="seed of the prompt sample")
     parser.add_argument(
-        "--tiny", action="store_true", help="random tiny pipeline + tiny CLIP (CPU, tests; not real scores)"
+        "--out", required=True, help="output folder (shards rows-*.jsonl, merged sweep.csv)"
     )
-    parser.add_argument("--clip-model", default="openai/clip-vit-large-patch14", help="CLIP hub id or local folder")
-    parser.add_argument("--model-path", action="append", default=[], metavar="NAME=FOLDER", help="local model folder")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--prompts", default=None, help="PartiPrompts.tsv (default: aigc_lib.prompts' default)"
+    )
+    source.add_argument(
+        "--prompts-csv",
+        default=None,
+        help="own prompts: a CSV with columns prompt_id, prompt, group",
+    )
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=list(MODEL_NAMES))
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        type=_positive_int,
+        default=list(DEFAULT_STEPS),
+        help="denoising steps (Turbo: 1)",
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=_non_negative_int, default=[0], help="image seeds"
+    )
+    parser.add_argument(
+        "--prompts-per-group",
+        type=_positive_int,
+        default=None,
+        help="take this many prompts per group",
+    )
+    parser.add_argument(
+        "--limit", type=_positive_int, default=None, help="take at most this many prompts"
+    )
+    parser.add_argument(
+        "--sample-seed", type=_non_negative_int, default=0, help="seed of the prompt sample"
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="random tiny pipeline + tiny CLIP (CPU, tests; not real scores)",
+    )
+    parser.add_argument(
+        "--clip-model", default="openai/clip-vit-large-patch14", help="CLIP hub id or local folder"
+    )
+    parser.add_argument(
+        "--model-path",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="local model folder",
+    )
     parser.add_argument("--local-files-only", action="store_true", help="never contact the hub")
     parser.add_argument(
-        "--dtype", default=None, choices=["float16", "bfloat16", "float32"], help="default: fp16 on GPU"
+        "--dtype",
+        default=None,
+        choices=["float16", "bfloat16", "float32"],
+        help="default: fp16 on GPU",
     )
     parser.add_argument("--retry-failed", action="store_true", help="run failed rows again")
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up image per model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="CPU threads for torch (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for torch (default: torch's)",
+    )
     return parser
 
 
@@ -631,8 +704,10 @@ def _model_paths(parser: argparse.ArgumentParser, items: Sequence[str]) -> dict[
     for item in items:
         name, sep, folder = item.partition("=")
         if not sep or name not in MODEL_NAMES:
-            parser.error(f"argument --model-path: expected NAME=FOLDER with NAME one of "
-                         f"{list(MODEL_NAMES)}, got {item!r}")
+            parser.error(
+                f"argument --model-path: expected NAME=FOLDER with NAME one of "
+                f"{list(MODEL_NAMES)}, got {item!r}"
+            )
         if not Path(folder).is_dir():
             parser.error(f"argument --model-path: {folder!r} is not a folder")
         paths[name] = folder
@@ -650,8 +725,9 @@ def main(argv: Iterable[str] | None = None) -> pd.DataFrame:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"argument --out: {args.out!r} exists and is not a folder")
     try:
-        prompts = select_prompts(_load_prompts(args), args.prompts_per_group, args.limit,
-                                 args.sample_seed)
+        prompts = select_prompts(
+            _load_prompts(args), args.prompts_per_group, args.limit, args.sample_seed
+        )
         plan(prompts, args.models, args.steps, args.seeds)  # steps per model, distinct seeds
     except ValueError as err:
         parser.error(str(err))
@@ -671,7 +747,9 @@ def main(argv: Iterable[str] | None = None) -> pd.DataFrame:
             "argv": list(argv) if argv is not None else None,
             "args": vars(args),
             "backend": {
-                f.name: getattr(backend, f.name) for f in dataclasses.fields(backend) if f.name not in ("load", "score")
+                f.name: getattr(backend, f.name)
+                for f in dataclasses.fields(backend)
+                if f.name not in ("load", "score")
             },
             "num_processes": state.num_processes,
             "prompts": len(prompts),

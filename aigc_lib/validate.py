@@ -14,8 +14,14 @@ import numpy as np
 __all__ = ["number", "whole", "generator", "instance", "finite_vector"]
 
 
-def number(value: Any, name: str, low: float | None = None, high: float | None = None,
-           low_open: bool = False, high_open: bool = False) -> float:
+def number(
+    value: Any,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """A finite real number within [low, high] (open ends where asked), as ``float``."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name}: expected a number, got {value!r}")
@@ -26,15 +32,23 @@ def number(value: Any, name: str, low: float | None = None, high: float | None =
     if not math.isfinite(x):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     if low is not None and (x <= low if low_open else x < low):
-        raise ValueError(f"{name}: expected a number {'>' if low_open else '>='} {low}, got {value!r}")
+        raise ValueError(
+            f"{name}: expected a number {'>' if low_open else '>='} {low}, got {value!r}"
+        )
     if high is not None and (x >= high if high_open else x > high):
-        raise ValueError(f"{name}: expected a number {'<' if high_open else '<='} {high}, got {value!r}")
+        raise ValueError(
+            f"{name}: expected a number {'<' if high_open else '<='} {high}, got {value!r}"
+        )
     return x
 
 
 def whole(value: Any, name: str, low: int = 0) -> int:
     """A whole number (an ``int``, not a float or bool) of at least ``low``, as ``int``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value < low
+    ):
         raise ValueError(f"{name}: expected a whole number >= {low}, got {value!r}")
     return int(value)
 
@@ -42,15 +56,19 @@ def whole(value: Any, name: str, low: int = 0) -> int:
 def generator(rng: Any, name: str = "rng") -> np.random.Generator:
     """A ``numpy.random.Generator`` (randomness is always explicit)."""
     if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"{name}: expected a numpy.random.Generator (numpy.random.default_rng(seed)), "
-                         f"got {type(rng).__name__}")
+        raise ValueError(
+            f"{name}: expected a numpy.random.Generator (numpy.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
     return rng
 
 
 def instance(value: Any, kind: type, name: str) -> Any:
     """``value`` itself if it is a ``kind``."""
     if not isinstance(value, kind):
-        raise ValueError(f"{name}: expected a {kind.__module__}.{kind.__name__}, got {type(value).__name__}")
+        raise ValueError(
+            f"{name}: expected a {kind.__module__}.{kind.__name__}, got {type(value).__name__}"
+        )
     return value
 
 
@@ -61,7 +79,9 @@ def finite_vector(values: Any, name: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected numbers, got {values!r}") from None
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name}: expected a non-empty 1-D sequence of numbers, got shape {arr.shape}")
+        raise ValueError(
+            f"{name}: expected a non-empty 1-D sequence of numbers, got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: expected finite numbers (no NaN or inf), got {arr.tolist()}")
     return arr

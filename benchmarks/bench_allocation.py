@@ -68,8 +68,12 @@ def dual_annealing_solve(problem: al.AllocationProblem, seed: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=500, help="random 3-model problems (default 500)")
-    parser.add_argument("--dual", type=int, default=30, help="of those, how many also go to dual_annealing")
+    parser.add_argument(
+        "--problems", type=int, default=500, help="random 3-model problems (default 500)"
+    )
+    parser.add_argument(
+        "--dual", type=int, default=30, help="of those, how many also go to dual_annealing"
+    )
     args = parser.parse_args()
 
     problems = [al.random_problem(np.random.default_rng(seed)) for seed in range(args.problems)]
@@ -86,19 +90,33 @@ def main() -> None:
 
     t_loop = [timed(lambda: loop_exact(p), repeat=1)[1] for p in problems[:30]]
 
-    print(f"== allocation benchmark: {len(problems)} random 3-model problems (aigc_lib.allocation.random_problem) ==")
-    print(f"solve_exact            median {np.median(t_exact) * 1e3:7.3f} ms  (target 0.5 ms: ratio {np.median(t_exact) / 5e-4:.2f})")
-    print(f"  vs per-combination Python loop (same process, 30 problems): {np.median(t_loop) / np.median(t_exact[:30]):.0f}x faster")
-    print(f"simulated_annealing    median {np.median(t_sa) * 1e3:7.3f} ms  (target 10 ms: ratio {np.median(t_sa) / 1e-2:.2f}); "
-          f"{np.median(t_sa) / np.median(t_exact):.1f}x solve_exact's time")
-    print(f"annealer gap to exact  median {np.median(gaps):.2e}, 99th percentile {np.quantile(gaps, 0.99):.2e}, "
-          f"max {gaps.max():.2e} (relative); within 0.1%: {np.mean(gaps <= 1e-3):.1%} (target >= 99%)")
-    print(f"                       absolute: median {np.median(abs_gaps):.2e}, max {np.max(abs_gaps):.2e} CLIPScore points")
+    print(
+        f"== allocation benchmark: {len(problems)} random 3-model problems (aigc_lib.allocation.random_problem) =="
+    )
+    print(
+        f"solve_exact            median {np.median(t_exact) * 1e3:7.3f} ms  (target 0.5 ms: ratio {np.median(t_exact) / 5e-4:.2f})"
+    )
+    print(
+        f"  vs per-combination Python loop (same process, 30 problems): {np.median(t_loop) / np.median(t_exact[:30]):.0f}x faster"
+    )
+    print(
+        f"simulated_annealing    median {np.median(t_sa) * 1e3:7.3f} ms  (target 10 ms: ratio {np.median(t_sa) / 1e-2:.2f}); "
+        f"{np.median(t_sa) / np.median(t_exact):.1f}x solve_exact's time"
+    )
+    print(
+        f"annealer gap to exact  median {np.median(gaps):.2e}, 99th percentile {np.quantile(gaps, 0.99):.2e}, "
+        f"max {gaps.max():.2e} (relative); within 0.1%: {np.mean(gaps <= 1e-3):.1%} (target >= 99%)"
+    )
+    print(
+        f"                       absolute: median {np.median(abs_gaps):.2e}, max {np.max(abs_gaps):.2e} CLIPScore points"
+    )
 
     if args.dual > 0:
         ratios_u, ratios_t, gaps_d, gaps_s = [], [], [], []
         for i, p in enumerate(problems[: args.dual]):
-            sa, t1 = timed(lambda: al.simulated_annealing(p, np.random.default_rng(10_000 + i)), repeat=1)
+            sa, t1 = timed(
+                lambda: al.simulated_annealing(p, np.random.default_rng(10_000 + i)), repeat=1
+            )
             u_d, t2 = timed(lambda: dual_annealing_solve(p, seed=i), repeat=1)
             exact = al.solve_exact(p).utility
             if exact > 0:  # a ratio of utilities only reads well when both are positive
@@ -107,12 +125,19 @@ def main() -> None:
             gaps_d.append((exact - u_d) / abs(exact))
             gaps_s.append((exact - sa.utility) / abs(exact))
         ratios_u, ratios_t, gaps_d, gaps_s = map(np.array, (ratios_u, ratios_t, gaps_d, gaps_s))
-        print(f"-- vs scipy.optimize.dual_annealing (default settings), first {len(ratios_t)} problems --")
-        print(f"utility ratio annealer / dual_annealing ({len(ratios_u)} with U > 0): median {np.median(ratios_u):.6f}, "
-              f"min {ratios_u.min():.6f}, max {ratios_u.max():.6f}")
-        print(f"gap to exact: annealer median {np.median(gaps_s):.2e} max {gaps_s.max():.2e}; "
-              f"dual_annealing median {np.median(gaps_d):.2e} max {gaps_d.max():.2e}")
+        print(
+            f"-- vs scipy.optimize.dual_annealing (default settings), first {len(ratios_t)} problems --"
+        )
+        print(
+            f"utility ratio annealer / dual_annealing ({len(ratios_u)} with U > 0): median {np.median(ratios_u):.6f}, "
+            f"min {ratios_u.min():.6f}, max {ratios_u.max():.6f}"
+        )
+        print(
+            f"gap to exact: annealer median {np.median(gaps_s):.2e} max {gaps_s.max():.2e}; "
+            f"dual_annealing median {np.median(gaps_d):.2e} max {gaps_d.max():.2e}"
+        )
         print(f"time ratio dual_annealing / annealer: median {np.median(ratios_t):.0f}x")
+
 
 if __name__ == "__main__":
     main()

@@ -44,9 +44,28 @@ from aigc_lib import flops as flops_lib
 
 DEFAULT_STEPS = tuple(range(10, 43, 4))
 COLUMNS = (
-    "gpu", "device", "torch_version", "diffusers_version", "dtype", "vae_dtype", "attention", "tiny",
-    "model", "resolution", "component", "steps", "batch", "seconds", "seconds_min", "seconds_max", "runs",
-    "tflop", "achieved_tflops", "peak_tflops", "peak_fraction", "peak_mem_gib",
+    "gpu",
+    "device",
+    "torch_version",
+    "diffusers_version",
+    "dtype",
+    "vae_dtype",
+    "attention",
+    "tiny",
+    "model",
+    "resolution",
+    "component",
+    "steps",
+    "batch",
+    "seconds",
+    "seconds_min",
+    "seconds_max",
+    "runs",
+    "tflop",
+    "achieved_tflops",
+    "peak_tflops",
+    "peak_fraction",
+    "peak_mem_gib",
 )
 
 # Dense (no sparsity) fp16 tensor-core peak, TFLOPS, from the vendors' data sheets. Matched in order
@@ -54,7 +73,7 @@ COLUMNS = (
 PEAK_DENSE_FP16_TFLOPS: tuple[tuple[tuple[str, ...], float], ...] = (
     (("h100", "pcie"), 756.0),
     (("h100", "nvl"), math.nan),  # not in our table
-    (("h100",), 989.5),           # SXM (the "H100 80GB HBM3" name)
+    (("h100",), 989.5),  # SXM (the "H100 80GB HBM3" name)
     (("h200",), 989.5),
     (("a100",), 312.0),
     (("3090",), 71.0),
@@ -82,7 +101,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int) -> list[float]:
+def time_call(
+    fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int
+) -> list[float]:
     """Wall seconds of ``repeats`` synchronised calls of ``fn`` after ``warmup`` untimed calls."""
     with torch.inference_mode():
         for _ in range(warmup):
@@ -100,7 +121,9 @@ def time_call(fn: Callable[[], Any], device: torch.device, repeats: int, warmup:
 class ModelBench:
     """One model's networks on the device, and the calls the pipeline makes per image."""
 
-    def __init__(self, name: str, device: torch.device, dtype: torch.dtype, tiny: bool, vae_upcast: bool):
+    def __init__(
+        self, name: str, device: torch.device, dtype: torch.dtype, tiny: bool, vae_upcast: bool
+    ):
         import diffusers
         from diffusers.models.attention_processor import AttnProcessor2_0
 
@@ -109,14 +132,20 @@ class ModelBench:
         self.arch = arch = arch_lib.get_architecture(name, tiny)
         self.device = device
         self.dtype = dtype
-        upcast = vae_upcast and bool(arch.vae.get("force_upcast", False)) and dtype == torch.float16  # as diffusers
+        upcast = (
+            vae_upcast and bool(arch.vae.get("force_upcast", False)) and dtype == torch.float16
+        )  # as diffusers
         self.vae_dtype = torch.float32 if upcast else dtype
         self.encoders = arch_lib.build_text_encoders(arch, device=device, dtype=dtype)
         self.unet = arch_lib.build_unet(arch, device=device, dtype=dtype)
         self.vae = arch_lib.build_vae(arch, device=device, dtype=self.vae_dtype)
-        self.unet.set_attn_processor(AttnProcessor2_0())  # PyTorch SDPA (the diffusers default on torch 2)
+        self.unet.set_attn_processor(
+            AttnProcessor2_0()
+        )  # PyTorch SDPA (the diffusers default on torch 2)
         self.vae.set_attn_processor(AttnProcessor2_0())
-        self.attention = "sdpa/" + "+".join(sorted({e.config._attn_implementation for e in self.encoders}))
+        self.attention = "sdpa/" + "+".join(
+            sorted({e.config._attn_implementation for e in self.encoders})
+        )
         self.ids = arch_lib.token_ids(arch, batch=1, device=device)
         self.step_args, self.step_kwargs = arch_lib.unet_inputs(arch, device=device, dtype=dtype)
         self.latents = arch_lib.vae_latents(arch, device=device, dtype=dtype)
@@ -149,11 +178,16 @@ class ModelBench:
         batch = arch.cfg_batch
         context = embeds.repeat(batch, 1, 1)
         if batch == 2 and arch.conditioned_on_pooled_text:
-            context[0].zero_()  # SDXL: zeros for the empty negative prompt (force_zeros_for_empty_prompt)
+            context[
+                0
+            ].zero_()  # SDXL: zeros for the empty negative prompt (force_zeros_for_empty_prompt)
         kwargs: dict[str, Any] = {"encoder_hidden_states": context}
         if arch.conditioned_on_pooled_text:
             cond = self.step_kwargs["added_cond_kwargs"]
-            kwargs["added_cond_kwargs"] = {"text_embeds": pooled.repeat(batch, 1), "time_ids": cond["time_ids"]}
+            kwargs["added_cond_kwargs"] = {
+                "text_embeds": pooled.repeat(batch, 1),
+                "time_ids": cond["time_ids"],
+            }
         scheduler = self.scheduler
         scheduler.set_timesteps(steps, device=self.device)
         latents = torch.randn_like(self.latents) * scheduler.init_noise_sigma
@@ -174,9 +208,20 @@ def _versions() -> tuple[str, str]:
     return torch.__version__, diffusers.__version__
 
 
-def measure(names: Sequence[str], device: torch.device, dtype: torch.dtype, tiny: bool, steps: Sequence[int],
-            e2e_steps: Sequence[int], repeats: int, warmup: int, vae_upcast: bool, budget_s: float | None,
-            out: Path, log: Callable[[str], None] = print) -> list[dict]:
+def measure(
+    names: Sequence[str],
+    device: torch.device,
+    dtype: torch.dtype,
+    tiny: bool,
+    steps: Sequence[int],
+    e2e_steps: Sequence[int],
+    repeats: int,
+    warmup: int,
+    vae_upcast: bool,
+    budget_s: float | None,
+    out: Path,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
     """Measure every model in ``names``; returns the rows (also written to ``out`` after each model)."""
     start = time.perf_counter()
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -201,42 +246,89 @@ def measure(names: Sequence[str], device: torch.device, dtype: torch.dtype, tiny
             "text_encode": flops_lib.text_encode_tflop(name, tiny=tiny),
             "vae_decode": flops_lib.vae_decode_tflop(name, tiny=tiny),
         }
-        base = {"gpu": gpu, "device": device.type, "torch_version": torch_version,
-                "diffusers_version": diffusers_version, "dtype": str(dtype).replace("torch.", ""),
-                "vae_dtype": str(bench.vae_dtype).replace("torch.", ""), "attention": bench.attention,
-                "tiny": tiny, "model": name, "resolution": arch.resolution}
+        base = {
+            "gpu": gpu,
+            "device": device.type,
+            "torch_version": torch_version,
+            "diffusers_version": diffusers_version,
+            "dtype": str(dtype).replace("torch.", ""),
+            "vae_dtype": str(bench.vae_dtype).replace("torch.", ""),
+            "attention": bench.attention,
+            "tiny": tiny,
+            "model": name,
+            "resolution": arch.resolution,
+        }
 
-        def record(component: str, seconds: list[float], work: float, z: int | None, batch: int) -> dict:
+        def record(
+            component: str, seconds: list[float], work: float, z: int | None, batch: int
+        ) -> dict:
             median = statistics.median(seconds)
             achieved = work / median if median > 0 else math.nan
-            row = dict(base, component=component, steps=z, batch=batch, seconds=median, seconds_min=min(seconds),
-                       seconds_max=max(seconds), runs=len(seconds), tflop=work, achieved_tflops=achieved,
-                       peak_tflops=peak, peak_fraction=achieved / peak if peak == peak else math.nan)
+            row = dict(
+                base,
+                component=component,
+                steps=z,
+                batch=batch,
+                seconds=median,
+                seconds_min=min(seconds),
+                seconds_max=max(seconds),
+                runs=len(seconds),
+                tflop=work,
+                achieved_tflops=achieved,
+                peak_tflops=peak,
+                peak_fraction=achieved / peak if peak == peak else math.nan,
+            )
             rows.append(row)
             frac = f", {100 * row['peak_fraction']:.1f}% of peak" if peak == peak else ""
             label = component + (f" z={z}" if z is not None else "")
-            log(f"[{name}] {label}: {median:.4f} s (median of {len(seconds)}), {achieved:.2f} TFLOPS{frac}")
+            log(
+                f"[{name}] {label}: {median:.4f} s (median of {len(seconds)}), {achieved:.2f} TFLOPS{frac}"
+            )
             return row
 
         part = {
-            "text_encode": record("text_encode", time_call(bench.text_encode, device, repeats, warmup),
-                                  tflop["text_encode"], None, arch.text_encodings),
-            "unet_step": record("unet_step", time_call(bench.unet_step, device, repeats, warmup),
-                                tflop["unet_step"], None, arch.cfg_batch),
-            "vae_decode": record("vae_decode", time_call(bench.vae_decode, device, repeats, warmup),
-                                 tflop["vae_decode"], None, 1),
+            "text_encode": record(
+                "text_encode",
+                time_call(bench.text_encode, device, repeats, warmup),
+                tflop["text_encode"],
+                None,
+                arch.text_encodings,
+            ),
+            "unet_step": record(
+                "unet_step",
+                time_call(bench.unet_step, device, repeats, warmup),
+                tflop["unet_step"],
+                None,
+                arch.cfg_batch,
+            ),
+            "vae_decode": record(
+                "vae_decode",
+                time_call(bench.vae_decode, device, repeats, warmup),
+                tflop["vae_decode"],
+                None,
+                1,
+            ),
         }
         fixed = tflop["text_encode"] + tflop["vae_decode"]
         model_steps = [1] if arch.cfg_batch == 1 else list(steps)
         for z in model_steps:
-            composed = part["text_encode"]["seconds"] + z * part["unet_step"]["seconds"] + part["vae_decode"]["seconds"]
+            composed = (
+                part["text_encode"]["seconds"]
+                + z * part["unet_step"]["seconds"]
+                + part["vae_decode"]["seconds"]
+            )
             record("image_composed", [composed], z * tflop["unet_step"] + fixed, z, 1)
-        for z in ([1] if arch.cfg_batch == 1 else list(e2e_steps)):
+        for z in [1] if arch.cfg_batch == 1 else list(e2e_steps):
             if over_budget():
                 log(f"budget of {budget_s:.0f} s reached; skipping end-to-end z={z}")
                 break
-            record("image_e2e", time_call(lambda: bench.image(z), device, max(1, repeats // 2), min(warmup, 1)),
-                   z * tflop["unet_step"] + fixed, z, 1)
+            record(
+                "image_e2e",
+                time_call(lambda: bench.image(z), device, max(1, repeats // 2), min(warmup, 1)),
+                z * tflop["unet_step"] + fixed,
+                z,
+                1,
+            )
         mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
         for row in rows:
             if row["model"] == name:
@@ -245,7 +337,9 @@ def measure(names: Sequence[str], device: torch.device, dtype: torch.dtype, tiny
         if device.type == "cuda":
             torch.cuda.empty_cache()
         write_rows(out, rows)
-        log(f"[{name}] done; wrote {len(rows)} rows to {out} ({time.perf_counter() - start:.1f} s so far)")
+        log(
+            f"[{name}] done; wrote {len(rows)} rows to {out} ({time.perf_counter() - start:.1f} s so far)"
+        )
     return rows
 
 
@@ -254,11 +348,17 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
     from aigc_lib._io import atomic_write_text
 
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
-                         for k, v in row.items()})
+        writer.writerow(
+            {
+                k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+                for k, v in row.items()
+            }
+        )
     return atomic_write_text(path, buffer.getvalue())
 
 
@@ -266,7 +366,9 @@ def _int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers, got {text!r}"
+        ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive whole numbers, got {text!r}")
     return values
@@ -275,21 +377,49 @@ def _int_list(text: str) -> list[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: measure and write the latency CSV; prints progress."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda", help="torch device (default cuda; cpu for dry runs)")
-    parser.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), default=None,
-                        help="weights and activations (default fp16 on cuda, fp32 on cpu)")
-    parser.add_argument("--tiny", action="store_true", help="tiny look-alike networks (CPU tests, seconds)")
-    parser.add_argument("--models", nargs="+", default=list(arch_lib.MODEL_NAMES), choices=arch_lib.MODEL_NAMES)
-    parser.add_argument("--steps", type=_int_list, default=list(DEFAULT_STEPS),
-                        help="step counts of the composed whole-image times (default 10,14,...,42)")
-    parser.add_argument("--e2e-steps", type=_int_list, default=[10, 42],
-                        help="step counts of the measured end-to-end images (default 10,42)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs per measurement (median reported)")
+    parser.add_argument(
+        "--device", default="cuda", help="torch device (default cuda; cpu for dry runs)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("fp16", "bf16", "fp32"),
+        default=None,
+        help="weights and activations (default fp16 on cuda, fp32 on cpu)",
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny look-alike networks (CPU tests, seconds)"
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=list(arch_lib.MODEL_NAMES), choices=arch_lib.MODEL_NAMES
+    )
+    parser.add_argument(
+        "--steps",
+        type=_int_list,
+        default=list(DEFAULT_STEPS),
+        help="step counts of the composed whole-image times (default 10,14,...,42)",
+    )
+    parser.add_argument(
+        "--e2e-steps",
+        type=_int_list,
+        default=[10, 42],
+        help="step counts of the measured end-to-end images (default 10,42)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=10, help="timed runs per measurement (median reported)"
+    )
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs before timing")
-    parser.add_argument("--vae-upcast", choices=("config", "never"), default="config",
-                        help="decode in fp32 when the VAE config says force_upcast, as diffusers does (default)")
-    parser.add_argument("--budget-s", type=float, default=None, help="stop starting new measurements after this")
-    parser.add_argument("--out", default=None, help="CSV path (default data/profiles/latency_<gpu>.csv)")
+    parser.add_argument(
+        "--vae-upcast",
+        choices=("config", "never"),
+        default="config",
+        help="decode in fp32 when the VAE config says force_upcast, as diffusers does (default)",
+    )
+    parser.add_argument(
+        "--budget-s", type=float, default=None, help="stop starting new measurements after this"
+    )
+    parser.add_argument(
+        "--out", default=None, help="CSV path (default data/profiles/latency_<gpu>.csv)"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
@@ -300,12 +430,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out is None:
         gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         root = Path(__file__).resolve().parent.parent
-        out = root / "data" / "profiles" / f"latency_{gpu_slug(gpu)}{'_tiny' if args.tiny else ''}.csv"
+        out = (
+            root
+            / "data"
+            / "profiles"
+            / f"latency_{gpu_slug(gpu)}{'_tiny' if args.tiny else ''}.csv"
+        )
     else:
         out = Path(args.out)
     torch.manual_seed(0)
-    rows = measure(args.models, device, dtype, args.tiny, args.steps, args.e2e_steps, args.repeats, args.warmup,
-                   args.vae_upcast == "config", args.budget_s, out)
+    rows = measure(
+        args.models,
+        device,
+        dtype,
+        args.tiny,
+        args.steps,
+        args.e2e_steps,
+        args.repeats,
+        args.warmup,
+        args.vae_upcast == "config",
+        args.budget_s,
+        out,
+    )
     write_rows(out, rows)  # also when the budget stopped it before the first model (header only)
     print(f"wrote {len(rows)} rows to {out}")
     return 0

@@ -34,8 +34,12 @@ def notebook_results(tmp_path_factory):
     def run(prefix: str) -> tuple[dict, Path]:
         if prefix not in done:
             (notebook,) = reproduce.find_notebooks([prefix])
-            reproduce.run_notebook(notebook, root, {**params.get("all", {}), **params.get(notebook.stem, {})},
-                                   progress=False)
+            reproduce.run_notebook(
+                notebook,
+                root,
+                {**params.get("all", {}), **params.get(notebook.stem, {})},
+                progress=False,
+            )
             folder = root / notebook.stem
             done[prefix] = (json.loads((folder / "metrics.json").read_text()), folder)
         return done[prefix]

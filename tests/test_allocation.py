@@ -25,9 +25,15 @@ Z = tuple(range(10, 43, 4))
 def paper_problem(**changes):
     """Three models like the default scenario: SDXL-Turbo (1 step), SD1.5 and SDXL."""
     args = dict(
-        n_tasks=[3, 5, 2], step_options=[(1,), Z, Z], tflop_per_step=[1.589, 1.607, 13.522],
-        tflop_fixed=[2.6, 2.55, 10.7], score_a=[0.0, 1.0, 1.5], score_b=[30.0, 27.0, 27.5],
-        capacity_tflops=34.0, weight=0.2, min_share=0.01,
+        n_tasks=[3, 5, 2],
+        step_options=[(1,), Z, Z],
+        tflop_per_step=[1.589, 1.607, 13.522],
+        tflop_fixed=[2.6, 2.55, 10.7],
+        score_a=[0.0, 1.0, 1.5],
+        score_b=[30.0, 27.0, 27.5],
+        capacity_tflops=34.0,
+        weight=0.2,
+        min_share=0.01,
     )
     args.update(changes)
     return AllocationProblem(**args)
@@ -102,15 +108,21 @@ def test_a_floor_that_binds_is_respected():
 def test_exact_equals_brute_force_over_steps_and_a_compute_grid(seed):
     rng = np.random.default_rng(seed)
     p = AllocationProblem(
-        n_tasks=rng.integers(1, 15, 3), step_options=[(1,), (10, 26, 42), (10, 18, 30, 42)],
-        tflop_per_step=rng.uniform(1, 15, 3), tflop_fixed=rng.uniform(0, 10, 3),
-        score_a=rng.uniform(0, 3, 3), score_b=rng.uniform(26, 34, 3),
-        capacity_tflops=float(rng.uniform(10, 60)), weight=float(rng.uniform(0.05, 0.5)),
+        n_tasks=rng.integers(1, 15, 3),
+        step_options=[(1,), (10, 26, 42), (10, 18, 30, 42)],
+        tflop_per_step=rng.uniform(1, 15, 3),
+        tflop_fixed=rng.uniform(0, 10, 3),
+        score_a=rng.uniform(0, 3, 3),
+        score_b=rng.uniform(26, 34, 3),
+        capacity_tflops=float(rng.uniform(10, 60)),
+        weight=float(rng.uniform(0.05, 0.5)),
         min_share=float(rng.choice([0.0, 0.05])),
     )
     grid = simplex_grid(3, p.capacity_tflops, p.min_compute, resolution=200)
     grid = grid[np.all(grid > 0, axis=1)]
-    brute = max(grid_utilities(p, np.array(z), grid).max() for z in itertools.product(*p.step_options))
+    brute = max(
+        grid_utilities(p, np.array(z), grid).max() for z in itertools.product(*p.step_options)
+    )
     exact = solve_exact(p)
     assert exact.utility >= brute - 1e-12
     assert exact.utility - brute < 2e-3 * abs(exact.utility)
@@ -121,8 +133,12 @@ def test_exact_never_loses_to_other_solvers_or_random_feasible_states():
     for _ in range(40):
         p = random_problem(rng, n_models=int(rng.integers(2, 5)))
         best = solve_exact(p).utility
-        rivals = [simulated_annealing(p, rng).utility, equal_allocation(p).utility, optimal_step(p).utility,
-                  optimal_step(p, tolerance=0.5).utility]
+        rivals = [
+            simulated_annealing(p, rng).utility,
+            equal_allocation(p).utility,
+            optimal_step(p).utility,
+            optimal_step(p, tolerance=0.5).utility,
+        ]
         act = p.active
         for _ in range(20):  # random feasible states
             z = [rng.choice(o) for o in p.step_options]
@@ -156,8 +172,15 @@ def test_annealer_is_deterministic_per_seed_and_trace_does_not_change_it():
 
 def test_annealer_trace_shows_geometric_cooling_and_metropolis_acceptance():
     p = paper_problem(n_tasks=[10, 20, 10])
-    result = simulated_annealing(p, np.random.default_rng(0), trace=True, initial_temperature=2.0,
-                                 cooling=0.8, final_temperature=1e-3, moves_per_temperature=10)
+    result = simulated_annealing(
+        p,
+        np.random.default_rng(0),
+        trace=True,
+        initial_temperature=2.0,
+        cooling=0.8,
+        final_temperature=1e-3,
+        moves_per_temperature=10,
+    )
     tr = result.trace
     n_temps = int(np.ceil(np.log(1e-3 / 2.0) / np.log(0.8)))
     assert len(tr) == n_temps * 10
@@ -171,10 +194,13 @@ def test_annealer_trace_shows_geometric_cooling_and_metropolis_acceptance():
 def test_annealer_handles_one_active_model_and_fixed_steps():
     one = paper_problem(n_tasks=[0, 7, 0])
     a = simulated_annealing(one, np.random.default_rng(0))
-    assert a.compute_tflops[1] == pytest.approx(34.0) and a.utility == pytest.approx(solve_exact(one).utility)
+    assert a.compute_tflops[1] == pytest.approx(34.0) and a.utility == pytest.approx(
+        solve_exact(one).utility
+    )
     fixed = paper_problem(step_options=[(1,), (20,), (30,)])
     assert simulated_annealing(fixed, np.random.default_rng(0)).utility == pytest.approx(
-        solve_exact(fixed).utility, rel=1e-5)
+        solve_exact(fixed).utility, rel=1e-5
+    )
 
 
 def test_equal_allocation_splits_evenly_and_picks_the_best_steps_for_that_split():
@@ -190,7 +216,9 @@ def test_optimal_step_takes_the_best_scoring_steps_or_the_cheapest_within_tolera
     a = optimal_step(p)
     np.testing.assert_array_equal(a.steps, [1, 42, 42])
     np.testing.assert_allclose(a.compute_tflops, optimal_compute(p, a.steps))
-    b = optimal_step(p, tolerance=0.2)  # sd15: ln(42/z) <= 0.2 -> z >= 34.4; sdxl: 1.5 ln(42/z) <= 0.2 -> z >= 36.8
+    b = optimal_step(
+        p, tolerance=0.2
+    )  # sd15: ln(42/z) <= 0.2 -> z >= 34.4; sdxl: 1.5 ln(42/z) <= 0.2 -> z >= 36.8
     np.testing.assert_array_equal(b.steps, [1, 38, 38])
     flat = optimal_step(paper_problem(score_a=[0.0, -1.0, 1.0]))
     assert flat.steps[1] == 10  # a falling curve scores best at its fewest steps
@@ -198,8 +226,12 @@ def test_optimal_step_takes_the_best_scoring_steps_or_the_cheapest_within_tolera
 
 def test_a_slot_without_tasks_gives_an_empty_allocation():
     p = paper_problem(n_tasks=[0, 0, 0])
-    for result in (solve_exact(p), simulated_annealing(p, np.random.default_rng(0)), equal_allocation(p),
-                   optimal_step(p)):
+    for result in (
+        solve_exact(p),
+        simulated_annealing(p, np.random.default_rng(0)),
+        equal_allocation(p),
+        optimal_step(p),
+    ):
         assert result.utility == 0.0
         np.testing.assert_array_equal(result.compute_tflops, 0.0)
         np.testing.assert_array_equal(result.makespan, 0.0)
@@ -213,8 +245,15 @@ def test_models_without_tasks_get_no_compute():
 
 
 def test_exact_refuses_huge_enumerations_and_points_to_the_annealer():
-    p = AllocationProblem(n_tasks=[5] * 8, step_options=[Z] * 8, tflop_per_step=[1.0] * 8,
-                          tflop_fixed=[1.0] * 8, score_a=[1.0] * 8, score_b=[30.0] * 8, capacity_tflops=30.0)
+    p = AllocationProblem(
+        n_tasks=[5] * 8,
+        step_options=[Z] * 8,
+        tflop_per_step=[1.0] * 8,
+        tflop_fixed=[1.0] * 8,
+        score_a=[1.0] * 8,
+        score_b=[30.0] * 8,
+        capacity_tflops=30.0,
+    )
     with pytest.raises(ValueError, match="simulated_annealing"):
         solve_exact(p)
     assert np.isfinite(simulated_annealing(p, np.random.default_rng(0)).utility)
@@ -226,10 +265,16 @@ def problems(draw):
     floats = lambda lo, hi: st.lists(st.floats(lo, hi), min_size=m, max_size=m)  # noqa: E731
     return AllocationProblem(
         n_tasks=draw(st.lists(st.integers(0, 25), min_size=m, max_size=m)),
-        step_options=[draw(st.lists(st.integers(1, 60), min_size=1, max_size=5, unique=True)) for _ in range(m)],
-        tflop_per_step=draw(floats(0.05, 20)), tflop_fixed=draw(floats(0, 12)),
-        score_a=draw(floats(-1, 3)), score_b=draw(floats(15, 40)),
-        capacity_tflops=draw(st.floats(0.5, 200)), weight=draw(st.floats(0, 1)),
+        step_options=[
+            draw(st.lists(st.integers(1, 60), min_size=1, max_size=5, unique=True))
+            for _ in range(m)
+        ],
+        tflop_per_step=draw(floats(0.05, 20)),
+        tflop_fixed=draw(floats(0, 12)),
+        score_a=draw(floats(-1, 3)),
+        score_b=draw(floats(15, 40)),
+        capacity_tflops=draw(st.floats(0.5, 200)),
+        weight=draw(st.floats(0, 1)),
         min_share=draw(st.floats(0, 1 / m)),
     )
 
@@ -237,8 +282,12 @@ def problems(draw):
 @settings(deadline=None, max_examples=60)
 @given(problem=problems(), seed=st.integers(0, 2**32 - 1))
 def test_every_solver_returns_a_feasible_consistent_allocation(problem, seed):
-    results = [solve_exact(problem), simulated_annealing(problem, np.random.default_rng(seed)),
-               equal_allocation(problem), optimal_step(problem)]
+    results = [
+        solve_exact(problem),
+        simulated_annealing(problem, np.random.default_rng(seed)),
+        equal_allocation(problem),
+        optimal_step(problem),
+    ]
     c_total, floor, act = problem.capacity_tflops, problem.min_compute, problem.active
     for r in results:
         assert r.compute_tflops.sum() <= c_total * (1 + 1e-9)
@@ -247,29 +296,34 @@ def test_every_solver_returns_a_feasible_consistent_allocation(problem, seed):
         assert np.all(r.compute_tflops[~act] == 0)
         assert all(z in opts for z, opts in zip(r.steps, problem.step_options))
         if act.any():
-            assert r.utility == pytest.approx(utility(problem, r.steps, r.compute_tflops), rel=1e-9, abs=1e-9)
+            assert r.utility == pytest.approx(
+                utility(problem, r.steps, r.compute_tflops), rel=1e-9, abs=1e-9
+            )
             assert results[0].utility >= r.utility - 1e-9 * max(1.0, abs(results[0].utility))
 
 
-@pytest.mark.parametrize("change, argname", [
-    (dict(n_tasks=[3, -1, 2]), "n_tasks"),
-    (dict(n_tasks=[3, np.nan, 2]), "n_tasks"),
-    (dict(n_tasks=[3]), "n_tasks"),
-    (dict(step_options=[(1,), (), Z]), "step_options"),
-    (dict(step_options=[(1,), (0, 10), Z]), "step_options"),
-    (dict(step_options=[(1,), Z]), "step_options"),
-    (dict(tflop_per_step=[1.0, 0.0, 13.0]), "tflop_per_step"),
-    (dict(tflop_per_step=[1.0, np.nan, 13.0]), "tflop_per_step"),
-    (dict(tflop_fixed=[1.0, -2.0, 13.0]), "tflop_fixed"),
-    (dict(score_a=[0.0, np.nan, 1.0]), "score_a"),
-    (dict(score_b=[30.0, 30.0]), "score_b"),
-    (dict(score_b=[30.0, np.inf, 30.0]), "score_b"),
-    (dict(capacity_tflops=0.0), "capacity_tflops"),
-    (dict(capacity_tflops=np.nan), "capacity_tflops"),
-    (dict(weight=-0.1), "weight"),
-    (dict(min_share=0.5), "min_share"),
-    (dict(min_share=-0.1), "min_share"),
-])
+@pytest.mark.parametrize(
+    "change, argname",
+    [
+        (dict(n_tasks=[3, -1, 2]), "n_tasks"),
+        (dict(n_tasks=[3, np.nan, 2]), "n_tasks"),
+        (dict(n_tasks=[3]), "n_tasks"),
+        (dict(step_options=[(1,), (), Z]), "step_options"),
+        (dict(step_options=[(1,), (0, 10), Z]), "step_options"),
+        (dict(step_options=[(1,), Z]), "step_options"),
+        (dict(tflop_per_step=[1.0, 0.0, 13.0]), "tflop_per_step"),
+        (dict(tflop_per_step=[1.0, np.nan, 13.0]), "tflop_per_step"),
+        (dict(tflop_fixed=[1.0, -2.0, 13.0]), "tflop_fixed"),
+        (dict(score_a=[0.0, np.nan, 1.0]), "score_a"),
+        (dict(score_b=[30.0, 30.0]), "score_b"),
+        (dict(score_b=[30.0, np.inf, 30.0]), "score_b"),
+        (dict(capacity_tflops=0.0), "capacity_tflops"),
+        (dict(capacity_tflops=np.nan), "capacity_tflops"),
+        (dict(weight=-0.1), "weight"),
+        (dict(min_share=0.5), "min_share"),
+        (dict(min_share=-0.1), "min_share"),
+    ],
+)
 def test_bad_problems_name_the_argument(change, argname):
     with pytest.raises(ValueError, match=argname):
         paper_problem(**change)
@@ -299,6 +353,7 @@ def test_bad_solver_inputs_name_the_argument():
 
 # --- the paper's readings of latency, utility and the score curve ---------------------------------
 
+
 def reading_utilities(problem, steps, compute):
     """U by hand for any reading, vectorised over rows of ``compute``; written from the definitions."""
     n = problem.n_tasks.astype(float)
@@ -321,15 +376,24 @@ def reading_utilities(problem, steps, compute):
 def test_every_reading_is_solved_exactly_against_brute_force(latency, reading_utility, saturation):
     rng = np.random.default_rng(11)
     p = AllocationProblem(
-        n_tasks=rng.integers(1, 15, 3), step_options=[(1,), (10, 18, 26, 42), (10, 18, 30, 42)],
-        tflop_per_step=rng.uniform(1, 15, 3), tflop_fixed=rng.uniform(0, 10, 3),
-        score_a=rng.uniform(0.5, 3, 3), score_b=rng.uniform(26, 34, 3),
-        capacity_tflops=30.0, weight=0.3, min_share=0.0, latency=latency, utility=reading_utility,
+        n_tasks=rng.integers(1, 15, 3),
+        step_options=[(1,), (10, 18, 26, 42), (10, 18, 30, 42)],
+        tflop_per_step=rng.uniform(1, 15, 3),
+        tflop_fixed=rng.uniform(0, 10, 3),
+        score_a=rng.uniform(0.5, 3, 3),
+        score_b=rng.uniform(26, 34, 3),
+        capacity_tflops=30.0,
+        weight=0.3,
+        min_share=0.0,
+        latency=latency,
+        utility=reading_utility,
         saturation_steps=saturation,
     )
     grid = simplex_grid(3, p.capacity_tflops, 0.0, resolution=200)
     grid = grid[np.all(grid > 0, axis=1)]
-    values = {z: reading_utilities(p, np.array(z), grid) for z in itertools.product(*p.step_options)}
+    values = {
+        z: reading_utilities(p, np.array(z), grid) for z in itertools.product(*p.step_options)
+    }
     brute = max(v.max() for v in values.values())
     exact = solve_exact(p)
     assert exact.utility >= brute - 1e-12
@@ -337,23 +401,31 @@ def test_every_reading_is_solved_exactly_against_brute_force(latency, reading_ut
     best = max(values, key=lambda z: values[z].max())
     c = grid[values[best].argmax()]
     assert utility(p, best, c) == pytest.approx(reading_utilities(p, np.array(best), c[None, :])[0])
-    assert simulated_annealing(p, np.random.default_rng(0)).utility >= exact.utility - 1e-3 * abs(exact.utility)
+    assert simulated_annealing(p, np.random.default_rng(0)).utility >= exact.utility - 1e-3 * abs(
+        exact.utility
+    )
 
 
 def test_per_image_latency_and_saturation_change_what_they_should():
     fifo = paper_problem()
     image = paper_problem(latency="per_image")
-    a, b = al.evaluate(fifo, [1, 18, 22], [4.0, 10.0, 20.0]), al.evaluate(image, [1, 18, 22], [4.0, 10.0, 20.0])
+    a, b = (
+        al.evaluate(fifo, [1, 18, 22], [4.0, 10.0, 20.0]),
+        al.evaluate(image, [1, 18, 22], [4.0, 10.0, 20.0]),
+    )
     np.testing.assert_allclose(b.mean_latency, b.seconds_per_image)
     np.testing.assert_allclose(a.makespan, b.makespan)  # time consumption N_m t_m under both
     sat = paper_problem(saturation_steps=26)
-    assert sat.estimated_score([1, 30, 42])[1:] == pytest.approx(sat.estimated_score([1, 26, 26])[1:])
+    assert sat.estimated_score([1, 30, 42])[1:] == pytest.approx(
+        sat.estimated_score([1, 26, 26])[1:]
+    )
     assert optimal_step(sat).steps.tolist() == [1, 26, 26]  # the smallest z reaching the top score
     assert optimal_step(fifo).steps.tolist() == [1, 42, 42]  # the log curve never stops growing
 
 
-@pytest.mark.parametrize("field, value", [("latency", "queue"), ("utility", "per_slot"),
-                                          ("saturation_steps", 0.0)])
+@pytest.mark.parametrize(
+    "field, value", [("latency", "queue"), ("utility", "per_slot"), ("saturation_steps", 0.0)]
+)
 def test_unknown_readings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         paper_problem(**{field: value})

@@ -58,7 +58,9 @@ def test_every_task_gets_exactly_one_model_with_positive_probability(probs, n, s
     models = assign_probabilistic(groups, p, np.random.default_rng(seed))
     assert models.shape == (n,) and models.dtype.kind == "i"
     assert np.all((models >= 0) & (models < width))
-    np.testing.assert_array_equal(models, assign_probabilistic(groups, p, np.random.default_rng(seed)))
+    np.testing.assert_array_equal(
+        models, assign_probabilistic(groups, p, np.random.default_rng(seed))
+    )
 
 
 def test_higher_mean_sends_more_prompts_to_larger_models():
@@ -98,8 +100,10 @@ def test_direct_assignment_uses_the_interval_of_the_mean():
 def test_random_assignment_is_uniform_and_seeded():
     models = assign_random(90_000, 3, np.random.default_rng(5))
     np.testing.assert_allclose(np.bincount(models) / 90_000, [1 / 3] * 3, atol=0.01)
-    np.testing.assert_array_equal(assign_random(50, 4, np.random.default_rng(1)),
-                                  assign_random(50, 4, np.random.default_rng(1)))
+    np.testing.assert_array_equal(
+        assign_random(50, 4, np.random.default_rng(1)),
+        assign_random(50, 4, np.random.default_rng(1)),
+    )
     assert assign_random(0, 3, np.random.default_rng(1)).shape == (0,)
 
 
@@ -109,17 +113,20 @@ def test_empty_groups_give_empty_assignments():
     assert assign_direct([], [30.0], THETA).shape == (0,)
 
 
-@pytest.mark.parametrize("kwargs, argname", [
-    (dict(mu=[30.0], sigma=[2.0], thresholds=[33.8, 29.5]), "thresholds"),
-    (dict(mu=[30.0], sigma=[2.0], thresholds=[29.5, 29.5]), "thresholds"),
-    (dict(mu=[30.0], sigma=[2.0], thresholds=[]), "thresholds"),
-    (dict(mu=[30.0], sigma=[2.0], thresholds=[29.5, np.nan]), "thresholds"),
-    (dict(mu=[30.0], sigma=[0.0], thresholds=THETA), "sigma"),
-    (dict(mu=[30.0], sigma=[-1.0], thresholds=THETA), "sigma"),
-    (dict(mu=[30.0, 31.0], sigma=[2.0], thresholds=THETA), "sigma"),
-    (dict(mu=[np.nan], sigma=[2.0], thresholds=THETA), "mu"),
-    (dict(mu=[30.0], sigma=[np.nan], thresholds=THETA), "sigma"),
-])
+@pytest.mark.parametrize(
+    "kwargs, argname",
+    [
+        (dict(mu=[30.0], sigma=[2.0], thresholds=[33.8, 29.5]), "thresholds"),
+        (dict(mu=[30.0], sigma=[2.0], thresholds=[29.5, 29.5]), "thresholds"),
+        (dict(mu=[30.0], sigma=[2.0], thresholds=[]), "thresholds"),
+        (dict(mu=[30.0], sigma=[2.0], thresholds=[29.5, np.nan]), "thresholds"),
+        (dict(mu=[30.0], sigma=[0.0], thresholds=THETA), "sigma"),
+        (dict(mu=[30.0], sigma=[-1.0], thresholds=THETA), "sigma"),
+        (dict(mu=[30.0, 31.0], sigma=[2.0], thresholds=THETA), "sigma"),
+        (dict(mu=[np.nan], sigma=[2.0], thresholds=THETA), "mu"),
+        (dict(mu=[30.0], sigma=[np.nan], thresholds=THETA), "sigma"),
+    ],
+)
 def test_bad_probability_inputs_name_the_argument(kwargs, argname):
     with pytest.raises(ValueError, match=argname):
         assignment_probabilities(**kwargs)

@@ -25,6 +25,7 @@ def run(sc):
 
 # --- time consumption and summaries ---------------------------------------------------------------
 
+
 def test_time_consumption_is_n_times_the_image_time_at_the_models_share(sc, run):
     frame = metrics.time_consumption(run)
     slots = run.slots
@@ -67,6 +68,7 @@ def test_results_must_come_from_simulate():
 
 # --- parameters and sweeps ------------------------------------------------------------------------
 
+
 def test_with_parameter_sets_one_field(sc):
     assert experiments.with_parameter(sc, "weight", 0.5).weight == 0.5
     faster = experiments.with_parameter(sc, "capacity_tflops", 2 * sc.capacity_tflops)
@@ -79,11 +81,19 @@ def test_with_parameter_sets_one_field(sc):
     assert sc.weight == 0.2  # the original is untouched
 
 
-@pytest.mark.parametrize("name, value, argname", [
-    ("unknown", 1, "name"), ("rho", 0.5, "name"), ("tasks_per_slot", 0, "value"),
-    ("tasks_per_slot", 2.5, "value"), ("capacity_tflops", 0, "value"), ("weight", -1, "value"),
-    ("n_models", 1, "n_models"), ("threshold_shift", float("nan"), "value"),
-])
+@pytest.mark.parametrize(
+    "name, value, argname",
+    [
+        ("unknown", 1, "name"),
+        ("rho", 0.5, "name"),
+        ("tasks_per_slot", 0, "value"),
+        ("tasks_per_slot", 2.5, "value"),
+        ("capacity_tflops", 0, "value"),
+        ("weight", -1, "value"),
+        ("n_models", 1, "n_models"),
+        ("threshold_shift", float("nan"), "value"),
+    ],
+)
 def test_with_parameter_refuses_bad_values(sc, name, value, argname):
     with pytest.raises(ValueError, match=argname):
         experiments.with_parameter(sc, name, value)
@@ -111,16 +121,22 @@ def test_sweep_is_deterministic_and_rho_goes_to_simulate(sc):
     assert first.loc[1, "mean_utility"] != first.loc[0, "mean_utility"]
 
 
-@pytest.mark.parametrize("name, values, options, argname", [
-    ("speed", [1], {}, "name"), ("weight", [], {}, "values"), ("weight", "0.2", {}, "values"),
-    ("rho", [1.5], {}, "rho"),
-])
+@pytest.mark.parametrize(
+    "name, values, options, argname",
+    [
+        ("speed", [1], {}, "name"),
+        ("weight", [], {}, "values"),
+        ("weight", "0.2", {}, "values"),
+        ("rho", [1.5], {}, "rho"),
+    ],
+)
 def test_sweep_refuses_bad_arguments(sc, name, values, options, argname):
     with pytest.raises(ValueError, match=argname):
         experiments.sweep(sc, name, values, 2, 0, **options)
 
 
 # --- interpolated models ---------------------------------------------------------------------------
+
 
 def test_the_real_number_of_models_returns_the_scenario(sc):
     same = experiments.interpolated_scenario(sc, 3)
@@ -136,13 +152,27 @@ def test_two_models_keep_the_ends_with_the_middle_threshold(sc):
 
 def test_extra_models_are_labelled_and_lie_between_their_neighbours(sc):
     five = experiments.interpolated_scenario(sc, 5)
-    assert five.model_names == ["sdxl-turbo", "hypothetical-sdxl-turbo-sd15", "sd15",
-                                "hypothetical-sd15-sdxl", "sdxl"]
-    assert experiments.interpolated_scenario(sc, 4).model_names == ["sdxl-turbo", "sd15", "hypothetical-sd15-sdxl", "sdxl"]
+    assert five.model_names == [
+        "sdxl-turbo",
+        "hypothetical-sdxl-turbo-sd15",
+        "sd15",
+        "hypothetical-sd15-sdxl",
+        "sdxl",
+    ]
+    assert experiments.interpolated_scenario(sc, 4).model_names == [
+        "sdxl-turbo",
+        "sd15",
+        "hypothetical-sd15-sdxl",
+        "sdxl",
+    ]
     for low, mid, high in zip(five.models[::2], five.models[1::2], five.models[2::2]):
-        assert mid.tflop_per_step == pytest.approx(np.sqrt(low.tflop_per_step * high.tflop_per_step))
+        assert mid.tflop_per_step == pytest.approx(
+            np.sqrt(low.tflop_per_step * high.tflop_per_step)
+        )
         for field in ("tflop_fixed", "score_slope", "score_offset", "score_beta"):
-            assert getattr(mid, field) == pytest.approx((getattr(low, field) + getattr(high, field)) / 2)
+            assert getattr(mid, field) == pytest.approx(
+                (getattr(low, field) + getattr(high, field)) / 2
+            )
         assert mid.steps == high.steps and mid.zref == high.zref
     # thresholds on the line through the real ones, placed at midpoints of positions 0, 1/4, ..., 1
     slope = (sc.thresholds[1] - sc.thresholds[0]) / 0.5
@@ -172,6 +202,7 @@ def test_interpolation_refuses_bad_counts(sc, n_models):
 
 
 # --- solvers -------------------------------------------------------------------------------------
+
 
 def test_slot_problems_are_the_problems_simulate_solves(sc):
     problems = simulation.slot_problems(sc, 8, 2)
@@ -204,9 +235,15 @@ def test_dual_annealing_is_feasible_and_never_beats_the_optimum(seed, n_models):
 
 def test_dual_annealing_finds_the_optimum_of_a_small_problem():
     problem = al.AllocationProblem(
-        n_tasks=[3, 4, 3], step_options=[(1,), (10, 26, 42), (10, 26, 42)], tflop_per_step=[1.6, 1.6, 13.5],
-        tflop_fixed=[2.6, 2.5, 10.6], score_a=[0.0, 1.0, 1.5], score_b=[30.0, 27.0, 27.5],
-        capacity_tflops=34.0, weight=0.2)
+        n_tasks=[3, 4, 3],
+        step_options=[(1,), (10, 26, 42), (10, 26, 42)],
+        tflop_per_step=[1.6, 1.6, 13.5],
+        tflop_fixed=[2.6, 2.5, 10.6],
+        score_a=[0.0, 1.0, 1.5],
+        score_b=[30.0, 27.0, 27.5],
+        capacity_tflops=34.0,
+        weight=0.2,
+    )
     found = al.dual_annealing_allocation(problem, np.random.default_rng(0), maxiter=50)
     exact = al.solve_exact(problem)
     assert found.steps.tolist() == exact.steps.tolist()
@@ -220,16 +257,27 @@ def test_dual_annealing_is_deterministic_and_handles_empty_slots():
     assert a.utility == b.utility and a.steps.tolist() == b.steps.tolist()
     empty = dataclasses.replace(problem, n_tasks=[0] * problem.n_models)
     assert al.dual_annealing_allocation(empty, np.random.default_rng(0)).utility == 0.0
-    one = dataclasses.replace(problem, n_tasks=[4] + [0] * (problem.n_models - 1))  # one model, one step count
-    assert al.dual_annealing_allocation(one, np.random.default_rng(0)).compute_tflops[0] == pytest.approx(
-        problem.capacity_tflops)
+    one = dataclasses.replace(
+        problem, n_tasks=[4] + [0] * (problem.n_models - 1)
+    )  # one model, one step count
+    assert al.dual_annealing_allocation(one, np.random.default_rng(0)).compute_tflops[
+        0
+    ] == pytest.approx(problem.capacity_tflops)
 
 
-@pytest.mark.parametrize("kwargs, argname", [
-    (dict(problem="p"), "problem"), (dict(rng=0), "rng"), (dict(maxiter=0), "maxiter"), (dict(maxiter=1.5), "maxiter"),
-])
+@pytest.mark.parametrize(
+    "kwargs, argname",
+    [
+        (dict(problem="p"), "problem"),
+        (dict(rng=0), "rng"),
+        (dict(maxiter=0), "maxiter"),
+        (dict(maxiter=1.5), "maxiter"),
+    ],
+)
 def test_dual_annealing_refuses_bad_arguments(kwargs, argname):
-    args = dict(problem=al.random_problem(np.random.default_rng(0)), rng=np.random.default_rng(0), maxiter=5)
+    args = dict(
+        problem=al.random_problem(np.random.default_rng(0)), rng=np.random.default_rng(0), maxiter=5
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=argname):
         al.dual_annealing_allocation(**args)
@@ -247,15 +295,23 @@ def test_compare_solvers_reports_gaps_to_the_exact_optimum():
     best = np.array([al.solve_exact(p).utility for p in problems])
     for solver, rows in frame.groupby("solver"):
         assert rows["gap"].to_numpy() == pytest.approx(best - rows["utility"].to_numpy())
-        assert rows["gap_pct"].to_numpy() == pytest.approx(100 * rows["gap"].to_numpy() / np.abs(best))
+        assert rows["gap_pct"].to_numpy() == pytest.approx(
+            100 * rows["gap"].to_numpy() / np.abs(best)
+        )
     again = experiments.compare_solvers(problems, 0, options={"dual_annealing": {"maxiter": 5}})
     pd.testing.assert_series_equal(frame["utility"], again["utility"])
 
 
-@pytest.mark.parametrize("kwargs, argname", [
-    (dict(seed=-1), "seed"), (dict(solvers=["greedy"]), "solvers"), (dict(solvers=[]), "solvers"),
-    (dict(options={"exact": {}}), "options"), (dict(problems=["p"]), "problems"),
-])
+@pytest.mark.parametrize(
+    "kwargs, argname",
+    [
+        (dict(seed=-1), "seed"),
+        (dict(solvers=["greedy"]), "solvers"),
+        (dict(solvers=[]), "solvers"),
+        (dict(options={"exact": {}}), "options"),
+        (dict(problems=["p"]), "problems"),
+    ],
+)
 def test_compare_solvers_refuses_bad_arguments(kwargs, argname):
     args = dict(problems=[al.random_problem(np.random.default_rng(0))], seed=0)
     args.update(kwargs)

@@ -19,23 +19,46 @@ from aigc_lib.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GROUPS = {"Basic": (31.5, 3.0), "Imagination": (33.5, 3.2), "Detail": (32.5, 2.8), "Complex": (30.0, 2.6)}
+GROUPS = {
+    "Basic": (31.5, 3.0),
+    "Imagination": (33.5, 3.2),
+    "Detail": (32.5, 2.8),
+    "Complex": (30.0, 2.6),
+}
 Z = [10, 18, 26, 34, 42, 50]
 MODELS = {
-    "sdxl-turbo": dict(steps=[1], slope=0.0, offset=-0.5, beta=0.7, zref=1, per_step_s=0.05, overhead_s=0.10),
-    "sd15": dict(steps=Z, slope=1.0, offset=0.0, beta=1.0, zref=50, per_step_s=0.04, overhead_s=0.30),
-    "sdxl": dict(steps=Z[:-1], slope=1.5, offset=1.5, beta=1.3, zref=50, per_step_s=0.30, overhead_s=1.00),
+    "sdxl-turbo": dict(
+        steps=[1], slope=0.0, offset=-0.5, beta=0.7, zref=1, per_step_s=0.05, overhead_s=0.10
+    ),
+    "sd15": dict(
+        steps=Z, slope=1.0, offset=0.0, beta=1.0, zref=50, per_step_s=0.04, overhead_s=0.30
+    ),
+    "sdxl": dict(
+        steps=Z[:-1], slope=1.5, offset=1.5, beta=1.3, zref=50, per_step_s=0.30, overhead_s=1.00
+    ),
 }
 ZREF = {name: m["zref"] for name, m in MODELS.items()}
-FLOPS = pd.DataFrame({"model": ["sdxl-turbo", "sd15", "sdxl"] * 3, "resolution": [512, 512, 1024] * 3,
-                      "component": ["unet_step"] * 3 + ["vae_decode"] * 3 + ["text_encode"] * 3,
-                      "tflop": [1.589, 1.607, 13.522, 2.51, 2.51, 10.47, 0.11, 0.027, 0.11]})
+FLOPS = pd.DataFrame(
+    {
+        "model": ["sdxl-turbo", "sd15", "sdxl"] * 3,
+        "resolution": [512, 512, 1024] * 3,
+        "component": ["unet_step"] * 3 + ["vae_decode"] * 3 + ["text_encode"] * 3,
+        "tflop": [1.589, 1.607, 13.522, 2.51, 2.51, 10.47, 0.11, 0.027, 0.11],
+    }
+)
 
 
 @pytest.fixture(scope="module")
 def rows() -> pd.DataFrame:
-    return fit.synthetic_sweep(np.random.default_rng(7), GROUPS, MODELS, prompts_per_group=200, seeds=2,
-                               noise=1.0, time_noise=0.01)
+    return fit.synthetic_sweep(
+        np.random.default_rng(7),
+        GROUPS,
+        MODELS,
+        prompts_per_group=200,
+        seeds=2,
+        noise=1.0,
+        time_noise=0.01,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +73,9 @@ def test_group_priors_are_recovered(fits):
         assert groups.loc[name, "mu"] == pytest.approx(mu, abs=0.75)
         assert groups.loc[name, "sigma"] == pytest.approx(sigma, abs=0.5)
         assert groups.loc[name, "steps"] == 50 and groups.loc[name, "n_prompts"] == 200
-        assert groups.loc[name, "sd_images"] > groups.loc[name, "sigma"]  # images also carry the seed noise
+        assert (
+            groups.loc[name, "sd_images"] > groups.loc[name, "sigma"]
+        )  # images also carry the seed noise
 
 
 def test_score_curves_offsets_and_gains_are_recovered(fits):
@@ -79,7 +104,9 @@ def test_times_noise_and_capacity_are_recovered(fits):
 
 
 def test_failed_rows_are_ignored(rows, fits):
-    broken = rows.sample(300, random_state=1).assign(status="failed", clip_score=-100.0, seconds=1e6)
+    broken = rows.sample(300, random_state=1).assign(
+        status="failed", clip_score=-100.0, seconds=1e6
+    )
     again = fit.fit_sweep(pd.concat([rows, broken], ignore_index=True), ZREF, flops=FLOPS)
     for key in ("groups", "scores", "times"):
         pd.testing.assert_frame_equal(again[key], fits[key])
@@ -108,8 +135,11 @@ def test_single_seed_keeps_the_noise_in_sigma(rows):
 
 
 @settings(deadline=None, max_examples=30)
-@given(slope=st.floats(-5, 5), intercept=st.floats(-50, 50),
-       x=st.lists(st.floats(0, 5), min_size=3, max_size=20, unique=True))
+@given(
+    slope=st.floats(-5, 5),
+    intercept=st.floats(-50, 50),
+    x=st.lists(st.floats(0, 5), min_size=3, max_size=20, unique=True),
+)
 def test_fit_line_recovers_an_exact_line(slope, intercept, x):
     x = np.array(x)
     if np.ptp(x) < 1e-3:
@@ -147,22 +177,38 @@ def test_normality_test_tells_gaussian_from_skewed():
 
 def _tiny_scenario(tmp_path: Path) -> Path:
     """A small scenario file in the format of aigc_lib.scenario, with its FLOP table."""
+
     def leaf(value):
         return {"value": value, "source": "assumption", "reason": "test"}
 
     FLOPS.to_csv(tmp_path / "flops.csv", index=False)
     models = []
     for name, m in MODELS.items():
-        entry = {"name": name, "score_slope": leaf(0.5), "score_offset": leaf(0.0), "score_beta": leaf(1.0),
-                 "zref": leaf(m["zref"]), "step_seconds": leaf(9.0), "fixed_seconds": leaf(9.0)}
+        entry = {
+            "name": name,
+            "score_slope": leaf(0.5),
+            "score_offset": leaf(0.0),
+            "score_beta": leaf(1.0),
+            "zref": leaf(m["zref"]),
+            "step_seconds": leaf(9.0),
+            "fixed_seconds": leaf(9.0),
+        }
         if name == "sdxl-turbo":
             entry["fixed_steps"] = leaf(1)
         models.append(entry)
     raw = {
-        "flops_table": "flops.csv", "weight": leaf(0.2), "thresholds": leaf([29.5, 33.8]),
-        "step_options": leaf([10, 14, 18, 22, 26, 30, 34, 38, 42]), "capacity_tflops": leaf(34.0),
-        "min_share": leaf(0.01), "noise_sd": leaf(1.5), "tasks_per_slot": leaf(10), "models": models,
-        "groups": [{"name": g, "mu": leaf(30.0), "sigma": leaf(2.0), "share": leaf(0.25)} for g in GROUPS],
+        "flops_table": "flops.csv",
+        "weight": leaf(0.2),
+        "thresholds": leaf([29.5, 33.8]),
+        "step_options": leaf([10, 14, 18, 22, 26, 30, 34, 38, 42]),
+        "capacity_tflops": leaf(34.0),
+        "min_share": leaf(0.01),
+        "noise_sd": leaf(1.5),
+        "tasks_per_slot": leaf(10),
+        "models": models,
+        "groups": [
+            {"name": g, "mu": leaf(30.0), "sigma": leaf(2.0), "share": leaf(0.25)} for g in GROUPS
+        ],
     }
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -170,7 +216,9 @@ def _tiny_scenario(tmp_path: Path) -> Path:
 
 
 def test_profile_round_trips_through_the_scenario_loader(tmp_path, fits):
-    profile = fit.write_profile(tmp_path / "profiles" / "measured.yaml", **fits, source_note="sweep_test.csv")
+    profile = fit.write_profile(
+        tmp_path / "profiles" / "measured.yaml", **fits, source_note="sweep_test.csv"
+    )
     scenario = load_scenario(_tiny_scenario(tmp_path), profile=profile)
     by_group = {g.name: g for g in scenario.groups}
     fitted = fits["groups"].set_index("group")
@@ -186,7 +234,10 @@ def test_profile_round_trips_through_the_scenario_loader(tmp_path, fits):
     assert models["sdxl-turbo"].score_slope == 0.5  # not estimable from one step count: kept
     assert models["sd15"].score_offset == 0.0 and models["sd15"].score_beta == 1.0
     assert scenario.capacity_tflops == pytest.approx(fits["capacity_tflops"], rel=1e-5)
-    for name in ("sd15", "sdxl"):  # swept at several step counts: per-step and fixed seconds separate
+    for name in (
+        "sd15",
+        "sdxl",
+    ):  # swept at several step counts: per-step and fixed seconds separate
         assert models[name].step_seconds == pytest.approx(MODELS[name]["per_step_s"], rel=0.02)
         assert models[name].fixed_seconds == pytest.approx(MODELS[name]["overhead_s"], abs=0.02)
     assert models["sdxl-turbo"].step_seconds == 9.0  # one step count: not separable, kept
@@ -200,7 +251,8 @@ def test_profile_loads_over_the_default_scenario(tmp_path, fits):
     profile = fit.write_profile(tmp_path / "measured.yaml", **fits, source_note="sweep_test.csv")
     scenario = load_scenario(profile=profile)
     assert {g.name: g.mu for g in scenario.groups}["Basic"] == pytest.approx(
-        float(fits["groups"].set_index("group").loc["Basic", "mu"]), abs=1e-6)
+        float(fits["groups"].set_index("group").loc["Basic", "mu"]), abs=1e-6
+    )
 
 
 def test_negative_slope_is_clipped_in_the_profile(fits):
@@ -247,20 +299,31 @@ def test_profile_of_random_weights_is_refused_unless_allowed(tmp_path):
     profile = fit.write_profile(tmp_path / "tiny.yaml", **fits, source_note="tiny sweep")
     with pytest.raises(ValueError, match="profile: fitted on random-weight models"):
         load_scenario(profile=profile)
-    assert load_scenario(profile=profile, allow_random_weights=True).provenance["groups.Basic.mu"].source == "measured"
+    assert (
+        load_scenario(profile=profile, allow_random_weights=True)
+        .provenance["groups.Basic.mu"]
+        .source
+        == "measured"
+    )
 
 
-LATENCY = pd.DataFrame({
-    "gpu": "Test GPU", "tiny": False,
-    "model": ["sd15"] * 3 + ["sdxl"] * 3 + ["sdxl-turbo"] * 2,
-    "component": ["unet_step", "text_encode", "vae_decode"] * 2 + ["unet_step", "image_e2e"],
-    "steps": [None] * 7 + [1], "seconds": [0.04, 0.01, 0.03, 0.25, 0.02, 0.15, 0.03, 0.2],
-    "tflop": [1.607, 0.027, 2.51, 13.522, 0.11, 10.47, 1.589, 4.2],
-})
+LATENCY = pd.DataFrame(
+    {
+        "gpu": "Test GPU",
+        "tiny": False,
+        "model": ["sd15"] * 3 + ["sdxl"] * 3 + ["sdxl-turbo"] * 2,
+        "component": ["unet_step", "text_encode", "vae_decode"] * 2 + ["unet_step", "image_e2e"],
+        "steps": [None] * 7 + [1],
+        "seconds": [0.04, 0.01, 0.03, 0.25, 0.02, 0.15, 0.03, 0.2],
+        "tflop": [1.607, 0.027, 2.51, 13.522, 0.11, 10.47, 1.589, 4.2],
+    }
+)
 
 
 def test_latency_table_becomes_a_profile(tmp_path):
-    path = fit.write_latency_profile(tmp_path / "latency.yaml", LATENCY, source_note="latency_test.csv")
+    path = fit.write_latency_profile(
+        tmp_path / "latency.yaml", LATENCY, source_note="latency_test.csv"
+    )
     scenario = load_scenario(profile=path)
     sd15, sdxl = scenario.models[1], scenario.models[2]
     assert sd15.step_seconds == 0.04 and sd15.fixed_seconds == pytest.approx(0.04)
@@ -268,14 +331,18 @@ def test_latency_table_becomes_a_profile(tmp_path):
     assert scenario.capacity_tflops == pytest.approx(1.607 / 0.04, rel=1e-4)
     assert "Test GPU" in scenario.provenance["models.sdxl.step_seconds"].reason
     default = load_scenario()
-    assert scenario.models[0].step_seconds == default.models[0].step_seconds  # no text/VAE rows: kept
+    assert (
+        scenario.models[0].step_seconds == default.models[0].step_seconds
+    )  # no text/VAE rows: kept
 
 
 def test_latency_profile_refuses_tiny_networks(tmp_path):
     tiny = LATENCY.assign(tiny=True)
     with pytest.raises(ValueError, match="latency: rows of tiny look-alike networks"):
         fit.latency_overrides(tiny, source_note="dry run")
-    path = fit.write_latency_profile(tmp_path / "tiny.yaml", tiny, source_note="dry run", include_tiny=True)
+    path = fit.write_latency_profile(
+        tmp_path / "tiny.yaml", tiny, source_note="dry run", include_tiny=True
+    )
     with pytest.raises(ValueError, match="profile: fitted on random-weight models"):
         load_scenario(profile=path)
     with pytest.raises(ValueError, match="latency: no model has"):

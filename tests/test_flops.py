@@ -54,13 +54,19 @@ def test_table_layout_is_what_the_scenario_reads(table):
     assert not table.duplicated(["model", "component"]).any()
     assert set(table["component"]) == set(flops.COMPONENTS)
     assert (table["tflop"] > 0).all()
-    assert dict(zip(table["model"], table["resolution"])) == {"sd15": 512, "sdxl-turbo": 512, "sdxl": 1024}
+    assert dict(zip(table["model"], table["resolution"])) == {
+        "sd15": 512,
+        "sdxl-turbo": 512,
+        "sdxl": 1024,
+    }
 
 
 def test_stored_table_equals_a_fresh_count(table):
     stored = pd.read_csv(DATA / "flops.csv")
     assert list(stored.columns) == list(table.columns)
-    merged = stored.merge(table, on=["model", "component"], suffixes=("_stored", "_fresh"), validate="one_to_one")
+    merged = stored.merge(
+        table, on=["model", "component"], suffixes=("_stored", "_fresh"), validate="one_to_one"
+    )
     assert len(merged) == len(table)
     assert (merged["resolution_stored"] == merged["resolution_fresh"]).all()
     assert (merged["batch_stored"] == merged["batch_fresh"]).all()
@@ -72,13 +78,19 @@ def test_unet_parameter_counts_are_exact():
     sdxl = flops.parameter_counts("sdxl")
     assert sdxl["unet"] == 2_567_463_684
     assert flops.parameter_counts("sdxl-turbo") == sdxl  # same networks, other weights
-    assert sdxl["text_encoders"] == 123_060_480 + 694_659_840  # CLIP ViT-L/14 + OpenCLIP ViT-bigG/14 text
+    assert (
+        sdxl["text_encoders"] == 123_060_480 + 694_659_840
+    )  # CLIP ViT-L/14 + OpenCLIP ViT-bigG/14 text
 
 
 def test_counts_the_pipelines_calls(table):
     # SD1.5 encodes the prompt and the empty negative prompt; SDXL one prompt through both encoders
-    assert _value(table, "sd15", "text_encode") == pytest.approx(2 * flops.text_encode_tflop("sd15", encodings=1))
-    assert _value(table, "sdxl", "text_encode") == pytest.approx(_value(table, "sdxl-turbo", "text_encode"))
+    assert _value(table, "sd15", "text_encode") == pytest.approx(
+        2 * flops.text_encode_tflop("sd15", encodings=1)
+    )
+    assert _value(table, "sdxl", "text_encode") == pytest.approx(
+        _value(table, "sdxl-turbo", "text_encode")
+    )
     # SDXL-Turbo at 512 without CFG is a quarter of the pixels and half the batch of SDXL at 1024 with CFG
     assert _value(table, "sdxl-turbo", "unet_step") < _value(table, "sdxl", "unet_step") / 8
 
@@ -87,8 +99,12 @@ def _attention_on_meta(query_dim, heads, dim_head, tokens, context=None):
     from diffusers.models.attention_processor import Attention
 
     with torch.device("meta"):
-        layer = Attention(query_dim=query_dim, heads=heads, dim_head=dim_head,
-                          cross_attention_dim=None if context is None else context[1])
+        layer = Attention(
+            query_dim=query_dim,
+            heads=heads,
+            dim_head=dim_head,
+            cross_attention_dim=None if context is None else context[1],
+        )
         hidden = torch.randn(2, tokens, query_dim)
         encoder = None if context is None else torch.randn(2, context[0], context[1])
     return flops.count_tflop(layer, hidden, encoder_hidden_states=encoder)
@@ -104,7 +120,9 @@ def test_self_attention_is_counted_like_a_hand_count():
 
 def test_cross_attention_is_counted_like_a_hand_count():
     b, n, c, m, d = 2, 1024, 640, 77, 768
-    projections = (2 * 2 * b * n * c * c + 2 * 2 * b * m * d * c) / 1e12  # q, out; k, v from the text
+    projections = (
+        2 * 2 * b * n * c * c + 2 * 2 * b * m * d * c
+    ) / 1e12  # q, out; k, v from the text
     expected = projections + flops.attention_tflop(b, 8, n, m, 80)
     assert _attention_on_meta(c, 8, 80, n, context=(m, d)) == pytest.approx(expected, rel=1e-12)
 
@@ -113,7 +131,9 @@ def test_cross_attention_is_counted_like_a_hand_count():
 @given(batch=st.integers(1, 4))
 def test_unet_work_is_proportional_to_the_batch(batch):
     one = flops.unet_step_tflop("sdxl", batch=1, tiny=True)
-    assert flops.unet_step_tflop("sdxl", batch=batch, tiny=True) == pytest.approx(batch * one, rel=1e-12)
+    assert flops.unet_step_tflop("sdxl", batch=batch, tiny=True) == pytest.approx(
+        batch * one, rel=1e-12
+    )
 
 
 def test_vae_work_grows_at_least_with_the_pixels():

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("gpu_latency", ROOT / "benchmarks" / "gpu_latency.py")
+    spec = importlib.util.spec_from_file_location(
+        "gpu_latency", ROOT / "benchmarks" / "gpu_latency.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -25,8 +27,25 @@ gpu_latency = _load()
 @pytest.fixture(scope="module")
 def latency(tmp_path_factory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("latency") / "latency_cpu.csv"
-    code = gpu_latency.main(["--device", "cpu", "--tiny", "--dtype", "fp16", "--out", str(out), "--repeats", "1",
-                             "--warmup", "0", "--steps", "10,14", "--e2e-steps", "2"])
+    code = gpu_latency.main(
+        [
+            "--device",
+            "cpu",
+            "--tiny",
+            "--dtype",
+            "fp16",
+            "--out",
+            str(out),
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--steps",
+            "10,14",
+            "--e2e-steps",
+            "2",
+        ]
+    )
     assert code == 0
     return pd.read_csv(out)
 
@@ -67,24 +86,54 @@ def test_composed_image_time_is_text_plus_steps_plus_vae(latency):
 
 def test_vae_upcast_follows_the_config_as_diffusers_does(latency, tmp_path):
     vae_dtype = latency.groupby("model")["vae_dtype"].first().to_dict()
-    assert vae_dtype == {"sd15": "float16", "sdxl": "float32", "sdxl-turbo": "float32"}  # SDXL: force_upcast
+    assert vae_dtype == {
+        "sd15": "float16",
+        "sdxl": "float32",
+        "sdxl-turbo": "float32",
+    }  # SDXL: force_upcast
     assert set(latency["dtype"]) == {"float16"}
     out = tmp_path / "never.csv"
-    gpu_latency.main(["--device", "cpu", "--tiny", "--dtype", "fp16", "--out", str(out), "--repeats", "1",
-                      "--warmup", "0", "--models", "sdxl-turbo", "--vae-upcast", "never"])
+    gpu_latency.main(
+        [
+            "--device",
+            "cpu",
+            "--tiny",
+            "--dtype",
+            "fp16",
+            "--out",
+            str(out),
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--models",
+            "sdxl-turbo",
+            "--vae-upcast",
+            "never",
+        ]
+    )
     assert set(pd.read_csv(out)["vae_dtype"]) == {"float16"}
 
 
 def test_zero_budget_writes_a_header_only(tmp_path):
     out = tmp_path / "latency.csv"
-    assert gpu_latency.main(["--device", "cpu", "--tiny", "--out", str(out), "--budget-s", "0"]) == 0
+    assert (
+        gpu_latency.main(["--device", "cpu", "--tiny", "--out", str(out), "--budget-s", "0"]) == 0
+    )
     assert out.read_text().strip() == ",".join(gpu_latency.COLUMNS)
 
 
-@pytest.mark.parametrize("name, peak", [
-    ("NVIDIA H100 80GB HBM3", 989.5), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H200", 989.5),
-    ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA GeForce RTX 3090", 71.0), ("NVIDIA GeForce RTX 4090", 165.0),
-])
+@pytest.mark.parametrize(
+    "name, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", 989.5),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H200", 989.5),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA GeForce RTX 3090", 71.0),
+        ("NVIDIA GeForce RTX 4090", 165.0),
+    ],
+)
 def test_peak_table(name, peak):
     assert gpu_latency.peak_tflops(name) == peak
 

@@ -36,7 +36,9 @@ def full_cache(tmp_path):
 def test_weights_cached_needs_every_file(tmp_path):
     _cache(tmp_path, "org/pipe", ["model_index.json"])
     assert gpu_profile.weights_cached("org/pipe", ["model_index.json"], cache_dir=tmp_path)
-    assert not gpu_profile.weights_cached("org/pipe", gpu_profile.PIPELINE_FILES, cache_dir=tmp_path)
+    assert not gpu_profile.weights_cached(
+        "org/pipe", gpu_profile.PIPELINE_FILES, cache_dir=tmp_path
+    )
     assert not gpu_profile.weights_cached("org/other", ["model_index.json"], cache_dir=tmp_path)
 
 
@@ -73,7 +75,9 @@ def test_auto_with_cuda_and_cached_weights_runs_the_real_models(full_cache):
 
 
 def test_explicit_cuda_downloads_only_when_the_cache_lacks_weights(tmp_path, full_cache):
-    assert gpu_profile.choose_backend("cuda:1", cuda_available=True, cache_dir=full_cache).local_files_only
+    assert gpu_profile.choose_backend(
+        "cuda:1", cuda_available=True, cache_dir=full_cache
+    ).local_files_only
     empty = gpu_profile.choose_backend("cuda", cuda_available=True, cache_dir=tmp_path / "empty")
     assert empty.real_weights and not empty.local_files_only
     with pytest.raises(ValueError, match="device"):
@@ -102,13 +106,40 @@ def _table(speed: float, tiny: bool = False, gpu: str = "test gpu") -> pd.DataFr
     """A latency table of a GPU exactly ``speed`` times as fast as the scenario's on every model."""
     rows = []
     for m in SC.models:
-        rows.append({"gpu": gpu, "tiny": tiny, "model": m.name, "component": "unet_step", "steps": None,
-                     "seconds": m.step_seconds / speed, "tflop": m.tflop_per_step})
-        rows.append({"gpu": gpu, "tiny": tiny, "model": m.name, "component": "vae_decode", "steps": None,
-                     "seconds": 0.1, "tflop": 1.0})
+        rows.append(
+            {
+                "gpu": gpu,
+                "tiny": tiny,
+                "model": m.name,
+                "component": "unet_step",
+                "steps": None,
+                "seconds": m.step_seconds / speed,
+                "tflop": m.tflop_per_step,
+            }
+        )
+        rows.append(
+            {
+                "gpu": gpu,
+                "tiny": tiny,
+                "model": m.name,
+                "component": "vae_decode",
+                "steps": None,
+                "seconds": 0.1,
+                "tflop": 1.0,
+            }
+        )
         for z in m.steps:
-            rows.append({"gpu": gpu, "tiny": tiny, "model": m.name, "component": "image_composed", "steps": z,
-                         "seconds": float(m.image_seconds(z)) / speed, "tflop": float(m.work_tflop(z))})
+            rows.append(
+                {
+                    "gpu": gpu,
+                    "tiny": tiny,
+                    "model": m.name,
+                    "component": "image_composed",
+                    "steps": z,
+                    "seconds": float(m.image_seconds(z)) / speed,
+                    "tflop": float(m.work_tflop(z)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -134,14 +165,20 @@ def test_read_latency_tables_rejects_other_csvs(tmp_path):
 @given(speed=st.floats(0.01, 100.0))
 def test_a_gpu_f_times_as_fast_has_speedup_f(speed):
     compared = gpu_profile.latency_vs_scenario(_table(speed), SC)
-    assert set(compared["component"]) == {"unet_step", "image_composed"}  # vae rows are not compared
+    assert set(compared["component"]) == {
+        "unet_step",
+        "image_composed",
+    }  # vae rows are not compared
     assert compared["speedup"].to_numpy() == pytest.approx(speed, rel=1e-9)
     assert compared["achieved_tflops"].to_numpy() == pytest.approx(
-        (compared["tflop"] / compared["measured_s"]).to_numpy(), rel=1e-12)
+        (compared["tflop"] / compared["measured_s"]).to_numpy(), rel=1e-12
+    )
 
 
 def test_assumed_seconds_are_the_scenarios_published_latency():
-    compared = gpu_profile.latency_vs_scenario(_table(2.0), SC).set_index(["model", "component", "steps"])
+    compared = gpu_profile.latency_vs_scenario(_table(2.0), SC).set_index(
+        ["model", "component", "steps"]
+    )
     sdxl = SC.models[SC.model_names.index("sdxl")]
     # hand value: 25 steps are not in Z, so take z = 26: 26 x step + fixed seconds
     expected = 26 * sdxl.step_seconds + sdxl.fixed_seconds
@@ -149,7 +186,8 @@ def test_assumed_seconds_are_the_scenarios_published_latency():
     assert compared.loc[("sd15", "unet_step", 1), "assumed_s"] == pytest.approx(1 / 19.3, rel=1e-3)
     # achieved TFLOPS: counted work over measured time, here twice the scenario's GPU
     assert compared.loc[("sd15", "unet_step", 1), "achieved_tflops"] == pytest.approx(
-        2 * 1.60654688256 * 19.3, rel=1e-3)
+        2 * 1.60654688256 * 19.3, rel=1e-3
+    )
 
 
 def test_tiny_dry_runs_are_left_out_unless_asked_for():

@@ -22,8 +22,11 @@ def mode(path):
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)],
-                         ids=["umask-022", "umask-002", "umask-077"])
+@pytest.mark.parametrize(
+    "mask, expected",
+    [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)],
+    ids=["umask-022", "umask-002", "umask-077"],
+)
 def test_new_files_get_the_mode_of_a_normal_file(tmp_path, umask, mask, expected):
     umask(mask)
     assert _io.umask() == mask

@@ -19,11 +19,23 @@ def test_registry_matches_spec_section_5():
     assert models.MODEL_NAMES == ("sdxl-turbo", "sd15", "sdxl")
     turbo, sd15, sdxl = (models.get_model(n) for n in models.MODEL_NAMES)
     assert (turbo.hub_id, turbo.resolution, turbo.guidance, turbo.fixed_steps) == (
-        "stabilityai/sdxl-turbo", 512, 0.0, (1,))
+        "stabilityai/sdxl-turbo",
+        512,
+        0.0,
+        (1,),
+    )
     assert (sd15.hub_id, sd15.resolution, sd15.guidance, sd15.fixed_steps) == (
-        "stable-diffusion-v1-5/stable-diffusion-v1-5", 512, 7.5, None)
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        512,
+        7.5,
+        None,
+    )
     assert (sdxl.hub_id, sdxl.resolution, sdxl.guidance, sdxl.fixed_steps) == (
-        "stabilityai/stable-diffusion-xl-base-1.0", 1024, 5.0, None)
+        "stabilityai/stable-diffusion-xl-base-1.0",
+        1024,
+        5.0,
+        None,
+    )
     assert [m.size for m in (turbo, sd15, sdxl)] == ["small", "medium", "large"]
 
 
@@ -45,7 +57,9 @@ def test_tiny_tokenizer_is_offline_clip_shaped_and_truncates_keeping_the_end_tok
     assert len(ids) == 2 + len("acat!")  # lower-cased, one token per character, spaces dropped
     long = tok("word " * 40, truncation=True, max_length=77)["input_ids"]
     assert len(long) == 77 and long[-1] == tok.eos_token_id
-    assert tok.unk_token_id not in tok("ünïcødé ☃")["input_ids"][1:-1]  # byte-level: nothing unknown
+    assert (
+        tok.unk_token_id not in tok("ünïcødé ☃")["input_ids"][1:-1]
+    )  # byte-level: nothing unknown
 
 
 def test_generate_returns_uint8_image_and_is_deterministic(pipe):
@@ -53,9 +67,15 @@ def test_generate_returns_uint8_image_and_is_deterministic(pipe):
     b = models.generate(pipe, "a red cube", steps=2, seed=3, guidance=7.5, resolution=32)
     assert a.dtype == torch.uint8 and a.shape == (3, 32, 32)
     assert torch.equal(a, b)
-    assert not torch.equal(a, models.generate(pipe, "a red cube", steps=2, seed=4, guidance=7.5, resolution=32))
-    assert not torch.equal(a, models.generate(pipe, "a red cube", steps=3, seed=3, guidance=7.5, resolution=32))
-    assert not torch.equal(a, models.generate(pipe, "a red cube", steps=2, seed=3, guidance=0.0, resolution=32))
+    assert not torch.equal(
+        a, models.generate(pipe, "a red cube", steps=2, seed=4, guidance=7.5, resolution=32)
+    )
+    assert not torch.equal(
+        a, models.generate(pipe, "a red cube", steps=3, seed=3, guidance=7.5, resolution=32)
+    )
+    assert not torch.equal(
+        a, models.generate(pipe, "a red cube", steps=2, seed=3, guidance=0.0, resolution=32)
+    )
 
 
 def test_tiny_pipeline_same_seed_same_weights_and_global_rng_untouched():
@@ -88,9 +108,13 @@ def test_tiny_pipeline_rejects_bad_seed():
 
 def test_load_pipeline_from_local_folder(pipe, tmp_path):
     pipe.save_pretrained(tmp_path)
-    loaded = models.load_pipeline("sd15", "cpu", torch.float32, local_files_only=True, path=tmp_path)
+    loaded = models.load_pipeline(
+        "sd15", "cpu", torch.float32, local_files_only=True, path=tmp_path
+    )
     assert type(loaded).__name__ == "StableDiffusionPipeline"
-    assert type(loaded.scheduler).__name__ == models.get_model("sd15").scheduler  # registry's scheduler swapped in
+    assert (
+        type(loaded.scheduler).__name__ == models.get_model("sd15").scheduler
+    )  # registry's scheduler swapped in
     assert loaded.unet.dtype == torch.float32
     for name, tensor in pipe.unet.state_dict().items():
         assert torch.equal(tensor, loaded.unet.state_dict()[name]), name
@@ -109,4 +133,6 @@ def test_load_pipeline_rejects_bad_arguments(tmp_path):
 
 def test_load_pipeline_local_files_only_never_downloads(tmp_path):
     with pytest.raises(OSError, match="local"):  # an empty cache and no network allowed
-        models.load_pipeline("sd15", "cpu", torch.float32, local_files_only=True, cache_dir=tmp_path)
+        models.load_pipeline(
+            "sd15", "cpu", torch.float32, local_files_only=True, cache_dir=tmp_path
+        )

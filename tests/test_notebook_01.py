@@ -9,8 +9,13 @@ from scipy.stats import norm
 from aigc_lib import fit, prompts, reproduce, scenario
 
 STEM = "01_prompts_and_clipscore_distributions"
-FIGURES = ("challenge_counts", "words_per_prompt", "illustrative_challenge_means", "priors_and_thresholds",
-           "assignment_probabilities")
+FIGURES = (
+    "challenge_counts",
+    "words_per_prompt",
+    "illustrative_challenge_means",
+    "priors_and_thresholds",
+    "assignment_probabilities",
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +27,12 @@ def test_prompt_and_group_counts(nb01):
     metrics, _ = nb01
     assert metrics["n_prompts"] == 1632
     assert metrics["n_categories"] == 12 and metrics["n_challenges"] == 11
-    assert metrics["group_counts"] == {"Basic": 362, "Imagination": 426, "Detail": 579, "Complex": 265}
+    assert metrics["group_counts"] == {
+        "Basic": 362,
+        "Imagination": 426,
+        "Detail": 579,
+        "Complex": 265,
+    }
     assert sum(metrics["challenge_counts"].values()) == 1632
     assert metrics["challenge_counts"]["Fine-grained Detail"] == 312
     assert metrics["words_per_prompt"]["Basic"] < metrics["words_per_prompt"]["Complex"]
@@ -68,19 +78,35 @@ def test_sweep_branch_recovers_the_priors_of_a_synthetic_sweep(tmp_path):
     """With sweep_path set, the notebook fits the priors; on a synthetic sweep it recovers the truth."""
     sc = scenario.load_scenario()
     truth = {g.name: (g.mu, g.sigma) for g in sc.groups}
-    medium = {"steps": [50], "slope": 1.0, "offset": 0.0, "beta": 1.0, "zref": 50.0, "per_step_s": 0.05,
-              "overhead_s": 0.5}
-    rows = fit.synthetic_sweep(np.random.default_rng(0), truth, {"sd15": medium}, prompts_per_group=60)
+    medium = {
+        "steps": [50],
+        "slope": 1.0,
+        "offset": 0.0,
+        "beta": 1.0,
+        "zref": 50.0,
+        "per_step_s": 0.05,
+        "overhead_s": 0.5,
+    }
+    rows = fit.synthetic_sweep(
+        np.random.default_rng(0), truth, {"sd15": medium}, prompts_per_group=60
+    )
     parti = prompts.load_partiprompts()
     real_ids = {g: iter(parti.loc[parti["group"] == g, "prompt_id"]) for g in truth}
-    relabel = {pid: next(real_ids[g]) for pid, g in rows[["prompt_id", "group"]].drop_duplicates().itertuples(index=False)}
+    relabel = {
+        pid: next(real_ids[g])
+        for pid, g in rows[["prompt_id", "group"]].drop_duplicates().itertuples(index=False)
+    }
     rows["prompt_id"] = rows["prompt_id"].map(relabel)
     sweep = tmp_path / "sweep.csv"
     rows.to_csv(sweep, index=False)
     (notebook,) = reproduce.find_notebooks(["01"])
-    reproduce.run_notebook(notebook, tmp_path, {"interactive": False, "sweep_path": str(sweep)}, progress=False)
+    reproduce.run_notebook(
+        notebook, tmp_path, {"interactive": False, "sweep_path": str(sweep)}, progress=False
+    )
     metrics = json.loads((tmp_path / STEM / "metrics.json").read_text())
     for group, (mu, sigma) in truth.items():
-        assert metrics["fitted_priors"][group]["mu"] == pytest.approx(mu, abs=3 * sigma / np.sqrt(60))
+        assert metrics["fitted_priors"][group]["mu"] == pytest.approx(
+            mu, abs=3 * sigma / np.sqrt(60)
+        )
         assert metrics["fitted_priors"][group]["sigma"] == pytest.approx(sigma, rel=0.4)
         assert sum(metrics["fitted_probabilities"][group]) == pytest.approx(1.0)

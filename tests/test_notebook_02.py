@@ -7,7 +7,12 @@ from aigc_lib import prompts, reproduce, scenario, sweep
 
 STEM = "02_step_sweeps_on_the_gpu"
 MODELS = {"sdxl-turbo", "sd15", "sdxl"}
-FIGURES = ("fig2_time_vs_steps", "fig2_score_vs_steps", "assumed_score_vs_steps", "latency_vs_scenario")
+FIGURES = (
+    "fig2_time_vs_steps",
+    "fig2_score_vs_steps",
+    "assumed_score_vs_steps",
+    "latency_vs_scenario",
+)
 SMALL = reproduce.load_parameters(reproduce.ROOT / "tests" / "notebook_params.yaml")[STEM]
 
 
@@ -35,14 +40,19 @@ def test_rerunning_the_sweep_reuses_every_row(nb02):
     metrics, folder = nb02
     out = folder / "sweep_random-tiny"
     before = sorted(p.read_bytes() for p in sweep.shard_paths(out))
-    chosen = sweep.select_prompts(prompts.load_partiprompts(), per_group=SMALL["prompts_per_group"], seed=0)
+    chosen = sweep.select_prompts(
+        prompts.load_partiprompts(), per_group=SMALL["prompts_per_group"], seed=0
+    )
 
     def never_load(name):
         raise AssertionError(f"{name} was loaded although every row exists")
 
-    backend = sweep.Backend(never_load, lambda image, prompt: 0.0, "cpu", "random-tiny", "none", False, 32)
-    again = sweep.run_sweep(chosen, out, sorted(MODELS), SMALL["steps"], SMALL["seeds"], backend=backend,
-                            progress=False)
+    backend = sweep.Backend(
+        never_load, lambda image, prompt: 0.0, "cpu", "random-tiny", "none", False, 32
+    )
+    again = sweep.run_sweep(
+        chosen, out, sorted(MODELS), SMALL["steps"], SMALL["seeds"], backend=backend, progress=False
+    )
     assert len(again) == metrics["n_rows"]
     assert sorted(p.read_bytes() for p in sweep.shard_paths(out)) == before
 
@@ -58,7 +68,9 @@ def test_flop_table_reproduces_the_papers_338_tflop(nb02):
 def test_parameter_counts_match_the_paper(nb02):
     metrics, _ = nb02
     params = metrics["parameters_billion"]
-    assert params["sdxl"] == pytest.approx(3.5, abs=0.05) and params["sd15"] == pytest.approx(1.06, abs=0.01)
+    assert params["sdxl"] == pytest.approx(3.5, abs=0.05) and params["sd15"] == pytest.approx(
+        1.06, abs=0.01
+    )
     assert params["sdxl"] > 3 * params["sd15"]  # "over three times"
 
 
@@ -87,7 +99,10 @@ def test_score_fits_cover_every_model(nb02):
     metrics, _ = nb02
     fits = metrics["score_fit"]
     assert set(fits) == MODELS and fits["sdxl-turbo"]["a"] is None
-    assert all(isinstance(fits[m]["a"], float) and isinstance(fits[m]["b"], float) for m in ("sd15", "sdxl"))
+    assert all(
+        isinstance(fits[m]["a"], float) and isinstance(fits[m]["b"], float)
+        for m in ("sd15", "sdxl")
+    )
 
 
 def test_profile_loads_as_a_scenario_profile_and_says_it_is_random(nb02):
@@ -97,9 +112,15 @@ def test_profile_loads_as_a_scenario_profile_and_says_it_is_random(nb02):
     with pytest.raises(ValueError, match="profile: fitted on random-weight models"):
         scenario.load_scenario(profile=path)
     trial = scenario.load_scenario(profile=path, allow_random_weights=True)
-    measured = {k: p for k, p in trial.provenance.items() if p.source == "measured" and k.startswith("groups.")}
+    measured = {
+        k: p
+        for k, p in trial.provenance.items()
+        if p.source == "measured" and k.startswith("groups.")
+    }
     assert any(k.endswith(".mu") for k in measured)
-    assert all("tiny random-weight pipeline" in p.reason for k, p in measured.items() if k.endswith(".mu"))
+    assert all(
+        "tiny random-weight pipeline" in p.reason for k, p in measured.items() if k.endswith(".mu")
+    )
     # the time lines of the sweep become the profile's latencies (swept at several step counts)
     assert trial.provenance["models.sd15.step_seconds"].source == "measured"
 

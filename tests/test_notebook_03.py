@@ -6,8 +6,15 @@ from aigc_lib import claims, reproduce, scenario
 
 POLICIES = {"probabilistic", "direct", "random"}
 MODELS = {"sdxl-turbo", "sd15", "sdxl"}
-FIGURES = ("fig4_score_by_level", "fig4_time_per_image", "fig5a_score_by_model", "fig5b_utility_per_slot",
-           "fig5b_gain_histogram", "fig5c_score_cdf", "utility_by_scenario")
+FIGURES = (
+    "fig4_score_by_level",
+    "fig4_time_per_image",
+    "fig5a_score_by_model",
+    "fig5b_utility_per_slot",
+    "fig5b_gain_histogram",
+    "fig5c_score_cdf",
+    "utility_by_scenario",
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +30,22 @@ def test_metric_keys_read_by_the_paper_vs_ours_table(nb03):
     for key in ("mean_score_by_model", "mean_score", "mean_utility"):
         assert set(metrics[key]) == POLICIES, key
     assert all(set(v) == MODELS for v in metrics["mean_score_by_model"].values())
-    assert set(metrics["utility_gain_pct"]) == set(metrics["score_gain_by_model"]) == {"direct", "random"}
-    assert all(set(v) == {"mean", "max", "share_won", "null_max"} for v in metrics["utility_gain_pct"].values())
+    assert (
+        set(metrics["utility_gain_pct"])
+        == set(metrics["score_gain_by_model"])
+        == {"direct", "random"}
+    )
+    assert all(
+        set(v) == {"mean", "max", "share_won", "null_max"}
+        for v in metrics["utility_gain_pct"].values()
+    )
     assert {r["claim_id"] for r in claims.judge({"assignment": metrics})} == {
-        "score_vs_direct", "score_vs_random", "utility_vs_direct", "utility_vs_random", "score_cdf"}
+        "score_vs_direct",
+        "score_vs_random",
+        "utility_vs_direct",
+        "utility_vs_random",
+        "score_cdf",
+    }
 
 
 def test_the_scenario_keeps_the_papers_premises(nb03):
@@ -87,7 +106,9 @@ def test_fig4_levels_follow_the_paper_observation(nb03):
     levels, gain = metrics["level_mean_score"], metrics["level_gain"]
     assert sum(metrics["level_share"].values()) == pytest.approx(1.0)
     assert levels["low"]["sd15"] < 29.5 <= levels["mid"]["sd15"] < 33.8 <= levels["high"]["sd15"]
-    assert gain["low"]["sdxl-turbo"] > gain["high"]["sdxl-turbo"]  # low prompts lose least on the small model
+    assert (
+        gain["low"]["sdxl-turbo"] > gain["high"]["sdxl-turbo"]
+    )  # low prompts lose least on the small model
     assert gain["low"]["sdxl-turbo"] >= -scenario.P2_MAX_LOSS - 0.3  # P2, with sampling noise
     assert gain["high"]["sdxl"] > gain["low"]["sdxl"]  # high prompts gain most on the large model
     seconds = metrics["seconds_per_image"]
@@ -99,8 +120,13 @@ def test_both_scenarios_and_the_prompt_reading_are_recorded(nb03):
     other = metrics["other_scenario"]
     assert other["name"] == "published" and set(other["mean_utility"]) == POLICIES
     # published: 1-step SDXL-Turbo scores like SDXL, so its tasks score higher than under "paper"
-    assert other["mean_score_by_model"]["direct"]["sdxl-turbo"] > metrics["mean_score_by_model"]["direct"]["sdxl-turbo"]
-    assert metrics["prompt_reading"]["direct_mean_utility"] == pytest.approx(metrics["mean_utility"]["direct"])
+    assert (
+        other["mean_score_by_model"]["direct"]["sdxl-turbo"]
+        > metrics["mean_score_by_model"]["direct"]["sdxl-turbo"]
+    )
+    assert metrics["prompt_reading"]["direct_mean_utility"] == pytest.approx(
+        metrics["mean_utility"]["direct"]
+    )
 
 
 def test_figures_exist(nb03):

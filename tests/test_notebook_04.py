@@ -8,8 +8,14 @@ from aigc_lib import claims
 
 METHODS = ("annealing", "equal", "optimal_step", "exact")
 MODELS = ("sdxl-turbo", "sd15", "sdxl")
-FIGURES = ("annealing_trace", "time_consumption_by_model", "score_by_model", "utility_by_method",
-           "headline_by_scenario", "lambda_sweep")
+FIGURES = (
+    "annealing_trace",
+    "time_consumption_by_model",
+    "score_by_model",
+    "utility_by_method",
+    "headline_by_scenario",
+    "lambda_sweep",
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +33,11 @@ def test_metrics_have_the_keys_the_paper_table_reads(run):
             assert all(math.isfinite(v) for v in metrics[key][method].values())
     for key in ("mean_time_consumption", "mean_score", "mean_utility", "mean_steps"):
         assert set(metrics[key]) == set(METHODS)
-    assert set(metrics["time_change_pct"]) == set(metrics["utility_gain_pct"]) == {"optimal_step", "equal"}
+    assert (
+        set(metrics["time_change_pct"])
+        == set(metrics["utility_gain_pct"])
+        == {"optimal_step", "equal"}
+    )
     judged = {r["claim_id"] for r in claims.judge({"allocation": metrics})}
     assert {"time_vs_optimal_step", "utility_vs_equal", "alloc_score", "lambda_trend"} <= judged
 
@@ -37,7 +47,9 @@ def test_one_slot_by_hand_agrees_with_the_library(run):
     assert one["utility_by_hand"] == pytest.approx(one["utility_library"], rel=1e-12)
     assert one["exact"] >= one["library_annealing"] - 1e-9
     assert one["exact"] >= one["readable_loop"] - 1e-9
-    assert one["exact"] - one["readable_loop"] < 1e-3 * abs(one["exact"])  # the 25-line loop finds it too
+    assert one["exact"] - one["readable_loop"] < 1e-3 * abs(
+        one["exact"]
+    )  # the 25-line loop finds it too
     assert one["exact"] - one["library_annealing"] < 1e-3 * abs(one["exact"])
 
 
@@ -63,10 +75,15 @@ def test_percentages_follow_from_the_means_under_both_time_readings(run):
         ours, theirs = t["annealing"], t[other]
         mean = lambda d: sum(d.values()) / len(d)  # noqa: E731
         assert m["time_change_pct"][other]["makespan"] == pytest.approx(
-            100 * (mean(ours) - mean(theirs)) / mean(theirs))
+            100 * (mean(ours) - mean(theirs)) / mean(theirs)
+        )
         per_model = [100 * (ours[k] - theirs[k]) / theirs[k] for k in ours]
-        assert m["time_change_pct"][other]["per_model_pct"] == pytest.approx(sum(per_model) / len(per_model))
-        assert m["utility_gain_pct"][other] == pytest.approx(100 * (u["annealing"] - u[other]) / abs(u[other]))
+        assert m["time_change_pct"][other]["per_model_pct"] == pytest.approx(
+            sum(per_model) / len(per_model)
+        )
+        assert m["utility_gain_pct"][other] == pytest.approx(
+            100 * (u["annealing"] - u[other]) / abs(u[other])
+        )
 
 
 def test_optimal_step_scores_highest_because_it_runs_the_most_steps(run):

@@ -44,8 +44,12 @@ def test_an_oracle_predictor_beats_category_labels(run):
 
 def test_sensitivity_tables_cover_the_swept_values(run):
     tables = run[0]["sensitivity"]
-    expected = {"tasks_per_slot": [5, 20], "capacity_tflops": [17.0, 68.0], "threshold_shift": [0.0, 2.0],
-                "n_models": [2, 3]}
+    expected = {
+        "tasks_per_slot": [5, 20],
+        "capacity_tflops": [17.0, 68.0],
+        "threshold_shift": [0.0, 2.0],
+        "n_models": [2, 3],
+    }
     assert set(tables) == set(expected)
     for name, values in expected.items():
         assert [row["value"] for row in tables[name]] == values

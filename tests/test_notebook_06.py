@@ -47,8 +47,10 @@ def test_the_prompt_reading_gains_on_sdxl_where_the_category_reading_does_not(nb
     """The mechanism, not a size: with each prompt's own score Probabilistic sends high-scoring prompts
     to SDXL, so its SDXL gain over Direct is higher than with category labels."""
     measured = nb06[0]["measured"]["paper"]
-    gain = {label: measured[label]["assignment"]["score_gain_by_model"]["direct"]["sdxl"]
-            for label in ("default", "information=prompt")}
+    gain = {
+        label: measured[label]["assignment"]["score_gain_by_model"]["direct"]["sdxl"]
+        for label in ("default", "information=prompt")
+    }
     assert gain["information=prompt"] > gain["default"]
 
 

@@ -24,9 +24,13 @@ def _name(requirement: str) -> str:
 def test_source_notebook_is_clean(path):
     nb = json.loads(path.read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "outputs committed"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), (
+        "outputs committed"
+    )
     assert "sys.path" not in path.read_text()
-    assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in code) == 1, "one tagged parameters cell"
+    assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in code) == 1, (
+        "one tagged parameters cell"
+    )
     assert "import *" not in path.read_text()
 
 
@@ -57,7 +61,11 @@ def test_environment_yml_pins_exactly_the_lock():
 
 
 def test_lock_pins_every_dependency_and_torch_2_13():
-    lock = {_name(l): l for l in (ROOT / "requirements.lock").read_text().splitlines() if l and not l.startswith("#")}
+    lock = {
+        _name(l): l
+        for l in (ROOT / "requirements.lock").read_text().splitlines()
+        if l and not l.startswith("#")
+    }
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for req in project["dependencies"] + project["optional-dependencies"]["test"]:
         assert "==" in lock[_name(req)], req
@@ -71,7 +79,9 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_no_copy_of_partiprompts_is_tracked():
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.lower()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.lower()
     assert "partiprompts.tsv" not in tracked
 
 
@@ -97,25 +107,41 @@ def test_executed_copy_is_complete_and_names_no_machine_path(notebook_results):
 
 def _ignored(paths):
     """The paths git's ignore rules match (tracked or not)."""
-    done = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT, text=True,
-                          input="\n".join(paths), capture_output=True)
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        cwd=ROOT,
+        text=True,
+        input="\n".join(paths),
+        capture_output=True,
+    )
     return set(done.stdout.split())
 
 
 def test_committed_results_are_not_ignored_and_temporaries_are():
-    tracked = subprocess.run(["git", "ls-files", "-ci", "--exclude-standard"], cwd=ROOT,
-                             capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "-ci", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
     assert tracked == []  # no committed file matches an ignore rule
     stem = "04_step_selection_and_resource_allocation"
-    kept = ["results/paper_vs_ours.md", "results/paper_vs_ours.csv", f"results/{stem}/metrics.json",
-            f"results/{stem}/figures/annealing_trace.png", f"results/{stem}/{stem}.ipynb",
-            "results/02_step_sweeps_on_the_gpu/sweep_random-tiny/rows-000.jsonl"]
-    temporaries = [f"results/.{stem}.running-ab12cd/metrics.json",
-                   f"results/.{stem}.old-ab12cd/x.png", f"results/{stem}/.{stem}.failed.ipynb",
-                   f"results/{stem}/.{stem}.running.ipynb",
-                   f"results/{stem}/figures/.annealing_trace.png.k2j4.tmp",
-                   "data/cache/PartiPrompts.tsv", "data/cache/.PartiPrompts.tsv.k2j4.tmp",
-                   "requirements.lock.new", "environment.yml.new"]
+    kept = [
+        "results/paper_vs_ours.md",
+        "results/paper_vs_ours.csv",
+        f"results/{stem}/metrics.json",
+        f"results/{stem}/figures/annealing_trace.png",
+        f"results/{stem}/{stem}.ipynb",
+        "results/02_step_sweeps_on_the_gpu/sweep_random-tiny/rows-000.jsonl",
+    ]
+    temporaries = [
+        f"results/.{stem}.running-ab12cd/metrics.json",
+        f"results/.{stem}.old-ab12cd/x.png",
+        f"results/{stem}/.{stem}.failed.ipynb",
+        f"results/{stem}/.{stem}.running.ipynb",
+        f"results/{stem}/figures/.annealing_trace.png.k2j4.tmp",
+        "data/cache/PartiPrompts.tsv",
+        "data/cache/.PartiPrompts.tsv.k2j4.tmp",
+        "requirements.lock.new",
+        "environment.yml.new",
+    ]
     assert _ignored(kept + temporaries) == set(temporaries)
 
 
@@ -137,8 +163,10 @@ def test_taught_in_names_only_notebooks_that_use_the_name():
     """A docstring's "Taught in notebooks/NN_..." must point at a notebook whose code uses the name."""
     import ast
 
-    texts = {p.stem: "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"])
-             for p in NOTEBOOKS}
+    texts = {
+        p.stem: "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"])
+        for p in NOTEBOOKS
+    }
     wrong = []
     for module in sorted((ROOT / "aigc_lib").glob("*.py")):
         for node in ast.walk(ast.parse(module.read_text())):
@@ -152,7 +180,13 @@ def test_taught_in_names_only_notebooks_that_use_the_name():
 
 def test_nothing_user_facing_points_outside_the_project():
     banned = re.compile(r"\.\./shared|FACTS\.md|STYLE\.md|DEVELOPERS\.md")
-    files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "data").rglob("*.yaml"),
-             *(ROOT / "data").rglob("*.md"), *NOTEBOOKS, *(ROOT / "aigc_lib").glob("*.py")]
+    files = [
+        ROOT / "README.md",
+        *(ROOT / "docs").rglob("*.md"),
+        *(ROOT / "data").rglob("*.yaml"),
+        *(ROOT / "data").rglob("*.md"),
+        *NOTEBOOKS,
+        *(ROOT / "aigc_lib").glob("*.py"),
+    ]
     hits = [str(p.relative_to(ROOT)) for p in files if banned.search(p.read_text(encoding="utf-8"))]
     assert not hits, hits

@@ -15,15 +15,26 @@ from hypothesis import given, settings, strategies as st
 from aigc_lib import prompts
 
 HEADER = "Prompt\tCategory\tChallenge\tNote\n"
-MAPPING = {"Basic": "Basic", "Complex": "Complex", "Imagination": "Imagination", "Simple Detail": "Detail"}
+MAPPING = {
+    "Basic": "Basic",
+    "Complex": "Complex",
+    "Imagination": "Imagination",
+    "Simple Detail": "Detail",
+}
 
 
 def tsv(rows):
     return (HEADER + "".join("\t".join(r) + "\n" for r in rows)).encode()
 
 
-GOOD = tsv([("a dog", "Animals", "Basic", ""), ("a cat on the moon", "Animals", "Imagination", "n"),
-            ("a red cube", "Artifacts", "Simple Detail", ""), ("a long prompt", "People", "Complex", "")])
+GOOD = tsv(
+    [
+        ("a dog", "Animals", "Basic", ""),
+        ("a cat on the moon", "Animals", "Imagination", "n"),
+        ("a red cube", "Artifacts", "Simple Detail", ""),
+        ("a long prompt", "People", "Complex", ""),
+    ]
+)
 
 
 @pytest.fixture
@@ -41,7 +52,9 @@ def offline(monkeypatch, tmp_path):
 
 def serve(monkeypatch, data):
     """Make the download return ``data``."""
-    monkeypatch.setattr(prompts.urllib.request, "urlopen", lambda url, timeout=None: io.BytesIO(data))
+    monkeypatch.setattr(
+        prompts.urllib.request, "urlopen", lambda url, timeout=None: io.BytesIO(data)
+    )
 
 
 def test_loads_columns_ids_and_groups(tmp_path):
@@ -72,7 +85,9 @@ def test_download_is_verified_then_cached(offline, monkeypatch):
     frame = prompts.load_partiprompts(mapping=MAPPING)
     assert len(frame) == 4
     assert prompts.CACHE_PATH.read_bytes() == GOOD
-    assert [p.name for p in prompts.CACHE_PATH.parent.iterdir()] == ["PartiPrompts.tsv"]  # no temp file left
+    assert [p.name for p in prompts.CACHE_PATH.parent.iterdir()] == [
+        "PartiPrompts.tsv"
+    ]  # no temp file left
 
 
 def test_offline_and_not_found_says_both_fixes(offline):
@@ -116,8 +131,9 @@ def test_missing_columns(tmp_path):
 
 def test_unknown_challenge_labels_are_named(tmp_path):
     path = tmp_path / "p.tsv"
-    path.write_bytes(tsv([("a", "Arts", "Basic", ""), ("b", "Arts", "Weird One", ""),
-                          ("c", "Arts", "Odd", "")]))
+    path.write_bytes(
+        tsv([("a", "Arts", "Basic", ""), ("b", "Arts", "Weird One", ""), ("c", "Arts", "Odd", "")])
+    )
     with pytest.raises(ValueError, match=r"unknown challenge labels \['Odd', 'Weird One'\]"):
         prompts.load_partiprompts(path, mapping=MAPPING)
 
@@ -155,14 +171,21 @@ def test_a_bad_cached_copy_is_refused_too(offline):
         prompts.load_partiprompts(mapping=MAPPING)
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "is empty"),
-    (b"\n\n  \n", "is empty"),
-    (HEADER.encode(), r"holds no prompts \(only a header\)"),
-    (bytes(range(256)) * 8, "is not UTF-8 text"),
-    (b"PK\x03\x04\x00\x00binary", "is a binary file"),
-    (b'Prompt\tCategory\tChallenge\n"unclosed\tAnimals\tBasic\n', "is not a tab-separated table"),
-], ids=["empty", "blank", "header-only", "not-utf8", "nul-bytes", "unparsable"])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "is empty"),
+        (b"\n\n  \n", "is empty"),
+        (HEADER.encode(), r"holds no prompts \(only a header\)"),
+        (bytes(range(256)) * 8, "is not UTF-8 text"),
+        (b"PK\x03\x04\x00\x00binary", "is a binary file"),
+        (
+            b'Prompt\tCategory\tChallenge\n"unclosed\tAnimals\tBasic\n',
+            "is not a tab-separated table",
+        ),
+    ],
+    ids=["empty", "blank", "header-only", "not-utf8", "nul-bytes", "unparsable"],
+)
 def test_empty_or_binary_files_are_named(tmp_path, content, match):
     path = tmp_path / "broken.tsv"
     path.write_bytes(content)
@@ -172,11 +195,14 @@ def test_empty_or_binary_files_are_named(tmp_path, content, match):
         assert str(err.value).startswith(f"path: {str(path)!r}")
 
 
-@pytest.mark.parametrize("row, match", [
-    (("a dog", "Pets", "Basic", ""), r"unknown category labels \['Pets'\]"),
-    (("a dog", "", "Basic", ""), r"empty category labels in rows \[1\]"),
-    (("a dog", "Animals", " ", ""), r"empty challenge labels in rows \[1\]"),
-])
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        (("a dog", "Pets", "Basic", ""), r"unknown category labels \['Pets'\]"),
+        (("a dog", "", "Basic", ""), r"empty category labels in rows \[1\]"),
+        (("a dog", "Animals", " ", ""), r"empty challenge labels in rows \[1\]"),
+    ],
+)
 def test_every_field_and_label_is_checked(tmp_path, row, match):
     path = tmp_path / "p.tsv"
     path.write_bytes(tsv([("a cat", "Animals", "Basic", ""), row]))
@@ -214,7 +240,12 @@ def test_real_partiprompts_file():
     assert len(frame) == 1632
     assert frame["challenge"].nunique() == 11
     assert frame["category"].nunique() == 12
-    assert frame["group"].value_counts().to_dict() == {"Detail": 579, "Imagination": 426, "Basic": 362, "Complex": 265}
+    assert frame["group"].value_counts().to_dict() == {
+        "Detail": 579,
+        "Imagination": 426,
+        "Basic": 362,
+        "Complex": 265,
+    }
     with open(os.environ["PARTIPROMPTS_PATH"], "rb") as fh:
         assert hashlib.md5(fh.read()).hexdigest() == prompts.PARTIPROMPTS_MD5
 
@@ -247,8 +278,12 @@ def test_group_challenges_is_optimal(values, n_groups):
     labels = prompts.group_challenges(scores, n_groups)
     assert set(labels) == set(scores)
     assert sorted(set(labels.values())) == list(range(n_groups))
-    assert sse_of(labels, scores) == pytest.approx(brute_force_sse(np.array(values), n_groups), abs=1e-9)
-    order = sorted(scores, key=scores.get)  # contiguous and ordered: labels never decrease with score
+    assert sse_of(labels, scores) == pytest.approx(
+        brute_force_sse(np.array(values), n_groups), abs=1e-9
+    )
+    order = sorted(
+        scores, key=scores.get
+    )  # contiguous and ordered: labels never decrease with score
     assert all(labels[a] <= labels[b] for a, b in zip(order, order[1:]))
 
 
@@ -257,11 +292,14 @@ def test_group_challenges_obvious_clusters():
     assert prompts.group_challenges(scores, 3) == {"a": 0, "b": 0, "c": 1, "d": 1, "e": 2}
 
 
-@pytest.mark.parametrize("scores, n, match", [
-    ({"a": 1.0}, 2, "mean_score_by_challenge"),
-    ({"a": 1.0, "b": float("nan")}, 1, "mean_score_by_challenge"),
-    ({"a": 1.0}, 0, "n_groups"),
-])
+@pytest.mark.parametrize(
+    "scores, n, match",
+    [
+        ({"a": 1.0}, 2, "mean_score_by_challenge"),
+        ({"a": 1.0, "b": float("nan")}, 1, "mean_score_by_challenge"),
+        ({"a": 1.0}, 0, "n_groups"),
+    ],
+)
 def test_group_challenges_bad_input(scores, n, match):
     with pytest.raises(ValueError, match=match):
         prompts.group_challenges(scores, n)

@@ -108,8 +108,11 @@ def test_a_successful_run_replaces_the_folder_and_drops_stale_temporaries(publis
 def test_a_mistyped_parameter_is_refused_before_anything_runs(published):
     notebook, root = published
     before = tree(root)
-    with pytest.raises(ValueError, match=r"parameters: 99_demo has no parameter 'sed'; "
-                                         r"its parameters: interactive, results_dir, seed"):
+    with pytest.raises(
+        ValueError,
+        match=r"parameters: 99_demo has no parameter 'sed'; "
+        r"its parameters: interactive, results_dir, seed",
+    ):
         reproduce.run_notebook(notebook, root, {"sed": 3}, progress=False)
     with pytest.raises(ValueError, match="results_dir of 99_demo is set by the runner"):
         reproduce.run_notebook(notebook, root, {"results_dir": "/elsewhere"}, progress=False)
@@ -124,29 +127,41 @@ def never_run(monkeypatch):
     monkeypatch.setattr(reproduce, "run_notebook", run_notebook)
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"04_step_selection_and_resource_allocation": {"n_slot": 5}},
-     "04_step_selection_and_resource_allocation has no parameter 'n_slot'; its parameters: "
-     "explore_slots, interactive, n_slots, other_scenario, results_dir, scenario_name, seed, weights"),
-    ({"all": {"seed": 1, "n_slots": 5}},
-     "01_prompts_and_clipscore_distributions has no parameter 'n_slots'"),
-    ({"04_step_selection": {"n_slots": 5}},
-     r"params: no notebook is named \['04_step_selection'\]"),
-], ids=["typo", "all-but-not-everywhere", "unknown-notebook"])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (
+            {"04_step_selection_and_resource_allocation": {"n_slot": 5}},
+            "04_step_selection_and_resource_allocation has no parameter 'n_slot'; its parameters: "
+            "explore_slots, interactive, n_slots, other_scenario, results_dir, scenario_name, seed, weights",
+        ),
+        (
+            {"all": {"seed": 1, "n_slots": 5}},
+            "01_prompts_and_clipscore_distributions has no parameter 'n_slots'",
+        ),
+        (
+            {"04_step_selection": {"n_slots": 5}},
+            r"params: no notebook is named \['04_step_selection'\]",
+        ),
+    ],
+    ids=["typo", "all-but-not-everywhere", "unknown-notebook"],
+)
 def test_reproduce_command_checks_every_parameter_first(tmp_path, capsys, never_run, params, match):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     only = ["01", "04"] if "all" in params else ["04"]
     with pytest.raises(SystemExit) as exit_:
-        reproduce.main(["--only", *only, "--params", str(path),
-                        "--results-dir", str(tmp_path / "r")])
+        reproduce.main(
+            ["--only", *only, "--params", str(path), "--results-dir", str(tmp_path / "r")]
+        )
     assert exit_.value.code == 2
     assert re.search(match, capsys.readouterr().err)
     assert not (tmp_path / "r").exists()
 
 
-def test_reproduce_command_without_partiprompts_stops_with_one_line(tmp_path, monkeypatch, capsys,
-                                                                    never_run):
+def test_reproduce_command_without_partiprompts_stops_with_one_line(
+    tmp_path, monkeypatch, capsys, never_run
+):
     monkeypatch.setenv("PARTIPROMPTS_PATH", str(tmp_path / "missing.tsv"))
     assert reproduce.main(["--only", "03", "--results-dir", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
@@ -155,8 +170,9 @@ def test_reproduce_command_without_partiprompts_stops_with_one_line(tmp_path, mo
     assert not (tmp_path / "r").exists()
 
 
-def test_reproduce_command_refuses_a_truncated_partiprompts_file(tmp_path, monkeypatch, capsys,
-                                                                 never_run):
+def test_reproduce_command_refuses_a_truncated_partiprompts_file(
+    tmp_path, monkeypatch, capsys, never_run
+):
     truncated = tmp_path / "t.tsv"
     truncated.write_text("Prompt\tCategory\tChallenge\tNote\n" + "a cat\tAnimals\tBasic\t\n" * 99)
     monkeypatch.setenv("PARTIPROMPTS_PATH", str(truncated))
@@ -174,10 +190,13 @@ def test_a_failed_direct_papermill_run_changes_no_results_file(tmp_path, monkeyp
     output = tmp_path / "out.ipynb"
     with pytest.raises(papermill.PapermillExecutionError, match="n_slots"):
         papermill.execute_notebook(
-            str(reproduce.NOTEBOOKS_DIR / f"{stem}.ipynb"), str(output),
+            str(reproduce.NOTEBOOKS_DIR / f"{stem}.ipynb"),
+            str(output),
             cwd=str(reproduce.NOTEBOOKS_DIR),
             parameters={"seed": 1, "n_slots": -5, "results_dir": str(folder), "interactive": False},
-            kernel_name="python3", progress_bar=False)
+            kernel_name="python3",
+            progress_bar=False,
+        )
     assert tree(folder) == before
     assert f"{folder} left unchanged" in output.read_text()  # the failed cell says so
 
@@ -186,18 +205,38 @@ def test_a_direct_papermill_run_publishes_at_its_last_cell(published, tmp_path, 
     monkeypatch.delenv(results.STAGING_ENV, raising=False)
     notebook, root = published
     folder = root / "99_demo"
-    papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
-                               parameters={"seed": 2, "results_dir": str(folder)},
-                               kernel_name="python3", progress_bar=False)
+    papermill.execute_notebook(
+        str(notebook),
+        str(tmp_path / "out.ipynb"),
+        cwd=str(tmp_path),
+        parameters={"seed": 2, "results_dir": str(folder)},
+        kernel_name="python3",
+        progress_bar=False,
+    )
     assert json.loads((folder / "metrics.json").read_text()) == {"seed": 2}
     assert (folder / "figures" / "trace.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_make_test_without_partiprompts_prints_one_line(tmp_path):
     env = dict(os.environ, PARTIPROMPTS_PATH=str(tmp_path / "missing.tsv"))
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/test_prompts.py", "-k", "default_mapping"],
-                          cwd=reproduce.ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_prompts.py",
+            "-k",
+            "default_mapping",
+        ],
+        cwd=reproduce.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = (done.stdout + done.stderr).strip()
     assert done.returncode != 0
     assert len(output.splitlines()) == 1, output
@@ -208,10 +247,14 @@ def test_a_relative_partiprompts_path_reaches_the_kernel_as_absolute(tmp_path, m
     source = tmp_path / "nb"
     source.mkdir()
     nb = nbformat.v4.new_notebook(metadata=KERNEL)
-    code = ("import os\nfrom aigc_lib import results\npath = os.environ['PARTIPROMPTS_PATH']\n"
-            "results.write_metrics({'env': path, 'exists': os.path.isfile(path)}, results_dir)")
-    nb.cells = [nbformat.v4.new_code_cell("results_dir = '.'", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(code)]
+    code = (
+        "import os\nfrom aigc_lib import results\npath = os.environ['PARTIPROMPTS_PATH']\n"
+        "results.write_metrics({'env': path, 'exists': os.path.isfile(path)}, results_dir)"
+    )
+    nb.cells = [
+        nbformat.v4.new_code_cell("results_dir = '.'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(code),
+    ]
     nbformat.write(nb, source / "98_env.ipynb")
     (tmp_path / "PartiPrompts.tsv").write_text("x")
     monkeypatch.chdir(tmp_path)

@@ -78,15 +78,17 @@ def test_profile_is_staged_and_readable_where_it_was_written(staging, published)
 
 
 def test_a_sweep_continues_from_the_published_rows_and_is_published_last(staging, published):
-    prompts = pd.DataFrame({"prompt_id": [1, 2], "prompt": ["a cat", "a dog"],
-                            "group": ["Basic"] * 2})
+    prompts = pd.DataFrame(
+        {"prompt_id": [1, 2], "prompt": ["a cat", "a dog"], "group": ["Basic"] * 2}
+    )
     out = published / "sweep_demo"
 
     def cannot_load(name):
         raise RuntimeError("no weights here")
 
-    backend = sweep.Backend(cannot_load, lambda image, prompt: 0.0, "cpu", "demo", "none", False,
-                            32)
+    backend = sweep.Backend(
+        cannot_load, lambda image, prompt: 0.0, "cpu", "demo", "none", False, 32
+    )
     with pytest.MonkeyPatch.context() as m:  # first the published rows, written in place
         m.setenv(results.STAGING_ENV, "0")
         sweep.run_sweep(prompts.iloc[:1], out, ["sd15"], [1], backend=backend, progress=False)

@@ -80,29 +80,36 @@ def mutate(raw, dotted, value):
 DELETE = object()
 
 
-@pytest.mark.parametrize("dotted, value, match", [
-    ("thresholds.value", [33.8, 29.5], "thresholds: must be strictly increasing"),
-    ("thresholds.value", [29.5], "thresholds: expected 2"),
-    ("groups.Basic.sigma.value", 0, "groups.Basic.sigma: expected a number > 0"),
-    ("groups.Basic.mu.value", float("nan"), "groups.Basic.mu: expected a finite number"),
-    ("groups.Basic.mu.value", "high", "groups.Basic.mu: expected a finite number"),
-    ("groups.Basic.share.value", 0.5, "groups: shares must sum to 1"),
-    ("capacity_tflops.value", -1, "capacity_tflops: expected a number > 0"),
-    ("weight.value", -0.1, "weight: expected a number >= 0"),
-    ("weight.source", "folklore", "weight: source must be one of"),
-    ("weight.reason", "", "weight: needs a one-line 'reason'"),
-    ("weight", DELETE, "weight: missing"),
-    ("step_options.value", [], "step_options: expected a non-empty list"),
-    ("step_options.value", [10, 12.5], "steps: expected positive whole numbers"),
-    ("sdxl.zref.value", 0, "models.sdxl.zref: expected a number > 0"),
-    ("tasks_per_slot.value", 0, "tasks_per_slot: expected a number >= 1"),
-    ("tasks_per_slot.value", 2.5, "tasks_per_slot: expected a whole number"),
-    ("weight.wieght", 0.2, "weight: unknown field 'wieght'"),
-    ("wieght", {"value": 0.2, "source": "paper", "reason": "r"}, "wieght: unknown key"),
-    ("groups.Basic.median", {"value": 1, "source": "paper", "reason": "r"}, "groups.Basic.median: unknown key"),
-    ("premises", ["P3"], "premises: expected a list of names"),
-    ("min_share.value", 0.6, "min_share: expected a number <= 0.5"),
-])
+@pytest.mark.parametrize(
+    "dotted, value, match",
+    [
+        ("thresholds.value", [33.8, 29.5], "thresholds: must be strictly increasing"),
+        ("thresholds.value", [29.5], "thresholds: expected 2"),
+        ("groups.Basic.sigma.value", 0, "groups.Basic.sigma: expected a number > 0"),
+        ("groups.Basic.mu.value", float("nan"), "groups.Basic.mu: expected a finite number"),
+        ("groups.Basic.mu.value", "high", "groups.Basic.mu: expected a finite number"),
+        ("groups.Basic.share.value", 0.5, "groups: shares must sum to 1"),
+        ("capacity_tflops.value", -1, "capacity_tflops: expected a number > 0"),
+        ("weight.value", -0.1, "weight: expected a number >= 0"),
+        ("weight.source", "folklore", "weight: source must be one of"),
+        ("weight.reason", "", "weight: needs a one-line 'reason'"),
+        ("weight", DELETE, "weight: missing"),
+        ("step_options.value", [], "step_options: expected a non-empty list"),
+        ("step_options.value", [10, 12.5], "steps: expected positive whole numbers"),
+        ("sdxl.zref.value", 0, "models.sdxl.zref: expected a number > 0"),
+        ("tasks_per_slot.value", 0, "tasks_per_slot: expected a number >= 1"),
+        ("tasks_per_slot.value", 2.5, "tasks_per_slot: expected a whole number"),
+        ("weight.wieght", 0.2, "weight: unknown field 'wieght'"),
+        ("wieght", {"value": 0.2, "source": "paper", "reason": "r"}, "wieght: unknown key"),
+        (
+            "groups.Basic.median",
+            {"value": 1, "source": "paper", "reason": "r"},
+            "groups.Basic.median: unknown key",
+        ),
+        ("premises", ["P3"], "premises: expected a list of names"),
+        ("min_share.value", 0.6, "min_share: expected a number <= 0.5"),
+    ],
+)
 def test_bad_values_name_the_key(tmp_path, raw, dotted, value, match):
     if dotted.startswith("sdxl."):
         node = next(m for m in raw["models"] if m["name"] == "sdxl")
@@ -130,7 +137,9 @@ def test_missing_files_are_clear(tmp_path, raw):
 def test_empty_and_binary_files_name_the_file(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    with pytest.raises(ValueError, match=r"name: '.*empty.yaml' must hold a YAML mapping, got an empty file"):
+    with pytest.raises(
+        ValueError, match=r"name: '.*empty.yaml' must hold a YAML mapping, got an empty file"
+    ):
         sc.load_scenario(empty)
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(bytes(range(256)) * 4)
@@ -141,18 +150,36 @@ def test_empty_and_binary_files_name_the_file(tmp_path):
 def test_flop_table_must_have_each_component(tmp_path, raw):
     path = write(tmp_path, raw)
     lines = (tmp_path / "flops.csv").read_text().splitlines()
-    (tmp_path / "flops.csv").write_text("\n".join(l for l in lines if not l.startswith("sd15,512,vae_decode")) + "\n")
-    with pytest.raises(ValueError, match="flops_table: expected one 'vae_decode' row for model 'sd15'"):
+    (tmp_path / "flops.csv").write_text(
+        "\n".join(l for l in lines if not l.startswith("sd15,512,vae_decode")) + "\n"
+    )
+    with pytest.raises(
+        ValueError, match="flops_table: expected one 'vae_decode' row for model 'sd15'"
+    ):
         sc.load_scenario(path)
 
 
 def test_profile_replaces_assumptions_and_records_provenance(raw):
-    profile = {"overrides": {
-        "groups.Basic.mu": {"value": 27.25, "source": "measured", "reason": "fit of a test sweep"},
-        "models.sdxl.score_slope": {"value": 0.8, "source": "measured", "reason": "fit of a test sweep"},
-        "capacity_tflops": {"value": 50.0, "source": "measured", "reason": "latency profile"},
-        "models.sdxl.step_seconds": {"value": 0.25, "source": "measured", "reason": "latency profile"},
-    }}
+    profile = {
+        "overrides": {
+            "groups.Basic.mu": {
+                "value": 27.25,
+                "source": "measured",
+                "reason": "fit of a test sweep",
+            },
+            "models.sdxl.score_slope": {
+                "value": 0.8,
+                "source": "measured",
+                "reason": "fit of a test sweep",
+            },
+            "capacity_tflops": {"value": 50.0, "source": "measured", "reason": "latency profile"},
+            "models.sdxl.step_seconds": {
+                "value": 0.25,
+                "source": "measured",
+                "reason": "latency profile",
+            },
+        }
+    }
     s = sc.load_scenario(profile=profile)
     assert s.groups[0].mu == 27.25 and s.models[2].score_slope == 0.8 and s.capacity_tflops == 50.0
     assert s.models[2].image_seconds(10) == pytest.approx(2.5 + s.models[2].fixed_seconds)
@@ -162,17 +189,37 @@ def test_profile_replaces_assumptions_and_records_provenance(raw):
 
 def test_profile_from_file(tmp_path):
     path = tmp_path / "profile.yaml"
-    path.write_text(yaml.safe_dump({"overrides": {"groups.Complex.sigma": {"value": 4.0, "source": "measured", "reason": "r"}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "overrides": {
+                    "groups.Complex.sigma": {"value": 4.0, "source": "measured", "reason": "r"}
+                }
+            }
+        )
+    )
     assert sc.load_scenario(profile=path).groups[3].sigma == 4.0
 
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"groups.Nowhere.mu": {"value": 1, "source": "measured", "reason": "r"}}, "profile: key 'groups.Nowhere' does not exist"),
-    ({"groups.Basic.median": {"value": 1, "source": "measured", "reason": "r"}}, "profile: key 'groups.Basic.median' does not exist"),
-    ({"groups.Basic.mu": 31.0}, "profile.groups.Basic.mu: expected a mapping"),
-    ({"groups.Basic.sigma": {"value": -1, "source": "measured", "reason": "r"}}, "groups.Basic.sigma: expected a number > 0"),
-    ({}, "profile: expected a non-empty mapping"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (
+            {"groups.Nowhere.mu": {"value": 1, "source": "measured", "reason": "r"}},
+            "profile: key 'groups.Nowhere' does not exist",
+        ),
+        (
+            {"groups.Basic.median": {"value": 1, "source": "measured", "reason": "r"}},
+            "profile: key 'groups.Basic.median' does not exist",
+        ),
+        ({"groups.Basic.mu": 31.0}, "profile.groups.Basic.mu: expected a mapping"),
+        (
+            {"groups.Basic.sigma": {"value": -1, "source": "measured", "reason": "r"}},
+            "groups.Basic.sigma: expected a number > 0",
+        ),
+        ({}, "profile: expected a non-empty mapping"),
+    ],
+)
 def test_bad_profiles(overrides, match):
     with pytest.raises(ValueError, match=match):
         sc.load_scenario(profile={"overrides": overrides})
@@ -183,11 +230,14 @@ def test_replace_validates():
     assert s.replace(weight=0.5).weight == 0.5
     with pytest.raises(ValueError, match="thresholds"):
         s.replace(thresholds=(30.0, 29.0))
-    with pytest.raises(ValueError, match=r"thresholds: expected 1 \(one fewer than models\), got 2"):
+    with pytest.raises(
+        ValueError, match=r"thresholds: expected 1 \(one fewer than models\), got 2"
+    ):
         s.replace(models=s.models[:2])
 
 
 # --- latency from published measurements (issue: scenario v2) ------------------------------------
+
 
 def test_sd15_step_time_reproduces_the_published_rtx_3080_ti_rate():
     """stable-fast README: SD1.5 at 512 runs 19.3 denoising steps per second on an RTX 3080 Ti."""
@@ -231,8 +281,12 @@ def test_with_capacity_scales_every_time_and_replace_refuses_capacity_alone():
 def test_every_published_value_names_its_arithmetic_and_sources_are_in_the_project():
     s = sc.load_scenario()
     published = {k: p for k, p in s.provenance.items() if p.source == "published"}
-    assert {"capacity_tflops", "models.sd15.step_seconds", "models.sdxl.step_seconds",
-            "models.sdxl-turbo.fixed_seconds"} <= set(published)
+    assert {
+        "capacity_tflops",
+        "models.sd15.step_seconds",
+        "models.sdxl.step_seconds",
+        "models.sdxl-turbo.fixed_seconds",
+    } <= set(published)
     for key, p in published.items():
         assert any(ch.isdigit() for ch in p.reason), key  # the arithmetic is in the reason
     text = "\n".join(path.read_text() for path in sc.SCENARIOS_DIR.glob("*.yaml"))
@@ -246,6 +300,7 @@ def test_every_published_value_names_its_arithmetic_and_sources_are_in_the_proje
 
 # --- named scenarios and the paper's premises ----------------------------------------------------
 
+
 def test_named_scenarios_load_and_published_changes_only_sdxl_turbo_scores():
     assert sc.scenario_names() == ["paper", "published"]
     paper, published = sc.load_scenario(), sc.load_scenario("published")
@@ -257,7 +312,9 @@ def test_named_scenarios_load_and_published_changes_only_sdxl_turbo_scores():
     assert published.provenance["models.sdxl-turbo.score_offset"].source == "published"
     changed = {k for k in paper.provenance if paper.provenance[k] != published.provenance[k]}
     assert changed == {"models.sdxl-turbo.score_offset", "models.sdxl-turbo.score_beta"}
-    assert [m.image_seconds(10) for m in paper.models] == [m.image_seconds(10) for m in published.models]
+    assert [m.image_seconds(10) for m in paper.models] == [
+        m.image_seconds(10) for m in published.models
+    ]
 
 
 def test_paper_keeps_p1_and_p2_at_every_step_count():
@@ -276,7 +333,11 @@ def test_p1_by_hand_for_a_group_mean_prompt():
         for z in s.models[1].steps:
             small, medium, large = sc.true_score(s, mu, np.arange(3), [1, z, z])
             assert small < medium < large, (s.group_names[k], z)
-            assert s.models[0].image_seconds(1) < s.models[1].image_seconds(z) < s.models[2].image_seconds(z)
+            assert (
+                s.models[0].image_seconds(1)
+                < s.models[1].image_seconds(z)
+                < s.models[2].image_seconds(z)
+            )
 
 
 def test_published_breaks_p1_because_sdxl_turbo_scores_like_sdxl():
@@ -288,9 +349,14 @@ def test_published_breaks_p1_because_sdxl_turbo_scores_like_sdxl():
 
 def test_a_premise_breaking_edit_of_the_paper_scenario_is_refused(tmp_path, raw):
     turbo = next(m for m in raw["models"] if m["name"] == "sdxl-turbo")
-    turbo["score_offset"]["value"] = -0.5  # the old default: 1-step SDXL-Turbo above SD1.5 at 10 steps
-    with pytest.raises(ValueError, match=r"premises: scenario 'paper' declares P1 but breaks it: score "
-                                         r"fails for Basic: sdxl-turbo < sd15 at 10 steps"):
+    turbo["score_offset"][
+        "value"
+    ] = -0.5  # the old default: 1-step SDXL-Turbo above SD1.5 at 10 steps
+    with pytest.raises(
+        ValueError,
+        match=r"premises: scenario 'paper' declares P1 but breaks it: score "
+        r"fails for Basic: sdxl-turbo < sd15 at 10 steps",
+    ):
         sc.load_scenario(write(tmp_path, raw))
     raw["premises"] = []  # the same numbers load once the file stops claiming the premise
     assert sc.load_scenario(write(tmp_path, raw)).premises == ()
@@ -298,7 +364,9 @@ def test_a_premise_breaking_edit_of_the_paper_scenario_is_refused(tmp_path, raw)
 
 def test_a_p2_breaking_edit_is_refused(tmp_path, raw):
     turbo = next(m for m in raw["models"] if m["name"] == "sdxl-turbo")
-    turbo["score_beta"]["value"] = 1.0  # low prompts now lose as much as the others on the small model
+    turbo["score_beta"]["value"] = (
+        1.0  # low prompts now lose as much as the others on the small model
+    )
     turbo["score_offset"]["value"] = -3.5
     with pytest.raises(ValueError, match="declares P2 but breaks it: low loses little"):
         sc.load_scenario(write(tmp_path, raw))
@@ -323,7 +391,9 @@ def test_break_even_scores_tie_the_two_models():
         steps = [1, row.steps, row.steps]
         pair = sc.true_score(s, row.break_even, np.array([m, m + 1]), np.array(steps)[[m, m + 1]])
         assert pair[0] == pytest.approx(pair[1], abs=1e-9)
-        above = sc.true_score(s, row.break_even + 1, np.array([m, m + 1]), np.array(steps)[[m, m + 1]])
+        above = sc.true_score(
+            s, row.break_even + 1, np.array([m, m + 1]), np.array(steps)[[m, m + 1]]
+        )
         assert (above[1] > above[0]) == row.larger_better_above
 
 
@@ -331,8 +401,12 @@ def test_true_score_is_the_spec_formula():
     s = sc.load_scenario()
     x, z = 33.0, 18
     sdxl = s.models[2]
-    expected = (s.mean_score + sdxl.score_offset + sdxl.score_beta * (x - s.mean_score)
-                + sdxl.score_slope * np.log(z / sdxl.zref))
+    expected = (
+        s.mean_score
+        + sdxl.score_offset
+        + sdxl.score_beta * (x - s.mean_score)
+        + sdxl.score_slope * np.log(z / sdxl.zref)
+    )
     assert sc.true_score(s, x, 2, z) == pytest.approx(expected)
     with pytest.raises(ValueError, match="model: expected model indices"):
         sc.true_score(s, x, 3, z)

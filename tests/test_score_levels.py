@@ -17,18 +17,30 @@ Z = tuple(range(10, 43, 4))
 def make_scenario(**changes):
     """A scenario like data/scenarios/paper.yaml, built in code (no data files)."""
     args = dict(
-        models=(ModelSpec("sdxl-turbo", (1,), 1.589 / 34, 2.6 / 34, 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
-                ModelSpec("sd15", Z, 1.607 / 34, 2.55 / 34, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
-                ModelSpec("sdxl", Z, 13.522 / 34, 10.7 / 34, 13.522, 10.7, 1.5, 1.5, 1.3, 50.0)),
-        groups=(GroupPrior("Basic", 31.0, 2.5, 0.25), GroupPrior("Imagination", 34.5, 3.2, 0.25),
-                GroupPrior("Detail", 32.5, 2.8, 0.3), GroupPrior("Complex", 29.0, 2.6, 0.2)),
-        thresholds=(29.5, 33.8), weight=0.2, capacity_tflops=34.0, min_share=0.01, noise_sd=1.0, tasks_per_slot=8,
+        models=(
+            ModelSpec("sdxl-turbo", (1,), 1.589 / 34, 2.6 / 34, 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
+            ModelSpec("sd15", Z, 1.607 / 34, 2.55 / 34, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
+            ModelSpec("sdxl", Z, 13.522 / 34, 10.7 / 34, 13.522, 10.7, 1.5, 1.5, 1.3, 50.0),
+        ),
+        groups=(
+            GroupPrior("Basic", 31.0, 2.5, 0.25),
+            GroupPrior("Imagination", 34.5, 3.2, 0.25),
+            GroupPrior("Detail", 32.5, 2.8, 0.3),
+            GroupPrior("Complex", 29.0, 2.6, 0.2),
+        ),
+        thresholds=(29.5, 33.8),
+        weight=0.2,
+        capacity_tflops=34.0,
+        min_share=0.01,
+        noise_sd=1.0,
+        tasks_per_slot=8,
     )
     args.update(changes)
     return Scenario(**args)
 
 
 # --- reclassify_by_medium_score -------------------------------------------------------------------
+
 
 def test_levels_partition_the_prompts_and_hold_their_medium_scores():
     sc = make_scenario()
@@ -39,14 +51,22 @@ def test_levels_partition_the_prompts_and_hold_their_medium_scores():
     assert per_level["share"].sum() == pytest.approx(1.0)
     medium = table[table["model"] == "sd15"].set_index("level")["mean_score"]
     assert medium["low"] < 29.5 <= medium["mid"] < 33.8 <= medium["high"]
-    np.testing.assert_allclose(table.loc[table["model"] == "sd15", "gain_vs_reference"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(
+        table.loc[table["model"] == "sd15", "gain_vs_reference"], 0.0, atol=1e-12
+    )
 
 
 def test_small_model_loses_least_on_low_prompts_and_large_gains_most_on_high():
     """beta_small < 1 < beta_large (SPEC section 3): the paper's Fig. 4 observation."""
-    table = pf.reclassify_by_medium_score(make_scenario(noise_sd=0.0), 4000, np.random.default_rng(1), 50)
+    table = pf.reclassify_by_medium_score(
+        make_scenario(noise_sd=0.0), 4000, np.random.default_rng(1), 50
+    )
     gain = table.pivot(index="level", columns="model", values="gain_vs_reference")
-    assert gain.loc["low", "sdxl-turbo"] > gain.loc["mid", "sdxl-turbo"] > gain.loc["high", "sdxl-turbo"]
+    assert (
+        gain.loc["low", "sdxl-turbo"]
+        > gain.loc["mid", "sdxl-turbo"]
+        > gain.loc["high", "sdxl-turbo"]
+    )
     assert gain.loc["low", "sdxl"] < gain.loc["mid", "sdxl"] < gain.loc["high", "sdxl"]
 
 
@@ -70,14 +90,17 @@ def test_reclassification_is_deterministic_and_uses_the_prompt_table():
     assert shares["high"] > shares["low"]
 
 
-@pytest.mark.parametrize("kwargs, arg", [
-    (dict(n_prompts=0), "n_prompts"),
-    (dict(rng=None), "rng"),
-    (dict(reference=3), "reference"),
-    (dict(prompts=pd.DataFrame({"group": ["Nope"]})), "prompts"),
-    (dict(prompts=pd.DataFrame({"x": [1]})), "prompts"),
-    (dict(steps=-2), "steps"),
-])
+@pytest.mark.parametrize(
+    "kwargs, arg",
+    [
+        (dict(n_prompts=0), "n_prompts"),
+        (dict(rng=None), "rng"),
+        (dict(reference=3), "reference"),
+        (dict(prompts=pd.DataFrame({"group": ["Nope"]})), "prompts"),
+        (dict(prompts=pd.DataFrame({"x": [1]})), "prompts"),
+        (dict(steps=-2), "steps"),
+    ],
+)
 def test_reclassification_rejects_bad_arguments(kwargs, arg):
     args = dict(scenario=make_scenario(), n_prompts=10, rng=np.random.default_rng(0), steps=20)
     args.update(kwargs)
@@ -91,6 +114,7 @@ def test_level_names():
 
 
 # --- summarize_runs and slot_gain_pct -------------------------------------------------------------
+
 
 def test_summary_matches_the_task_and_slot_tables():
     sc = make_scenario()
@@ -117,7 +141,9 @@ def test_summary_rejects_what_is_not_a_run():
 
 
 def test_slot_gain_by_hand():
-    np.testing.assert_allclose(metrics.slot_gain_pct([11.0, 9.0, -1.0], [10.0, 10.0, -2.0]), [10.0, -10.0, 50.0])
+    np.testing.assert_allclose(
+        metrics.slot_gain_pct([11.0, 9.0, -1.0], [10.0, 10.0, -2.0]), [10.0, -10.0, 50.0]
+    )
 
 
 @settings(deadline=None, max_examples=50)
@@ -125,15 +151,20 @@ def test_slot_gain_by_hand():
 def test_slot_gain_is_zero_against_itself_and_scales(values, factor):
     u = np.array(values)
     np.testing.assert_allclose(metrics.slot_gain_pct(u, u), 0.0)
-    np.testing.assert_allclose(metrics.slot_gain_pct(u * factor, u), 100 * (factor - 1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        metrics.slot_gain_pct(u * factor, u), 100 * (factor - 1), rtol=1e-9, atol=1e-9
+    )
 
 
-@pytest.mark.parametrize("ref, other, arg", [
-    ([], [], "reference"),
-    ([1.0, np.nan], [1.0, 1.0], "reference"),
-    ([1.0, 2.0], [1.0], "other"),
-    ([1.0], [0.0], "other"),
-])
+@pytest.mark.parametrize(
+    "ref, other, arg",
+    [
+        ([], [], "reference"),
+        ([1.0, np.nan], [1.0, 1.0], "reference"),
+        ([1.0, 2.0], [1.0], "other"),
+        ([1.0], [0.0], "other"),
+    ],
+)
 def test_slot_gain_rejects_bad_arguments(ref, other, arg):
     with pytest.raises(ValueError, match=arg):
         metrics.slot_gain_pct(ref, other)

@@ -35,7 +35,9 @@ def metric(clip):
 
 
 def random_images(n: int, seed: int, side: int = 40) -> torch.Tensor:
-    return torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0, 256, (n, 3, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def by_hand(clip, images: torch.Tensor, prompts: list[str]) -> np.ndarray:
@@ -43,7 +45,9 @@ def by_hand(clip, images: torch.Tensor, prompts: list[str]) -> np.ndarray:
     model, processor = clip
     with torch.no_grad():
         pixels = processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-        text = processor.tokenizer(prompts, padding=True, truncation=True, max_length=77, return_tensors="pt")
+        text = processor.tokenizer(
+            prompts, padding=True, truncation=True, max_length=77, return_tensors="pt"
+        )
         image_emb = scoring._features(model.get_image_features(pixel_values=pixels))
         text_emb = scoring._features(model.get_text_features(**text))
     cos = torch.nn.functional.cosine_similarity(image_emb.double(), text_emb.double(), dim=-1)
@@ -68,7 +72,9 @@ def test_each_score_equals_torchmetrics_clipscore_on_that_pair(clip, metric):
         assert float(single.compute()) == pytest.approx(score, abs=1e-3)
 
 
-@pytest.mark.skipif(int(transformers.__version__.split(".")[0]) < 5, reason="transformers 5 pitfall only")
+@pytest.mark.skipif(
+    int(transformers.__version__.split(".")[0]) < 5, reason="transformers 5 pitfall only"
+)
 def test_unwrapped_model_breaks_torchmetrics_on_transformers_5(clip):
     raw = CLIPScore(model_name_or_path=lambda: clip)
     with pytest.raises(AttributeError):
@@ -100,7 +106,9 @@ def test_numpy_hwc_and_single_image_inputs(metric):
     want = scoring.clip_score(images, PROMPTS[:2], model=metric)
     hwc = images.permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(scoring.clip_score(hwc, PROMPTS[:2], model=metric), want, atol=1e-6)
-    np.testing.assert_allclose(scoring.clip_score(images[0], PROMPTS[0], model=metric), want[:1], atol=1e-6)
+    np.testing.assert_allclose(
+        scoring.clip_score(images[0], PROMPTS[0], model=metric), want[:1], atol=1e-6
+    )
 
 
 def test_local_folder_model_gives_the_same_scores(clip, metric, tmp_path):
@@ -108,8 +116,12 @@ def test_local_folder_model_gives_the_same_scores(clip, metric, tmp_path):
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     images = random_images(3, seed=6)
-    from_folder = scoring.clip_score(images, PROMPTS[:3], model=str(tmp_path), local_files_only=True)
-    np.testing.assert_allclose(from_folder, scoring.clip_score(images, PROMPTS[:3], model=metric), atol=1e-4)
+    from_folder = scoring.clip_score(
+        images, PROMPTS[:3], model=str(tmp_path), local_files_only=True
+    )
+    np.testing.assert_allclose(
+        from_folder, scoring.clip_score(images, PROMPTS[:3], model=metric), atol=1e-4
+    )
 
 
 def test_tiny_clip_is_deterministic_and_leaves_global_rng_alone():
@@ -123,7 +135,9 @@ def test_tiny_clip_is_deterministic_and_leaves_global_rng_alone():
 def test_scorer_reuses_one_metric(clip):
     score = scoring.scorer(clip)
     images = random_images(2, seed=7)
-    np.testing.assert_allclose(score(images, PROMPTS[:2]), by_hand(clip, images, PROMPTS[:2]), atol=1e-3)
+    np.testing.assert_allclose(
+        score(images, PROMPTS[:2]), by_hand(clip, images, PROMPTS[:2]), atol=1e-3
+    )
 
 
 @settings(deadline=None, max_examples=8)

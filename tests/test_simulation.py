@@ -16,12 +16,23 @@ THETA = (29.5, 33.8)
 def make_scenario(**changes):
     """A scenario like data/scenarios/paper.yaml, built in code (no data files)."""
     args = dict(
-        models=(ModelSpec("sdxl-turbo", (1,), 1.589 / 34, 2.6 / 34, 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
-                ModelSpec("sd15", Z, 1.607 / 34, 2.55 / 34, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
-                ModelSpec("sdxl", Z, 13.522 / 34, 10.7 / 34, 13.522, 10.7, 1.5, 1.5, 1.3, 50.0)),
-        groups=(GroupPrior("Basic", 31.0, 2.5, 0.22), GroupPrior("Imagination", 34.5, 3.2, 0.26),
-                GroupPrior("Detail", 32.5, 2.8, 0.36), GroupPrior("Complex", 29.0, 2.6, 0.16)),
-        thresholds=THETA, weight=0.2, capacity_tflops=34.0, min_share=0.01, noise_sd=1.0, tasks_per_slot=12,
+        models=(
+            ModelSpec("sdxl-turbo", (1,), 1.589 / 34, 2.6 / 34, 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
+            ModelSpec("sd15", Z, 1.607 / 34, 2.55 / 34, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
+            ModelSpec("sdxl", Z, 13.522 / 34, 10.7 / 34, 13.522, 10.7, 1.5, 1.5, 1.3, 50.0),
+        ),
+        groups=(
+            GroupPrior("Basic", 31.0, 2.5, 0.22),
+            GroupPrior("Imagination", 34.5, 3.2, 0.26),
+            GroupPrior("Detail", 32.5, 2.8, 0.36),
+            GroupPrior("Complex", 29.0, 2.6, 0.16),
+        ),
+        thresholds=THETA,
+        weight=0.2,
+        capacity_tflops=34.0,
+        min_share=0.01,
+        noise_sd=1.0,
+        tasks_per_slot=12,
     )
     args.update(changes)
     return Scenario(**args)
@@ -35,8 +46,12 @@ def truth(scenario, tasks):
     rows = []
     for grp, dev, mod, z in zip(tasks["group"], tasks["deviation"], tasks["model"], tasks["steps"]):
         spec = m[mod]
-        rows.append(s_bar + spec.score_offset + spec.score_beta * (g[grp].mu + dev - s_bar)
-                    + spec.score_slope * np.log(z / spec.zref))
+        rows.append(
+            s_bar
+            + spec.score_offset
+            + spec.score_beta * (g[grp].mu + dev - s_bar)
+            + spec.score_slope * np.log(z / spec.zref)
+        )
     return np.array(rows)
 
 
@@ -56,9 +71,13 @@ def test_tables_have_the_documented_columns_and_one_model_per_task():
 @pytest.mark.parametrize("rho", [0.0, 0.6])
 def test_scores_follow_the_ground_truth_model(rho):
     sc = make_scenario(noise_sd=0.0)
-    tasks = simulate(sc, 10, seed=2, allocation="exact", readings=Readings(information="prompt", rho=rho)).tasks
+    tasks = simulate(
+        sc, 10, seed=2, allocation="exact", readings=Readings(information="prompt", rho=rho)
+    ).tasks
     np.testing.assert_allclose(tasks["score"], truth(sc, tasks), rtol=1e-12)
-    np.testing.assert_allclose(tasks["utility"], tasks["score"] - 0.2 * tasks["latency"], rtol=1e-12)
+    np.testing.assert_allclose(
+        tasks["utility"], tasks["score"] - 0.2 * tasks["latency"], rtol=1e-12
+    )
 
 
 def test_image_noise_has_the_scenario_spread():
@@ -73,11 +92,19 @@ def test_latency_is_the_fifo_completion_time_and_makespan_the_last_one():
     r = simulate(sc, 15, seed=4, allocation="exact")
     for (slot, name), part in r.tasks.groupby(["slot", "model"], observed=True):
         spec = sc.models[sc.model_names.index(name)]
-        t = (part["steps"].iloc[0] * spec.tflop_per_step + spec.tflop_fixed) / part["compute"].iloc[0]
+        t = (part["steps"].iloc[0] * spec.tflop_per_step + spec.tflop_fixed) / part["compute"].iloc[
+            0
+        ]
         np.testing.assert_allclose(part["latency"], t * np.arange(1, len(part) + 1), rtol=1e-12)
-    np.testing.assert_allclose(r.slots["makespan"], r.tasks.groupby("slot")["latency"].max(), rtol=1e-12)
-    np.testing.assert_allclose(r.slots["score"], r.tasks.groupby("slot")["score"].mean(), rtol=1e-12)
-    np.testing.assert_allclose(r.slots["utility"], r.tasks.groupby("slot")["utility"].mean(), rtol=1e-12)
+    np.testing.assert_allclose(
+        r.slots["makespan"], r.tasks.groupby("slot")["latency"].max(), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        r.slots["score"], r.tasks.groupby("slot")["score"].mean(), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        r.slots["utility"], r.tasks.groupby("slot")["utility"].mean(), rtol=1e-12
+    )
 
 
 def test_the_planner_sees_group_means_not_the_prompts_own_deviation():
@@ -97,8 +124,15 @@ def test_the_planner_sees_group_means_not_the_prompts_own_deviation():
             mine = part[part["model"] == spec.name]
             np.testing.assert_equal(problem.n_tasks[m], len(mine))
             if len(mine):
-                expected = np.mean([s_bar + spec.score_offset + spec.score_beta * (mu[g] - s_bar) for g in mine["group"]])
-                assert problem.score_b[m] == pytest.approx(expected - spec.score_slope * np.log(spec.zref), rel=1e-12)
+                expected = np.mean(
+                    [
+                        s_bar + spec.score_offset + spec.score_beta * (mu[g] - s_bar)
+                        for g in mine["group"]
+                    ]
+                )
+                assert problem.score_b[m] == pytest.approx(
+                    expected - spec.score_slope * np.log(spec.zref), rel=1e-12
+                )
 
 
 def test_an_oracle_predictor_assigns_by_the_true_medium_score_and_direct_stays_category_only():
@@ -109,24 +143,31 @@ def test_an_oracle_predictor_assigns_by_the_true_medium_score_and_direct_stays_c
     expected = np.searchsorted(THETA, mu + tasks["deviation"], side="right")
     np.testing.assert_array_equal(tasks["model"].cat.codes, expected)
     direct = simulate(sc, 20, seed=6, assignment="direct", readings=oracle).tasks
-    np.testing.assert_array_equal(direct["model"].cat.codes, np.searchsorted(THETA, mu, side="right"))
+    np.testing.assert_array_equal(
+        direct["model"].cat.codes, np.searchsorted(THETA, mu, side="right")
+    )
 
 
 def test_direct_assignment_without_predictor_uses_group_means():
     sc = make_scenario()
     tasks = simulate(sc, 10, seed=6, assignment="direct").tasks
     mu = tasks["group"].map(dict(zip(sc.group_names, sc.mu))).astype(float)
-    np.testing.assert_array_equal(tasks["model"].cat.codes, np.searchsorted(THETA, mu, side="right"))
+    np.testing.assert_array_equal(
+        tasks["model"].cat.codes, np.searchsorted(THETA, mu, side="right")
+    )
 
 
 def test_probabilistic_assignment_frequencies_follow_eq_9_10():
     from aigc_lib.assignment import assignment_probabilities
+
     sc = make_scenario()
     tasks = simulate(sc, 1000, seed=7, allocation="equal").tasks
     probs = assignment_probabilities(sc.mu, sc.sigma, THETA)
     for k, name in enumerate(sc.group_names):
         models = tasks.loc[tasks["group"] == name, "model"].cat.codes
-        np.testing.assert_allclose(np.bincount(models, minlength=3) / len(models), probs[k], atol=0.03)
+        np.testing.assert_allclose(
+            np.bincount(models, minlength=3) / len(models), probs[k], atol=0.03
+        )
 
 
 def test_same_seed_same_result_and_common_random_numbers_across_policies():
@@ -139,15 +180,22 @@ def test_same_seed_same_result_and_common_random_numbers_across_policies():
     workload = ["slot", "prompt_id", "group", "deviation"]
     for assignment in ASSIGNMENTS:
         for allocation in ("exact", "optimal_step"):
-            other = simulate(sc, 10, seed=8, assignment=assignment, allocation=allocation,
-                             readings=Readings(information="prompt", rho=0.5))
+            other = simulate(
+                sc,
+                10,
+                seed=8,
+                assignment=assignment,
+                allocation=allocation,
+                readings=Readings(information="prompt", rho=0.5),
+            )
             pd.testing.assert_frame_equal(other.tasks[workload], a.tasks[workload])
 
 
 def test_exact_allocation_plans_at_least_as_well_as_every_other_policy():
     sc = make_scenario()
-    planned = pd.DataFrame({a: simulate(sc, 30, seed=10, allocation=a).slots["planned_utility"]
-                            for a in ALLOCATIONS})
+    planned = pd.DataFrame(
+        {a: simulate(sc, 30, seed=10, allocation=a).slots["planned_utility"] for a in ALLOCATIONS}
+    )
     for policy in ALLOCATIONS:
         assert np.all(planned["exact"] >= planned[policy] - 1e-9)
     assert planned["annealing"].mean() > planned["equal"].mean()
@@ -155,7 +203,9 @@ def test_exact_allocation_plans_at_least_as_well_as_every_other_policy():
 
 def test_real_prompt_tables_keep_each_prompts_deviation():
     sc = make_scenario()
-    prompts = pd.DataFrame({"prompt_id": ["p1", "p2", "p3"], "group": ["Basic", "Complex", "Basic"]})
+    prompts = pd.DataFrame(
+        {"prompt_id": ["p1", "p2", "p3"], "group": ["Basic", "Complex", "Basic"]}
+    )
     tasks = simulate(sc, 30, seed=11, prompts=prompts).tasks
     assert set(tasks["prompt_id"]) == {"p1", "p2", "p3"}
     assert (tasks.groupby("prompt_id")["deviation"].nunique() == 1).all()
@@ -181,18 +231,21 @@ def test_larger_weight_buys_less_latency():
     assert high["score"].mean() < low["score"].mean()
 
 
-@pytest.mark.parametrize("kwargs, argname", [
-    (dict(assignment="greedy"), "assignment"),
-    (dict(allocation="fastest"), "allocation"),
-    (dict(readings="fifo"), "readings"),
-    (dict(tasks_per_slot=-3), "tasks_per_slot"),
-    (dict(tasks_per_slot=[1, 2]), "tasks_per_slot"),
-    (dict(seed=-1), "seed"),
-    (dict(n_slots=-1), "n_slots"),
-    (dict(prompts=pd.DataFrame({"prompt_id": [1], "group": ["Fantasy"]})), "prompts"),
-    (dict(prompts=pd.DataFrame({"prompt_id": [1]})), "prompts"),
-    (dict(annealing_options={"cooling": 2.0}), "cooling"),
-])
+@pytest.mark.parametrize(
+    "kwargs, argname",
+    [
+        (dict(assignment="greedy"), "assignment"),
+        (dict(allocation="fastest"), "allocation"),
+        (dict(readings="fifo"), "readings"),
+        (dict(tasks_per_slot=-3), "tasks_per_slot"),
+        (dict(tasks_per_slot=[1, 2]), "tasks_per_slot"),
+        (dict(seed=-1), "seed"),
+        (dict(n_slots=-1), "n_slots"),
+        (dict(prompts=pd.DataFrame({"prompt_id": [1], "group": ["Fantasy"]})), "prompts"),
+        (dict(prompts=pd.DataFrame({"prompt_id": [1]})), "prompts"),
+        (dict(annealing_options={"cooling": 2.0}), "cooling"),
+    ],
+)
 def test_bad_arguments_name_the_argument(kwargs, argname):
     args = dict(scenario=make_scenario(), n_slots=3, seed=0)
     args.update(kwargs)

@@ -25,7 +25,11 @@ torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared 2
 PROMPTS = pd.DataFrame(
     {
         "prompt_id": [11, 12, 13],
-        "prompt": ["a red cube", "a horse on the moon, oil painting", "a crowded market street at dusk " * 4],
+        "prompt": [
+            "a red cube",
+            "a horse on the moon, oil painting",
+            "a crowded market street at dusk " * 4,
+        ],
         "group": ["Basic", "Imagination", "Complex"],
     }
 )
@@ -115,12 +119,19 @@ def test_plan_rejects_bad_arguments(kwargs, arg):
 
 def test_select_prompts_is_deterministic_by_seed_and_counts_per_group():
     many = pd.DataFrame(
-        {"prompt_id": range(40), "prompt": [f"p{i}" for i in range(40)], "group": ["A", "B", "C", "D"] * 9 + ["A"] * 4}
+        {
+            "prompt_id": range(40),
+            "prompt": [f"p{i}" for i in range(40)],
+            "group": ["A", "B", "C", "D"] * 9 + ["A"] * 4,
+        }
     )
     a = sweep.select_prompts(many, per_group=3, seed=5)
     assert a.equals(sweep.select_prompts(many, per_group=3, seed=5))
     assert a["group"].value_counts().to_dict() == {"A": 3, "B": 3, "C": 3, "D": 3}
-    assert not a["prompt_id"].tolist() == sweep.select_prompts(many, per_group=3, seed=6)["prompt_id"].tolist()
+    assert (
+        not a["prompt_id"].tolist()
+        == sweep.select_prompts(many, per_group=3, seed=6)["prompt_id"].tolist()
+    )
     assert a["prompt_id"].is_monotonic_increasing  # input order kept
     assert len(sweep.select_prompts(many, per_group=3, limit=5, seed=5)) == 5
     assert len(sweep.select_prompts(many, limit=100)) == 40
@@ -152,13 +163,17 @@ def test_tiny_sweep_end_to_end_one_labelled_row_per_image(tmp_path, tiny):
     assert (frame["status"] == "ok").all()
     assert frame["clip_score"].between(0, 100).all() and (frame["seconds"] > 0).all()
     assert frame["peak_memory_gib"].isna().all()  # no device memory counter on a CPU
-    assert set(frame["weights"]) == {"random-tiny"} and set(frame["clip_model"]) == {"tiny-random-clip"}
+    assert set(frame["weights"]) == {"random-tiny"} and set(frame["clip_model"]) == {
+        "tiny-random-clip"
+    }
     assert not frame["real_weights"].any() and set(frame["resolution"]) == {32}
     assert frame.groupby("model")["guidance"].first().to_dict() == {"sd15": 7.5, "sdxl-turbo": 0.0}
     # one warm-up image per model, not recorded
     assert {m: p.calls for m, p in pipes.items()} == {"sdxl-turbo": 3 + 1, "sd15": 6 + 1}
     on_disk = pd.read_csv(tmp_path / sweep.MERGED_NAME)
-    assert len(on_disk) == N_ROWS and on_disk["clip_score"].to_numpy() == pytest.approx(frame["clip_score"].to_numpy())
+    assert len(on_disk) == N_ROWS and on_disk["clip_score"].to_numpy() == pytest.approx(
+        frame["clip_score"].to_numpy()
+    )
 
 
 def test_same_seeds_same_scores(tmp_path, tiny):
@@ -170,7 +185,9 @@ def test_same_seeds_same_scores(tmp_path, tiny):
 def test_rows_of_other_weights_are_never_taken_as_done(tmp_path, tiny):
     run(tmp_path, tiny)
     real = dataclasses.replace(tiny, weights="hub:real")
-    with pytest.raises(ValueError, match="out_dir: .* holds rows measured with weights \\['random-tiny'\\]"):
+    with pytest.raises(
+        ValueError, match="out_dir: .* holds rows measured with weights \\['random-tiny'\\]"
+    ):
         run(tmp_path, real)
 
 
@@ -196,11 +213,17 @@ def test_interrupted_sweep_resumes_without_duplicates(tmp_path, tiny):
 
 def test_torn_last_line_is_dropped_and_redone(tmp_path, tiny):
     with pytest.raises(Stop):
-        run(tmp_path, tiny, on_row=lambda row: (_ for _ in ()).throw(Stop) if row["steps"] == 2 else None)
+        run(
+            tmp_path,
+            tiny,
+            on_row=lambda row: (_ for _ in ()).throw(Stop) if row["steps"] == 2 else None,
+        )
     shard = sweep.shard_paths(tmp_path)[0]
     done = len(sweep.read_rows(shard))
     with open(shard, "ab") as fh:  # a row cut mid-write, as a kill can leave it
-        fh.write(b'{"prompt_id": 13, "group": "Complex", "model": "sd15", "steps": 2, "seed": 0, "secon')
+        fh.write(
+            b'{"prompt_id": 13, "group": "Complex", "model": "sd15", "steps": 2, "seed": 0, "secon'
+        )
     assert len(sweep.read_rows(shard)) == done
     run(tmp_path, tiny)
     lines = shard.read_bytes().split(b"\n")
@@ -244,7 +267,11 @@ def test_prompts_split_across_processes_into_shards_that_merge(tmp_path, tiny):
         num_processes = 2
 
         def __init__(self, index):
-            self.process_index, self.is_main_process, self.device = index, index == 0, torch.device("cpu")
+            self.process_index, self.is_main_process, self.device = (
+                index,
+                index == 0,
+                torch.device("cpu"),
+            )
 
         def split_between_processes(self, inputs):
             return PartialState.split_between_processes(self, inputs)
@@ -254,7 +281,9 @@ def test_prompts_split_across_processes_into_shards_that_merge(tmp_path, tiny):
 
     run(tmp_path, tiny, state=Rank(1))
     frame = run(tmp_path, tiny, state=Rank(0))
-    shards = {p.name: {r["prompt_id"] for r in sweep.read_rows(p)} for p in sweep.shard_paths(tmp_path)}
+    shards = {
+        p.name: {r["prompt_id"] for r in sweep.read_rows(p)} for p in sweep.shard_paths(tmp_path)
+    }
     assert shards == {"rows-000.jsonl": {11, 12}, "rows-001.jsonl": {13}}
     assert len(frame) == N_ROWS and set(frame["process_index"]) == {0, 1}
 
@@ -268,9 +297,16 @@ def test_read_rows_skips_unreadable_lines(tmp_path):
 
 
 def test_merge_prefers_ok_rows_over_failed_duplicates(tmp_path):
-    row = {c: None for c in sweep.COLUMNS} | {"prompt_id": 1, "model": "sd15", "steps": 10, "seed": 0}
+    row = {c: None for c in sweep.COLUMNS} | {
+        "prompt_id": 1,
+        "model": "sd15",
+        "steps": 10,
+        "seed": 0,
+    }
     lines = [row | {"status": "ok", "clip_score": 30.0}, row | {"status": "failed", "error": "x"}]
-    (tmp_path / "rows-000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    (tmp_path / "rows-000.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8"
+    )
     frame = sweep.merge_shards(tmp_path)
     assert len(frame) == 1 and frame.loc[0, "status"] == "ok" and frame.loc[0, "clip_score"] == 30.0
 
@@ -285,7 +321,9 @@ def _cli(*args):
 
 def test_cli_help():
     cmd, env = _cli("--help")
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert "--tiny" in out and "--prompts-per-group" in out and "accelerate launch" in out
 
 
@@ -294,8 +332,20 @@ def test_cli_killed_mid_sweep_then_rerun_completes_without_duplicates(tmp_path):
     PROMPTS.to_csv(csv, index=False)
     out = tmp_path / "out"
     steps = ["1", "2", "3", "4", "5", "6"]
-    cmd, env = _cli("--tiny", "--out", str(out), "--prompts-csv", str(csv), "--models", *MODELS,
-                    "--steps", *steps, "--threads", "1", "--no-progress")
+    cmd, env = _cli(
+        "--tiny",
+        "--out",
+        str(out),
+        "--prompts-csv",
+        str(csv),
+        "--models",
+        *MODELS,
+        "--steps",
+        *steps,
+        "--threads",
+        "1",
+        "--no-progress",
+    )
     total = 3 * (1 + len(steps))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shard = out / "rows-000.jsonl"
@@ -313,22 +363,40 @@ def test_cli_killed_mid_sweep_then_rerun_completes_without_duplicates(tmp_path):
     raw = keys(sweep.read_rows(shard))
     assert len(raw) == len(set(raw)) == total
     merged = pd.read_csv(out / sweep.MERGED_NAME)
-    assert len(merged) == total and (merged["status"] == "ok").all() and not merged["real_weights"].any()
+    assert (
+        len(merged) == total
+        and (merged["status"] == "ok").all()
+        and not merged["real_weights"].any()
+    )
     assert json.loads((out / "manifest.json").read_text())["backend"]["real_weights"] is False
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--steps", "-4"], "argument --steps: expected a positive integer, got '-4'"),
-    (["--steps", "two"], "argument --steps: expected a positive integer, got 'two'"),
-    (["--seeds", "-1"], "argument --seeds: expected an integer >= 0, got '-1'"),
-    (["--seeds", "1", "1"], "seeds must be distinct non-negative ints, got [1, 1]"),
-    (["--threads", "0"], "argument --threads: expected a positive integer, got '0'"),
-    (["--limit", "0"], "argument --limit: expected a positive integer, got '0'"),
-    (["--model-path", "sd15"], "argument --model-path: expected NAME=FOLDER"),
-    (["--model-path", "sd15=/no/such/folder"],
-     "argument --model-path: '/no/such/folder' is not a folder"),
-], ids=["negative-steps", "word-steps", "negative-seed", "repeated-seed", "threads", "limit",
-        "model-path-form", "model-path-folder"])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--steps", "-4"], "argument --steps: expected a positive integer, got '-4'"),
+        (["--steps", "two"], "argument --steps: expected a positive integer, got 'two'"),
+        (["--seeds", "-1"], "argument --seeds: expected an integer >= 0, got '-1'"),
+        (["--seeds", "1", "1"], "seeds must be distinct non-negative ints, got [1, 1]"),
+        (["--threads", "0"], "argument --threads: expected a positive integer, got '0'"),
+        (["--limit", "0"], "argument --limit: expected a positive integer, got '0'"),
+        (["--model-path", "sd15"], "argument --model-path: expected NAME=FOLDER"),
+        (
+            ["--model-path", "sd15=/no/such/folder"],
+            "argument --model-path: '/no/such/folder' is not a folder",
+        ),
+    ],
+    ids=[
+        "negative-steps",
+        "word-steps",
+        "negative-seed",
+        "repeated-seed",
+        "threads",
+        "limit",
+        "model-path-form",
+        "model-path-folder",
+    ],
+)
 def test_cli_bad_arguments_are_usage_errors_and_write_nothing(tmp_path, capsys, args, match):
     csv = tmp_path / "prompts.csv"
     PROMPTS.to_csv(csv, index=False)
@@ -341,14 +409,18 @@ def test_cli_bad_arguments_are_usage_errors_and_write_nothing(tmp_path, capsys, 
     assert not out.exists()  # no manifest before the arguments are checked
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "is empty; expected a CSV with columns ['prompt_id', 'prompt', 'group']"),
-    (bytes(range(256)), "is not UTF-8 text (byte 128)"),
-    (b"prompt_id,prompt,group\n1,a\x00cat,Basic\n", "is a binary file"),
-    (b'prompt_id,prompt,group\n1,"unclosed,Basic\n', "is not a CSV table"),
-    (b"prompt_id,prompt\n1,a cat\n", "missing ['group']"),
-    (b"prompt_id,prompt,group\n1,a cat,Basic\n2, ,Basic\n", "empty prompts in rows [1]"),
-], ids=["empty", "not-utf8", "nul", "unparsable", "columns", "empty-prompt"])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "is empty; expected a CSV with columns ['prompt_id', 'prompt', 'group']"),
+        (bytes(range(256)), "is not UTF-8 text (byte 128)"),
+        (b"prompt_id,prompt,group\n1,a\x00cat,Basic\n", "is a binary file"),
+        (b'prompt_id,prompt,group\n1,"unclosed,Basic\n', "is not a CSV table"),
+        (b"prompt_id,prompt\n1,a cat\n", "missing ['group']"),
+        (b"prompt_id,prompt,group\n1,a cat,Basic\n2, ,Basic\n", "empty prompts in rows [1]"),
+    ],
+    ids=["empty", "not-utf8", "nul", "unparsable", "columns", "empty-prompt"],
+)
 def test_cli_names_a_bad_prompts_file(tmp_path, capsys, content, match):
     path = tmp_path / "prompts.csv"
     path.write_bytes(content)
