@@ -53,10 +53,10 @@ from aigc_lib.readings import DEFAULT, Readings
 from aigc_lib.scenario import Scenario, true_score
 
 __all__ = ["POLICIES", "PEERS", "KNOWS", "SLO_SECONDS", "DISC_RHO", "PREDICTOR_RHO",
-           "TRAINING_OFFSET", "PEER_COLUMNS", "METRICS", "NOTEBOOK", "workload", "cascade",
-           "router", "run_policy", "escalation_threshold", "route_threshold", "gpu_seconds",
-           "summarise", "per_slot", "Tuning", "tune", "training_seeds", "Comparison", "compare",
-           "table", "write_table"]
+           "TRAINING_OFFSET", "PEER_COLUMNS", "OBJECTIVES", "METRICS", "NOTEBOOK", "workload",
+           "cascade", "router", "run_policy", "light_score_moments", "escalation_threshold",
+           "route_threshold", "gpu_seconds", "summarise", "per_slot", "Tuning", "tune",
+           "training_seeds", "Comparison", "compare", "table", "write_table"]
 
 POLICIES = ("probabilistic", "probabilistic (prompt)", "direct", "random", "cascade", "router")
 """The policies compared: the paper's three assignments (Probabilistic under the category and the
@@ -101,6 +101,11 @@ the whole GPU)."""
 
 NOTEBOOK = "07_peer_serving_policies"
 """The notebook whose ``metrics.json`` :func:`table` reads."""
+
+OBJECTIVES = ("utility", "slo")
+"""How :func:`tune` chooses: the best mean utility (the paper's objective), or the best mean score
+among configurations that keep the SLO violation share at most ``max_violation`` (the peers' own
+objective: quality within a latency SLO)."""
 
 METRICS = ("mean_score", "mean_utility", "mean_latency", "p95_latency", "slo_violation_share",
            "gpu_seconds_per_image", "escalation_share", "heavy_share")
@@ -153,6 +158,18 @@ def workload(scenario: Scenario, n_slots: int, seed: int, prompts: pd.DataFrame 
         "deviation": deviation, "predictor_noise": xi, "image_noise": noise,
         "second_image_noise": second, "discriminator_noise": disc_rng.standard_normal(total),
     })
+
+
+def light_score_moments(scenario: Scenario, light_model: int = 0) -> tuple[float, float]:
+    """Mean and standard deviation (CLIPScore points) of the light model's image scores.
+
+    Over the scenario's prompt mix (the group priors and their shares) with image noise; the
+    discriminator of :func:`cascade` is scaled with them.
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
+    """
+    validate.instance(scenario, Scenario, "scenario")
+    light = _model(scenario, light_model, "light_model")
+    return _moments(*_light_score_mixture(scenario, light))
 
 
 # --- thresholds from shares -----------------------------------------------------------------------
@@ -361,7 +378,8 @@ def per_slot(result: simulation.SimulationResult, scenario: Scenario,
 class Tuning:
     """What :func:`tune` returns: ``options`` (keyword arguments for the peer's function: its
     thresholds) and ``table``, one row per configuration tried on the training seeds: the shares
-    asked for (``route_share``, ``escalation_share``), the thresholds they gave (``route_at``,
+    asked for (``asked_route_share``, ``asked_escalation_share``; a router that routes every
+    prompt tries one escalation share only), the thresholds they gave (``route_at``,
     ``threshold``), the numbers of :func:`summarise` over the training slots, ``pareto`` (no other
     configuration scores higher with lower mean latency) and ``chosen``.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
@@ -380,21 +398,28 @@ def training_seeds(seed: int, n: int) -> list[int]:
 
 def tune(scenario: Scenario, policy: str, n_slots: int, seeds: Sequence[int],
          escalation_shares: Sequence[float], route_shares: Sequence[float] | None = None,
-         slo_seconds: float = SLO_SECONDS, **options: Any) -> Tuning:
+         slo_seconds: float = SLO_SECONDS, objective: str = "utility",
+         max_violation: float = 0.05, **options: Any) -> Tuning:
     """Choose a peer's thresholds on training seeds from a table of configurations (offline).
 
     ``policy``: ``"cascade"`` (one configuration per escalation share) or ``"router"`` (every pair
     of ``route_shares`` x ``escalation_shares``; an escalation share of 0 is a router without a
     cascade). Shares become thresholds through :func:`escalation_threshold` and
     :func:`route_threshold` (from the scenario's priors). Each configuration runs ``n_slots`` slots
-    on every seed of ``seeds`` (never the evaluation seed: see :func:`training_seeds`); the chosen
-    one has the best mean utility (score - lambda x latency, the paper's objective), which is
-    Pareto-optimal in mean score and mean latency. ``options``: passed to :func:`cascade` or
+    on every seed of ``seeds`` (never the evaluation seed: see :func:`training_seeds`).
+    ``objective`` (:data:`OBJECTIVES`): ``"utility"`` chooses the best mean utility (score -
+    lambda x latency, the paper's objective; a Pareto-optimal point in mean score and mean
+    latency); ``"slo"`` the best mean score among configurations whose share of tasks over
+    ``slo_seconds`` is at most ``max_violation``, or, if none is, the fewest violations.
+    ``options``: passed to :func:`cascade` or
     :func:`router` (``disc_rho``, ``predictor_rho``, ``tasks_per_slot``, ``prompts``, ...).
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     if policy not in PEERS:
         raise ValueError(f"policy: expected one of {PEERS}, got {policy!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
+    max_violation = validate.number(max_violation, "max_violation", low=0.0, high=1.0)
     seeds = tuple(validate.whole(s, "seeds") for s in seeds)
     if not seeds:
         raise ValueError("seeds: expected at least one training seed")
@@ -414,7 +439,7 @@ def tune(scenario: Scenario, policy: str, n_slots: int, seeds: Sequence[int],
     light = options.get("light_model", 0)
     rows, configs = [], []
     for route_share in routes:
-        for share in escalation:
+        for share in escalation[:1] if route_share == 1.0 else escalation:  # all routed: no cascade
             threshold = escalation_threshold(scenario, share, disc_rho, light)
             if policy == "cascade":
                 config = {"threshold": threshold}
@@ -425,13 +450,19 @@ def tune(scenario: Scenario, policy: str, n_slots: int, seeds: Sequence[int],
                 config = {"route_at": route_at,
                           "cascade_threshold": None if share == 0 else threshold}
             runs = [run_policy(policy, scenario, n_slots, s, **config, **options) for s in seeds]
-            rows.append({"route_share": route_share, "escalation_share": share,
+            rows.append({"asked_route_share": route_share, "asked_escalation_share": share,
                          "route_at": route_at, "threshold": threshold,
                          **_pooled(runs, scenario, slo_seconds)})
             configs.append(config)
     table = pd.DataFrame(rows)
     table["pareto"] = _pareto(table["mean_score"].to_numpy(), table["mean_latency"].to_numpy())
-    best = int(np.argmax(table["mean_utility"].to_numpy()))
+    if objective == "utility":
+        best = int(np.argmax(table["mean_utility"].to_numpy()))
+    else:  # feasible first, then the best score; infeasible ones by fewest violations
+        violation = table["slo_violation_share"].to_numpy()
+        feasible = violation <= max_violation
+        best = int(np.lexsort((-table["mean_score"].to_numpy(),
+                               np.where(feasible, 0.0, violation)))[0])
     table["chosen"] = np.arange(len(table)) == best
     return Tuning(options=configs[best], table=table, seeds=seeds)
 
@@ -458,14 +489,16 @@ def compare(scenario: Scenario, loads: Sequence[int], n_slots: int, seed: int,
             route_shares: Sequence[float], slo_seconds: float = SLO_SECONDS,
             predictor_rho: float = PREDICTOR_RHO, disc_rho: float = DISC_RHO,
             prompts: pd.DataFrame | None = None, policies: Sequence[str] = POLICIES,
-            allocation: str = "exact") -> Comparison:
+            allocation: str = "exact", objective: str = "utility",
+            max_violation: float = 0.05) -> Comparison:
     """Every policy at every load (tasks per slot) on one workload per load, peers tuned per load.
 
     At each load the peers are tuned by :func:`tune` on ``train_slots`` slots of each of
     ``train_seeds`` (which must not include ``seed``), then every policy of ``policies`` runs
     ``n_slots`` slots of the evaluation ``seed`` (common random numbers: one workload per load for
-    all). The peers adapt their thresholds to the load, as both published systems do; the paper's
-    policies keep the paper's thresholds. One allocator for all (``allocation``).
+    all). The peers adapt their thresholds to the load, as both published systems do, choosing by
+    ``objective`` and ``max_violation`` (:func:`tune`); the paper's policies keep the paper's
+    thresholds. One allocator for all (``allocation``).
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
@@ -488,10 +521,12 @@ def compare(scenario: Scenario, loads: Sequence[int], n_slots: int, seed: int,
                     peer["predictor_rho"] = predictor_rho
                 tuning = tune(scenario, policy, train_slots, train,
                               escalation_shares, route_shares if policy == "router" else None,
-                              slo_seconds, tasks_per_slot=load, **peer, **common)
+                              slo_seconds, objective, max_violation, tasks_per_slot=load,
+                              **peer, **common)
                 chosen = tuning.table[tuning.table["chosen"]].iloc[0]
                 tuned.append({"policy": policy, "tasks_per_slot": load,
-                              **{k: chosen[k] for k in ("route_share", "escalation_share",
+                              **{k: chosen[k] for k in ("asked_route_share",
+                                                        "asked_escalation_share",
                                                         "route_at", "threshold")},
                               "train_utility": chosen["mean_utility"]})
                 options = {**tuning.options, "disc_rho": disc_rho}
@@ -503,7 +538,8 @@ def compare(scenario: Scenario, loads: Sequence[int], n_slots: int, seed: int,
                                                                     tasks_per_slot=load))
     settings = {"scenario": scenario.name, "loads": loads, "n_slots": n_slots, "seed": seed,
                 "train_seeds": train, "train_slots": train_slots, "slo_seconds": slo_seconds,
-                "predictor_rho": predictor_rho, "disc_rho": disc_rho, "allocation": allocation}
+                "predictor_rho": predictor_rho, "disc_rho": disc_rho, "allocation": allocation,
+                "objective": objective, "max_violation": max_violation}
     return Comparison(summary=pd.DataFrame(summary), slots=pd.concat(slots, ignore_index=True),
                       tuned=pd.DataFrame(tuned), settings=settings)
 
@@ -617,8 +653,7 @@ def _serve(scenario: Scenario, n_slots: int, seed: int, *, route_at: float, esca
     light_steps = scenario.models[light].steps[0]
     light_score = true_score(scenario, own, light, light_steps, saturation) \
         + draws["image_noise"].to_numpy()
-    means, sds, weights = _light_score_mixture(scenario, light)
-    mean, sd = _moments(means, sds, weights)
+    mean, sd = light_score_moments(scenario, light)
     estimate = mean + disc_rho * (light_score - mean) \
         + np.sqrt(1 - disc_rho**2) * sd * draws["discriminator_noise"].to_numpy()
     escalated = ~routed & (estimate < escalate_below)
@@ -758,9 +793,10 @@ def _pareto(score: np.ndarray, latency: np.ndarray) -> np.ndarray:
 
 
 def _describe(row: Mapping[str, Any]) -> str:
-    text = f"escalate ~{100 * row['escalation_share']:.0f}%"
+    share = row["asked_escalation_share"]
+    text = f"escalate ~{100 * share:.0f}%" if share > 0 else "no escalation"
     if row["policy"] == "router":
-        text = f"route ~{100 * row['route_share']:.0f}% to heavy, " + text
+        text = f"route ~{100 * row['asked_route_share']:.0f}% to heavy, " + text
     return text
 
 

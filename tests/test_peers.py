@@ -106,6 +106,15 @@ def test_a_perfect_discriminator_escalates_exactly_the_low_small_images(sc):
     np.testing.assert_array_equal(tasks["escalated"].to_numpy(), small < threshold)
 
 
+def test_the_discriminator_is_scaled_to_the_light_model_scores(sc):
+    draws = peers.workload(sc, 500, 11, None, 10)
+    own = sc.mu[draws["group"].cat.codes.to_numpy()] + draws["deviation"].to_numpy()
+    small = true_score(sc, own, 0, 1) + draws["image_noise"].to_numpy()
+    mean, sd = peers.light_score_moments(sc)
+    assert mean == pytest.approx(small.mean(), abs=0.05)
+    assert sd == pytest.approx(small.std(), rel=0.03)
+
+
 def test_a_blind_discriminator_escalates_independently_of_the_image(sc):
     tasks = peers.cascade(sc, 400, 7, peers.escalation_threshold(sc, 0.5, disc_rho=0.0),
                           disc_rho=0.0, tasks_per_slot=10).tasks
@@ -197,10 +206,22 @@ def test_tuning_flags_the_pareto_table_and_chooses_the_best_utility(sc):
     tuning = peers.tune(sc, "router", 8, [1001, 1002], [0.0, 0.5], [0.0, 0.3, 1.0],
                         tasks_per_slot=6)
     table = tuning.table
-    assert len(table) == 6 and table["chosen"].sum() == 1
+    assert len(table) == 5 and table["chosen"].sum() == 1  # routing every prompt: one row
     chosen = table[table["chosen"]].iloc[0]
     assert chosen["mean_utility"] == table["mean_utility"].max() and chosen["pareto"]
     assert set(tuning.options) == {"route_at", "cascade_threshold"} and tuning.seeds == (1001, 1002)
+
+
+def test_tuning_for_the_slo_keeps_the_violations_under_the_bound(sc):
+    args = (sc, "cascade", 10, [1001], [0.0, 0.25, 0.5, 1.0])
+    table = peers.tune(*args, objective="slo", max_violation=0.2, tasks_per_slot=10).table
+    chosen = table[table["chosen"]].iloc[0]
+    feasible = table[table["slo_violation_share"] <= 0.2]
+    assert chosen["mean_score"] == feasible["mean_score"].max()
+    impossible = peers.tune(*args, slo_seconds=0.1, objective="slo", max_violation=0.0,
+                            tasks_per_slot=10).table
+    least = impossible[impossible["chosen"]].iloc[0]["slo_violation_share"]
+    assert least == impossible["slo_violation_share"].min()
 
 
 def test_tuning_never_sees_the_evaluation_seed(sc, monkeypatch):
@@ -248,6 +269,7 @@ def test_every_policy_runs_on_one_workload(sc):
     (lambda sc: peers.tune(sc, "direct", 2, [1], [0.0]), "policy"),
     (lambda sc: peers.tune(sc, "cascade", 2, [1], [0.0], [0.5]), "route_shares"),
     (lambda sc: peers.tune(sc, "cascade", 2, [1], [1.5]), "escalation_shares"),
+    (lambda sc: peers.tune(sc, "cascade", 2, [1], [0.5], objective="score"), "objective"),
     (lambda sc: peers.escalation_threshold(sc, -0.1), "share"),
     (lambda sc: peers.summarise(peers.cascade(sc, 2, 0, 29.0), sc, 0.0), "slo_seconds"),
 ])
@@ -263,8 +285,9 @@ def test_the_table_is_written_from_notebook_07s_metrics(tmp_path):
     rows = [{"scenario": "paper", "policy": p, "tasks_per_slot": n,
              **dict.fromkeys(peers.METRICS, 0.5)}
             for p in peers.POLICIES for n in (5, 10)]
-    tuned = [{"scenario": "paper", "policy": p, "tasks_per_slot": n, "route_share": 0.25,
-              "escalation_share": 0.1, "route_at": 33.0, "threshold": 28.0, "train_utility": 30.0}
+    tuned = [{"scenario": "paper", "policy": p, "tasks_per_slot": n, "asked_route_share": 0.25,
+              "asked_escalation_share": 0.1, "route_at": 33.0, "threshold": 28.0,
+              "train_utility": 30.0}
              for p in peers.PEERS for n in (5, 10)]
     folder = tmp_path / peers.NOTEBOOK
     folder.mkdir()
