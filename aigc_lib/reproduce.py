@@ -289,9 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         print(f"[run ] {notebook.stem}", flush=True)
         run_notebook(notebook, results_root, parameters)
-    from aigc_lib import paper_vs_ours
+    from aigc_lib import paper_vs_ours, peers
 
-    for written in paper_vs_ours.write(results_root):
+    for written in [*paper_vs_ours.write(results_root), *peers.write_table(results_root)]:
         print(f"[done] {written}")
     return 0
 
