@@ -52,11 +52,36 @@ from aigc_lib._io import atomic_write_text, write_csv
 from aigc_lib.readings import DEFAULT, Readings
 from aigc_lib.scenario import Scenario, true_score
 
-__all__ = ["POLICIES", "PEERS", "KNOWS", "SLO_SECONDS", "DISC_RHO", "PREDICTOR_RHO",
-           "TRAINING_OFFSET", "PEER_COLUMNS", "OBJECTIVES", "METRICS", "NOTEBOOK", "workload",
-           "cascade", "router", "run_policy", "light_score_moments", "escalation_threshold",
-           "route_threshold", "gpu_seconds", "summarise", "per_slot", "Tuning", "tune",
-           "training_seeds", "Comparison", "compare", "table", "write_table"]
+__all__ = [
+    "POLICIES",
+    "PEERS",
+    "KNOWS",
+    "SLO_SECONDS",
+    "DISC_RHO",
+    "PREDICTOR_RHO",
+    "TRAINING_OFFSET",
+    "PEER_COLUMNS",
+    "OBJECTIVES",
+    "METRICS",
+    "NOTEBOOK",
+    "workload",
+    "cascade",
+    "router",
+    "run_policy",
+    "light_score_moments",
+    "escalation_threshold",
+    "route_threshold",
+    "gpu_seconds",
+    "summarise",
+    "per_slot",
+    "Tuning",
+    "tune",
+    "training_seeds",
+    "Comparison",
+    "compare",
+    "table",
+    "write_table",
+]
 
 POLICIES = ("probabilistic", "probabilistic (prompt)", "direct", "random", "cascade", "router")
 """The policies compared: the paper's three assignments (Probabilistic under the category and the
@@ -91,8 +116,13 @@ assumption as :data:`DISC_RHO`, so neither peer gets the better oracle)."""
 TRAINING_OFFSET = 1000
 """Training seeds are ``seed + TRAINING_OFFSET + i`` (:func:`training_seeds`)."""
 
-PEER_COLUMNS = (*simulation.TASK_COLUMNS, "first_model", "first_latency", "escalated",
-                "gpu_seconds")
+PEER_COLUMNS = (
+    *simulation.TASK_COLUMNS,
+    "first_model",
+    "first_latency",
+    "escalated",
+    "gpu_seconds",
+)
 """Task columns of a peer run: those of :data:`aigc_lib.simulation.TASK_COLUMNS` (``model``,
 ``steps``, ``compute``: the model whose image is delivered) and ``first_model`` (the model that
 generated first), ``first_latency`` (seconds until the light image was done; NaN for prompts routed
@@ -107,8 +137,16 @@ OBJECTIVES = ("utility", "slo")
 among configurations that keep the SLO violation share at most ``max_violation`` (the peers' own
 objective: quality within a latency SLO)."""
 
-METRICS = ("mean_score", "mean_utility", "mean_latency", "p95_latency", "slo_violation_share",
-           "gpu_seconds_per_image", "escalation_share", "heavy_share")
+METRICS = (
+    "mean_score",
+    "mean_utility",
+    "mean_latency",
+    "p95_latency",
+    "slo_violation_share",
+    "gpu_seconds_per_image",
+    "escalation_share",
+    "heavy_share",
+)
 """The numbers :func:`summarise` gives for one run."""
 
 _ALLOCATIONS = ("exact", "annealing")
@@ -116,8 +154,14 @@ _ALLOCATIONS = ("exact", "annealing")
 
 # --- the workload ---------------------------------------------------------------------------------
 
-def workload(scenario: Scenario, n_slots: int, seed: int, prompts: pd.DataFrame | None = None,
-             tasks_per_slot: int | Sequence[int] | None = None) -> pd.DataFrame:
+
+def workload(
+    scenario: Scenario,
+    n_slots: int,
+    seed: int,
+    prompts: pd.DataFrame | None = None,
+    tasks_per_slot: int | Sequence[int] | None = None,
+) -> pd.DataFrame:
     """The prompts of a run and every random number they carry, one row per task (arrival order).
 
     Drawn as :func:`aigc_lib.simulation.simulate` draws them for the same ``seed``,
@@ -131,8 +175,9 @@ def workload(scenario: Scenario, n_slots: int, seed: int, prompts: pd.DataFrame 
     validate.instance(scenario, Scenario, "scenario")
     n_slots = validate.whole(n_slots, "n_slots")
     seed = validate.whole(seed, "seed")
-    counts = _slot_sizes(scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot,
-                         n_slots)
+    counts = _slot_sizes(
+        scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots
+    )
     streams = np.random.SeedSequence(seed).spawn(5)  # simulate uses the first 4
     workload_rng, noise_rng, disc_rng = (np.random.default_rng(streams[i]) for i in (0, 1, 4))
     total = int(counts.sum())
@@ -152,12 +197,20 @@ def workload(scenario: Scenario, n_slots: int, seed: int, prompts: pd.DataFrame 
         prompt_id = ids[pick]
     noise = scenario.noise_sd * noise_rng.standard_normal(total)
     second = scenario.noise_sd * noise_rng.standard_normal(total)
-    return pd.DataFrame({
-        "slot": np.repeat(np.arange(n_slots), counts), "prompt_id": prompt_id,
-        "group": pd.Categorical.from_codes(group, categories=scenario.group_names, ordered=True),
-        "deviation": deviation, "predictor_noise": xi, "image_noise": noise,
-        "second_image_noise": second, "discriminator_noise": disc_rng.standard_normal(total),
-    })
+    return pd.DataFrame(
+        {
+            "slot": np.repeat(np.arange(n_slots), counts),
+            "prompt_id": prompt_id,
+            "group": pd.Categorical.from_codes(
+                group, categories=scenario.group_names, ordered=True
+            ),
+            "deviation": deviation,
+            "predictor_noise": xi,
+            "image_noise": noise,
+            "second_image_noise": second,
+            "discriminator_noise": disc_rng.standard_normal(total),
+        }
+    )
 
 
 def light_score_moments(scenario: Scenario, light_model: int = 0) -> tuple[float, float]:
@@ -174,8 +227,10 @@ def light_score_moments(scenario: Scenario, light_model: int = 0) -> tuple[float
 
 # --- thresholds from shares -----------------------------------------------------------------------
 
-def escalation_threshold(scenario: Scenario, share: float, disc_rho: float = DISC_RHO,
-                         light_model: int = 0) -> float:
+
+def escalation_threshold(
+    scenario: Scenario, share: float, disc_rho: float = DISC_RHO, light_model: int = 0
+) -> float:
     """The discriminator threshold (CLIPScore points) under which about ``share`` of images fall.
 
     Computed from the scenario's prompt mix (the group priors, not any run's draws): the
@@ -193,8 +248,9 @@ def escalation_threshold(scenario: Scenario, share: float, disc_rho: float = DIS
     return _mixture_quantile(estimate_means, estimate_sds, weights, share)
 
 
-def route_threshold(scenario: Scenario, share: float,
-                    predictor_rho: float = PREDICTOR_RHO) -> float:
+def route_threshold(
+    scenario: Scenario, share: float, predictor_rho: float = PREDICTOR_RHO
+) -> float:
     """The prediction threshold (CLIPScore points) at or above which about ``share`` of prompts lie.
 
     The rho predictor's belief mu_k + rho p_n is N(mu_k, rho^2 sigma_k^2) within group k; over the
@@ -211,11 +267,22 @@ def route_threshold(scenario: Scenario, share: float,
 
 # --- the peers ------------------------------------------------------------------------------------
 
-def cascade(scenario: Scenario, n_slots: int, seed: int, threshold: float, *,
-            disc_rho: float = DISC_RHO, light_model: int = 0, heavy_model: int | None = None,
-            prompts: pd.DataFrame | None = None, tasks_per_slot: int | Sequence[int] | None = None,
-            readings: Readings = DEFAULT, allocation: str = "exact",
-            annealing_options: Mapping[str, Any] | None = None) -> simulation.SimulationResult:
+
+def cascade(
+    scenario: Scenario,
+    n_slots: int,
+    seed: int,
+    threshold: float,
+    *,
+    disc_rho: float = DISC_RHO,
+    light_model: int = 0,
+    heavy_model: int | None = None,
+    prompts: pd.DataFrame | None = None,
+    tasks_per_slot: int | Sequence[int] | None = None,
+    readings: Readings = DEFAULT,
+    allocation: str = "exact",
+    annealing_options: Mapping[str, Any] | None = None,
+) -> simulation.SimulationResult:
     """DiffServe's rule: every prompt on the light model; low-scored images redone on the heavy one.
 
     Each slot: every prompt is generated by ``light_model`` (default SDXL-Turbo; it must have one
@@ -237,19 +304,42 @@ def cascade(scenario: Scenario, n_slots: int, seed: int, threshold: float, *,
     with the task columns :data:`PEER_COLUMNS`.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
-    return _serve(scenario, n_slots, seed, route_at=math.inf, escalate_below=threshold,
-                  predictor_rho=0.0, disc_rho=disc_rho, light_model=light_model,
-                  heavy_model=heavy_model, prompts=prompts, tasks_per_slot=tasks_per_slot,
-                  readings=readings, allocation=allocation, annealing_options=annealing_options,
-                  policy="cascade")
+    return _serve(
+        scenario,
+        n_slots,
+        seed,
+        route_at=math.inf,
+        escalate_below=threshold,
+        predictor_rho=0.0,
+        disc_rho=disc_rho,
+        light_model=light_model,
+        heavy_model=heavy_model,
+        prompts=prompts,
+        tasks_per_slot=tasks_per_slot,
+        readings=readings,
+        allocation=allocation,
+        annealing_options=annealing_options,
+        policy="cascade",
+    )
 
 
-def router(scenario: Scenario, n_slots: int, seed: int, route_at: float,
-           cascade_threshold: float | None = None, *, predictor_rho: float = PREDICTOR_RHO,
-           disc_rho: float = DISC_RHO, light_model: int = 0, heavy_model: int | None = None,
-           prompts: pd.DataFrame | None = None, tasks_per_slot: int | Sequence[int] | None = None,
-           readings: Readings = DEFAULT, allocation: str = "exact",
-           annealing_options: Mapping[str, Any] | None = None) -> simulation.SimulationResult:
+def router(
+    scenario: Scenario,
+    n_slots: int,
+    seed: int,
+    route_at: float,
+    cascade_threshold: float | None = None,
+    *,
+    predictor_rho: float = PREDICTOR_RHO,
+    disc_rho: float = DISC_RHO,
+    light_model: int = 0,
+    heavy_model: int | None = None,
+    prompts: pd.DataFrame | None = None,
+    tasks_per_slot: int | Sequence[int] | None = None,
+    readings: Readings = DEFAULT,
+    allocation: str = "exact",
+    annealing_options: Mapping[str, Any] | None = None,
+) -> simulation.SimulationResult:
     """HADIS's rule: prompts predicted hard go straight to the heavy model, the rest to the light.
 
     The predictor is the rho predictor of :mod:`aigc_lib.simulation` on the same draws: the belief
@@ -265,44 +355,67 @@ def router(scenario: Scenario, n_slots: int, seed: int, route_at: float,
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     below = -math.inf if cascade_threshold is None else cascade_threshold
-    return _serve(scenario, n_slots, seed, route_at=route_at, escalate_below=below,
-                  predictor_rho=predictor_rho, disc_rho=disc_rho, light_model=light_model,
-                  heavy_model=heavy_model, prompts=prompts, tasks_per_slot=tasks_per_slot,
-                  readings=readings, allocation=allocation, annealing_options=annealing_options,
-                  policy="router")
+    return _serve(
+        scenario,
+        n_slots,
+        seed,
+        route_at=route_at,
+        escalate_below=below,
+        predictor_rho=predictor_rho,
+        disc_rho=disc_rho,
+        light_model=light_model,
+        heavy_model=heavy_model,
+        prompts=prompts,
+        tasks_per_slot=tasks_per_slot,
+        readings=readings,
+        allocation=allocation,
+        annealing_options=annealing_options,
+        policy="router",
+    )
 
 
-def run_policy(policy: str, scenario: Scenario, n_slots: int, seed: int, *,
-               predictor_rho: float = PREDICTOR_RHO, prompts: pd.DataFrame | None = None,
-               tasks_per_slot: int | Sequence[int] | None = None, allocation: str = "exact",
-               **peer_options: Any) -> simulation.SimulationResult:
+def run_policy(
+    policy: str,
+    scenario: Scenario,
+    n_slots: int,
+    seed: int,
+    *,
+    predictor_rho: float = PREDICTOR_RHO,
+    prompts: pd.DataFrame | None = None,
+    tasks_per_slot: int | Sequence[int] | None = None,
+    allocation: str = "exact",
+    **peer_options: Any,
+) -> simulation.SimulationResult:
     """Run one policy of :data:`POLICIES` on the workload of ``seed``.
 
     The paper's policies run through :func:`aigc_lib.simulation.simulate` (``"probabilistic
     (prompt)"``: ``Readings(information="prompt", rho=predictor_rho)``); ``peer_options`` go to
     :func:`cascade` (``threshold``, ``disc_rho``, ...) or :func:`router` (``route_at``,
     ``cascade_threshold``, ...; ``predictor_rho`` too).
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     common = dict(prompts=prompts, tasks_per_slot=tasks_per_slot, allocation=allocation)
     if policy == "cascade":
         return cascade(scenario, n_slots, seed, **common, **peer_options)
     if policy == "router":
-        return router(scenario, n_slots, seed, predictor_rho=predictor_rho, **common,
-                      **peer_options)
+        return router(
+            scenario, n_slots, seed, predictor_rho=predictor_rho, **common, **peer_options
+        )
     if policy not in POLICIES:
         raise ValueError(f"policy: expected one of {POLICIES}, got {policy!r}")
     if peer_options:
-        raise ValueError(f"peer_options: {sorted(peer_options)} apply to the peers only, "
-                         f"not to {policy!r}")
+        raise ValueError(
+            f"peer_options: {sorted(peer_options)} apply to the peers only, not to {policy!r}"
+        )
     readings = DEFAULT
     if policy == "probabilistic (prompt)":
         readings = Readings(information="prompt", rho=predictor_rho)
-    return simulation.simulate(scenario, n_slots, seed, assignment=policy.split(" ")[0],
-                               readings=readings, **common)
+    return simulation.simulate(
+        scenario, n_slots, seed, assignment=policy.split(" ")[0], readings=readings, **common
+    )
 
 
 # --- what a run costs and delivers ----------------------------------------------------------------
+
 
 def gpu_seconds(scenario: Scenario, result: simulation.SimulationResult) -> np.ndarray:
     """GPU-seconds each task cost, shape (tasks,): every image it caused at the whole GPU.
@@ -310,7 +423,6 @@ def gpu_seconds(scenario: Scenario, result: simulation.SimulationResult) -> np.n
     ``ModelSpec.image_seconds(steps)`` of the delivered image, plus the light image of an escalated
     task (the ``gpu_seconds`` column of a peer run; computed from ``model`` and ``steps`` for a run
     of :func:`aigc_lib.simulation.simulate`).
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
     tasks = validate.instance(result, simulation.SimulationResult, "result").tasks
@@ -325,8 +437,9 @@ def gpu_seconds(scenario: Scenario, result: simulation.SimulationResult) -> np.n
     return out
 
 
-def summarise(result: simulation.SimulationResult, scenario: Scenario,
-              slo_seconds: float = SLO_SECONDS) -> dict[str, float]:
+def summarise(
+    result: simulation.SimulationResult, scenario: Scenario, slo_seconds: float = SLO_SECONDS
+) -> dict[str, float]:
     """One run in the numbers of :data:`METRICS`.
 
     ``mean_score`` (CLIPScore points) and ``mean_utility`` (the mean over slots of the slot's mean
@@ -351,28 +464,35 @@ def summarise(result: simulation.SimulationResult, scenario: Scenario,
         "slo_violation_share": float(np.mean(latency > slo)),
         "gpu_seconds_per_image": float(gpu_seconds(scenario, result).mean()),
         "escalation_share": float(escalated.mean()) if escalated.size else 0.0,
-        "heavy_share": float(np.mean(tasks["model"].cat.codes.to_numpy()
-                                     == len(scenario.models) - 1)),
+        "heavy_share": float(
+            np.mean(tasks["model"].cat.codes.to_numpy() == len(scenario.models) - 1)
+        ),
     }
 
 
-def per_slot(result: simulation.SimulationResult, scenario: Scenario,
-             slo_seconds: float = SLO_SECONDS) -> pd.DataFrame:
+def per_slot(
+    result: simulation.SimulationResult, scenario: Scenario, slo_seconds: float = SLO_SECONDS
+) -> pd.DataFrame:
     """Per-slot means (for intervals over slots): ``slot``, ``score``, ``latency``, ``utility``,
     ``slo_violation_share``, ``gpu_seconds_per_image``; slots without tasks are left out.
-
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     slo = validate.number(slo_seconds, "slo_seconds", low=0.0, low_open=True)
     tasks = validate.instance(result, simulation.SimulationResult, "result").tasks
-    frame = pd.DataFrame({"slot": tasks["slot"], "score": tasks["score"],
-                          "latency": tasks["latency"], "utility": tasks["utility"],
-                          "slo_violation_share": (tasks["latency"] > slo).astype(float),
-                          "gpu_seconds_per_image": gpu_seconds(scenario, result)})
+    frame = pd.DataFrame(
+        {
+            "slot": tasks["slot"],
+            "score": tasks["score"],
+            "latency": tasks["latency"],
+            "utility": tasks["utility"],
+            "slo_violation_share": (tasks["latency"] > slo).astype(float),
+            "gpu_seconds_per_image": gpu_seconds(scenario, result),
+        }
+    )
     return frame.groupby("slot", as_index=False).mean()
 
 
 # --- tuning on training seeds ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class Tuning:
@@ -382,7 +502,6 @@ class Tuning:
     prompt tries one escalation share only), the thresholds they gave (``route_at``,
     ``threshold``), the numbers of :func:`summarise` over the training slots, ``pareto`` (no other
     configuration scores higher with lower mean latency) and ``chosen``.
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
 
     options: dict[str, Any]
@@ -396,10 +515,18 @@ def training_seeds(seed: int, n: int) -> list[int]:
     return [seed + TRAINING_OFFSET + i for i in range(validate.whole(n, "n", low=1))]
 
 
-def tune(scenario: Scenario, policy: str, n_slots: int, seeds: Sequence[int],
-         escalation_shares: Sequence[float], route_shares: Sequence[float] | None = None,
-         slo_seconds: float = SLO_SECONDS, objective: str = "utility",
-         max_violation: float = 0.05, **options: Any) -> Tuning:
+def tune(
+    scenario: Scenario,
+    policy: str,
+    n_slots: int,
+    seeds: Sequence[int],
+    escalation_shares: Sequence[float],
+    route_shares: Sequence[float] | None = None,
+    slo_seconds: float = SLO_SECONDS,
+    objective: str = "utility",
+    max_violation: float = 0.05,
+    **options: Any,
+) -> Tuning:
     """Choose a peer's thresholds on training seeds from a table of configurations (offline).
 
     ``policy``: ``"cascade"`` (one configuration per escalation share) or ``"router"`` (every pair
@@ -423,8 +550,9 @@ def tune(scenario: Scenario, policy: str, n_slots: int, seeds: Sequence[int],
     seeds = tuple(validate.whole(s, "seeds") for s in seeds)
     if not seeds:
         raise ValueError("seeds: expected at least one training seed")
-    escalation = [validate.number(q, "escalation_shares", low=0.0, high=1.0)
-                  for q in escalation_shares]
+    escalation = [
+        validate.number(q, "escalation_shares", low=0.0, high=1.0) for q in escalation_shares
+    ]
     if not escalation:
         raise ValueError("escalation_shares: expected at least one share")
     if policy == "cascade":
@@ -445,14 +573,23 @@ def tune(scenario: Scenario, policy: str, n_slots: int, seeds: Sequence[int],
                 config = {"threshold": threshold}
                 route_at = math.inf
             else:
-                route_at = route_threshold(scenario, route_share,
-                                           options.get("predictor_rho", PREDICTOR_RHO))
-                config = {"route_at": route_at,
-                          "cascade_threshold": None if share == 0 else threshold}
+                route_at = route_threshold(
+                    scenario, route_share, options.get("predictor_rho", PREDICTOR_RHO)
+                )
+                config = {
+                    "route_at": route_at,
+                    "cascade_threshold": None if share == 0 else threshold,
+                }
             runs = [run_policy(policy, scenario, n_slots, s, **config, **options) for s in seeds]
-            rows.append({"asked_route_share": route_share, "asked_escalation_share": share,
-                         "route_at": route_at, "threshold": threshold,
-                         **_pooled(runs, scenario, slo_seconds)})
+            rows.append(
+                {
+                    "asked_route_share": route_share,
+                    "asked_escalation_share": share,
+                    "route_at": route_at,
+                    "threshold": threshold,
+                    **_pooled(runs, scenario, slo_seconds),
+                }
+            )
             configs.append(config)
     table = pd.DataFrame(rows)
     table["pareto"] = _pareto(table["mean_score"].to_numpy(), table["mean_latency"].to_numpy())
@@ -461,13 +598,15 @@ def tune(scenario: Scenario, policy: str, n_slots: int, seeds: Sequence[int],
     else:  # feasible first, then the best score; infeasible ones by fewest violations
         violation = table["slo_violation_share"].to_numpy()
         feasible = violation <= max_violation
-        best = int(np.lexsort((-table["mean_score"].to_numpy(),
-                               np.where(feasible, 0.0, violation)))[0])
+        best = int(
+            np.lexsort((-table["mean_score"].to_numpy(), np.where(feasible, 0.0, violation)))[0]
+        )
     table["chosen"] = np.arange(len(table)) == best
     return Tuning(options=configs[best], table=table, seeds=seeds)
 
 
 # --- the comparison -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
@@ -475,7 +614,6 @@ class Comparison:
     the numbers of :func:`summarise`. ``slots``: :func:`per_slot` rows with ``policy`` and
     ``tasks_per_slot``. ``tuned``: one row per (peer, ``tasks_per_slot``): the chosen shares and
     thresholds and the training utility. ``settings``: the arguments.
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
 
     summary: pd.DataFrame
@@ -484,13 +622,24 @@ class Comparison:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
-def compare(scenario: Scenario, loads: Sequence[int], n_slots: int, seed: int,
-            train_seeds: Sequence[int], train_slots: int, escalation_shares: Sequence[float],
-            route_shares: Sequence[float], slo_seconds: float = SLO_SECONDS,
-            predictor_rho: float = PREDICTOR_RHO, disc_rho: float = DISC_RHO,
-            prompts: pd.DataFrame | None = None, policies: Sequence[str] = POLICIES,
-            allocation: str = "exact", objective: str = "utility",
-            max_violation: float = 0.05) -> Comparison:
+def compare(
+    scenario: Scenario,
+    loads: Sequence[int],
+    n_slots: int,
+    seed: int,
+    train_seeds: Sequence[int],
+    train_slots: int,
+    escalation_shares: Sequence[float],
+    route_shares: Sequence[float],
+    slo_seconds: float = SLO_SECONDS,
+    predictor_rho: float = PREDICTOR_RHO,
+    disc_rho: float = DISC_RHO,
+    prompts: pd.DataFrame | None = None,
+    policies: Sequence[str] = POLICIES,
+    allocation: str = "exact",
+    objective: str = "utility",
+    max_violation: float = 0.05,
+) -> Comparison:
     """Every policy at every load (tasks per slot) on one workload per load, peers tuned per load.
 
     At each load the peers are tuned by :func:`tune` on ``train_slots`` slots of each of
@@ -519,32 +668,78 @@ def compare(scenario: Scenario, loads: Sequence[int], n_slots: int, seed: int,
                 peer = {"disc_rho": disc_rho}
                 if policy == "router":
                     peer["predictor_rho"] = predictor_rho
-                tuning = tune(scenario, policy, train_slots, train,
-                              escalation_shares, route_shares if policy == "router" else None,
-                              slo_seconds, objective, max_violation, tasks_per_slot=load,
-                              **peer, **common)
+                tuning = tune(
+                    scenario,
+                    policy,
+                    train_slots,
+                    train,
+                    escalation_shares,
+                    route_shares if policy == "router" else None,
+                    slo_seconds,
+                    objective,
+                    max_violation,
+                    tasks_per_slot=load,
+                    **peer,
+                    **common,
+                )
                 chosen = tuning.table[tuning.table["chosen"]].iloc[0]
-                tuned.append({"policy": policy, "tasks_per_slot": load,
-                              **{k: chosen[k] for k in ("asked_route_share",
-                                                        "asked_escalation_share",
-                                                        "route_at", "threshold")},
-                              "train_utility": chosen["mean_utility"]})
+                tuned.append(
+                    {
+                        "policy": policy,
+                        "tasks_per_slot": load,
+                        **{
+                            k: chosen[k]
+                            for k in (
+                                "asked_route_share",
+                                "asked_escalation_share",
+                                "route_at",
+                                "threshold",
+                            )
+                        },
+                        "train_utility": chosen["mean_utility"],
+                    }
+                )
                 options = {**tuning.options, "disc_rho": disc_rho}
-            run = run_policy(policy, scenario, n_slots, seed, predictor_rho=predictor_rho,
-                             tasks_per_slot=load, **common, **options)
-            summary.append({"policy": policy, "tasks_per_slot": load,
-                            **summarise(run, scenario, slo_seconds)})
-            slots.append(per_slot(run, scenario, slo_seconds).assign(policy=policy,
-                                                                    tasks_per_slot=load))
-    settings = {"scenario": scenario.name, "loads": loads, "n_slots": n_slots, "seed": seed,
-                "train_seeds": train, "train_slots": train_slots, "slo_seconds": slo_seconds,
-                "predictor_rho": predictor_rho, "disc_rho": disc_rho, "allocation": allocation,
-                "objective": objective, "max_violation": max_violation}
-    return Comparison(summary=pd.DataFrame(summary), slots=pd.concat(slots, ignore_index=True),
-                      tuned=pd.DataFrame(tuned), settings=settings)
+            run = run_policy(
+                policy,
+                scenario,
+                n_slots,
+                seed,
+                predictor_rho=predictor_rho,
+                tasks_per_slot=load,
+                **common,
+                **options,
+            )
+            summary.append(
+                {"policy": policy, "tasks_per_slot": load, **summarise(run, scenario, slo_seconds)}
+            )
+            slots.append(
+                per_slot(run, scenario, slo_seconds).assign(policy=policy, tasks_per_slot=load)
+            )
+    settings = {
+        "scenario": scenario.name,
+        "loads": loads,
+        "n_slots": n_slots,
+        "seed": seed,
+        "train_seeds": train,
+        "train_slots": train_slots,
+        "slo_seconds": slo_seconds,
+        "predictor_rho": predictor_rho,
+        "disc_rho": disc_rho,
+        "allocation": allocation,
+        "objective": objective,
+        "max_violation": max_violation,
+    }
+    return Comparison(
+        summary=pd.DataFrame(summary),
+        slots=pd.concat(slots, ignore_index=True),
+        tuned=pd.DataFrame(tuned),
+        settings=settings,
+    )
 
 
 # --- the generated table --------------------------------------------------------------------------
+
 
 def table(results_root: str | os.PathLike) -> pd.DataFrame:
     """Notebook 07's comparison as one table (empty if its ``metrics.json`` is missing).
@@ -562,27 +757,46 @@ def table(results_root: str | os.PathLike) -> pd.DataFrame:
     tuned = pd.DataFrame(metrics.get("tuned", []))
     if not tuned.empty:
         tuned["configuration"] = [_describe(r) for r in tuned.to_dict(orient="records")]
-        frame = frame.merge(tuned[["scenario", "policy", "tasks_per_slot", "configuration"]],
-                            on=["scenario", "policy", "tasks_per_slot"], how="left")
+        frame = frame.merge(
+            tuned[["scenario", "policy", "tasks_per_slot", "configuration"]],
+            on=["scenario", "policy", "tasks_per_slot"],
+            how="left",
+        )
     else:
         frame["configuration"] = None
     frame["configuration"] = frame["configuration"].fillna("paper's thresholds")
     frame.loc[frame["policy"] == "random", "configuration"] = "uniform"
-    columns = {"scenario": "scenario", "policy": "policy", "tasks_per_slot": "tasks_per_slot",
-               "mean_score": "score", "mean_utility": "utility", "mean_latency": "latency_s",
-               "p95_latency": "p95_latency_s", "slo_violation_share": "over_slo",
-               "gpu_seconds_per_image": "gpu_s_per_image", "escalation_share": "escalated",
-               "configuration": "configuration"}
+    columns = {
+        "scenario": "scenario",
+        "policy": "policy",
+        "tasks_per_slot": "tasks_per_slot",
+        "mean_score": "score",
+        "mean_utility": "utility",
+        "mean_latency": "latency_s",
+        "p95_latency": "p95_latency_s",
+        "slo_violation_share": "over_slo",
+        "gpu_seconds_per_image": "gpu_s_per_image",
+        "escalation_share": "escalated",
+        "configuration": "configuration",
+    }
     out = frame[list(columns)].rename(columns=columns)
-    return out.round({"score": 2, "utility": 2, "latency_s": 2, "p95_latency_s": 2,
-                      "over_slo": 3, "gpu_s_per_image": 3, "escalated": 3})
+    return out.round(
+        {
+            "score": 2,
+            "utility": 2,
+            "latency_s": 2,
+            "p95_latency_s": 2,
+            "over_slo": 3,
+            "gpu_s_per_image": 3,
+            "escalated": 3,
+        }
+    )
 
 
 def write_table(results_root: str | os.PathLike) -> list[Path]:
     """Write ``peers.md`` and ``peers.csv`` under ``results_root`` from notebook 07's metrics.
 
     Returns the Markdown file written, or nothing when notebook 07 has not run.
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     frame = table(results_root)
     if frame.empty:
@@ -590,38 +804,64 @@ def write_table(results_root: str | os.PathLike) -> list[Path]:
     root = Path(results_root)
     metrics = json.loads((root / NOTEBOOK / "metrics.json").read_text(encoding="utf-8"))
     write_csv(root / "peers.csv", frame)
-    note = (f"Generated by `make reproduce` from notebook 07's metrics (`results/{NOTEBOOK}/`); do "
-            "not edit by hand. The peers are DiffServe's and HADIS's decision rules inside this "
-            "project's system model, not their full systems; their thresholds were tuned per load "
-            f"on training seeds {metrics.get('train_seeds')} and evaluated on seed "
-            f"{metrics.get('seed')} ({metrics.get('n_slots')} slots per load). Latency SLO: "
-            f"{metrics.get('slo_seconds')} s; `over_slo` is the share of tasks above it. Score and "
-            "utility in CLIPScore points, latency in seconds, GPU-seconds per image at the whole "
-            f"GPU. Estimator correlations: discriminator {metrics.get('disc_rho')}, prompt "
-            f"predictor {metrics.get('predictor_rho')} (assumed).")
-    lines = ["# Peer serving policies under load", "", note, "",
-             "| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |"
-              for row in frame.itertuples(index=False)]
+    note = (
+        f"Generated by `make reproduce` from notebook 07's metrics (`results/{NOTEBOOK}/`); do "
+        "not edit by hand. The peers are DiffServe's and HADIS's decision rules inside this "
+        "project's system model, not their full systems; their thresholds were tuned per load "
+        f"on training seeds {metrics.get('train_seeds')} and evaluated on seed "
+        f"{metrics.get('seed')} ({metrics.get('n_slots')} slots per load). Latency SLO: "
+        f"{metrics.get('slo_seconds')} s; `over_slo` is the share of tasks above it. Score and "
+        "utility in CLIPScore points, latency in seconds, GPU-seconds per image at the whole "
+        f"GPU. Estimator correlations: discriminator {metrics.get('disc_rho')}, prompt "
+        f"predictor {metrics.get('predictor_rho')} (assumed)."
+    )
+    lines = [
+        "# Peer serving policies under load",
+        "",
+        note,
+        "",
+        "| " + " | ".join(frame.columns) + " |",
+        "|" + "---|" * len(frame.columns),
+    ]
+    lines += [
+        "| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
     return [atomic_write_text(root / "peers.md", "\n".join(lines) + "\n")]
 
 
 # --- pieces ---------------------------------------------------------------------------------------
 
-def _serve(scenario: Scenario, n_slots: int, seed: int, *, route_at: float, escalate_below: float,
-           predictor_rho: float, disc_rho: float, light_model: int, heavy_model: int | None,
-           prompts: pd.DataFrame | None, tasks_per_slot: Any, readings: Readings,
-           allocation: str, annealing_options: Mapping[str, Any] | None,
-           policy: str) -> simulation.SimulationResult:
+
+def _serve(
+    scenario: Scenario,
+    n_slots: int,
+    seed: int,
+    *,
+    route_at: float,
+    escalate_below: float,
+    predictor_rho: float,
+    disc_rho: float,
+    light_model: int,
+    heavy_model: int | None,
+    prompts: pd.DataFrame | None,
+    tasks_per_slot: Any,
+    readings: Readings,
+    allocation: str,
+    annealing_options: Mapping[str, Any] | None,
+    policy: str,
+) -> simulation.SimulationResult:
     """The cascade and the router: route, generate light, discriminate, escalate, queue, score."""
     validate.instance(scenario, Scenario, "scenario")
     validate.instance(readings, Readings, "readings")
     if readings.latency != "fifo" or readings.utility != "per_task":
-        raise ValueError("readings: the peers are defined under latency='fifo' and "
-                         f"utility='per_task', got {readings.label!r}")
+        raise ValueError(
+            "readings: the peers are defined under latency='fifo' and "
+            f"utility='per_task', got {readings.label!r}"
+        )
     route_at = _threshold(route_at, "route_at")
-    escalate_below = _threshold(escalate_below, "cascade_threshold" if policy == "router"
-                                else "threshold")
+    escalate_below = _threshold(
+        escalate_below, "cascade_threshold" if policy == "router" else "threshold"
+    )
     predictor_rho = validate.number(predictor_rho, "predictor_rho", low=0.0, high=1.0)
     disc_rho = validate.number(disc_rho, "disc_rho", low=0.0, high=1.0)
     n_models = len(scenario.models)
@@ -630,8 +870,10 @@ def _serve(scenario: Scenario, n_slots: int, seed: int, *, route_at: float, esca
     if heavy == light:
         raise ValueError(f"heavy_model: must differ from light_model ({light})")
     if len(scenario.models[light].steps) != 1:
-        raise ValueError(f"light_model: {scenario.model_names[light]!r} has several step counts; "
-                         "the first stage must have one (else escalation depends on allocation)")
+        raise ValueError(
+            f"light_model: {scenario.model_names[light]!r} has several step counts; "
+            "the first stage must have one (else escalation depends on allocation)"
+        )
     if allocation not in _ALLOCATIONS:
         raise ValueError(f"allocation: expected one of {_ALLOCATIONS}, got {allocation!r}")
     if annealing_options is not None and not isinstance(annealing_options, Mapping):
@@ -645,25 +887,32 @@ def _serve(scenario: Scenario, n_slots: int, seed: int, *, route_at: float, esca
     group = draws["group"].cat.codes.to_numpy().astype(np.int64)
     mu, sigma = scenario.mu, scenario.sigma
     own = mu[group] + draws["deviation"].to_numpy()  # the prompt's own medium-model score x_n
-    signal = predictor_rho * draws["deviation"].to_numpy() \
+    signal = (
+        predictor_rho * draws["deviation"].to_numpy()
         + np.sqrt(1 - predictor_rho**2) * sigma[group] * draws["predictor_noise"].to_numpy()
+    )
     belief = mu[group] + predictor_rho * signal
     routed = belief >= route_at  # straight to the heavy model
 
     light_steps = scenario.models[light].steps[0]
-    light_score = true_score(scenario, own, light, light_steps, saturation) \
-        + draws["image_noise"].to_numpy()
+    light_score = (
+        true_score(scenario, own, light, light_steps, saturation) + draws["image_noise"].to_numpy()
+    )
     mean, sd = light_score_moments(scenario, light)
-    estimate = mean + disc_rho * (light_score - mean) \
+    estimate = (
+        mean
+        + disc_rho * (light_score - mean)
         + np.sqrt(1 - disc_rho**2) * sd * draws["discriminator_noise"].to_numpy()
+    )
     escalated = ~routed & (estimate < escalate_below)
     on_heavy = routed | escalated
 
     counts = np.zeros((n_slots, n_models), dtype=np.int64)
     np.add.at(counts, (slot[~routed], light), 1)
     np.add.at(counts, (slot[on_heavy], heavy), 1)
-    steps_of, compute_of, seconds_of, planned = _allocate(scenario, counts, readings, allocation,
-                                                          annealing_options, alloc_rng)
+    steps_of, compute_of, seconds_of, planned = _allocate(
+        scenario, counts, readings, allocation, annealing_options, alloc_rng
+    )
 
     # light queue: first-in first-out in arrival order
     first_latency = np.full(slot.size, np.nan)
@@ -681,8 +930,9 @@ def _serve(scenario: Scenario, n_slots: int, seed: int, *, route_at: float, esca
 
     model = np.where(on_heavy, heavy, light)
     steps = steps_of[slot, model]
-    noise = np.where(escalated, draws["second_image_noise"].to_numpy(),
-                     draws["image_noise"].to_numpy())
+    noise = np.where(
+        escalated, draws["second_image_noise"].to_numpy(), draws["image_noise"].to_numpy()
+    )
     score = true_score(scenario, own, model, steps, saturation) + noise
     utility = score - scenario.weight * latency
     light_seconds = scenario.models[light].image_seconds(light_steps)
@@ -690,28 +940,54 @@ def _serve(scenario: Scenario, n_slots: int, seed: int, *, route_at: float, esca
     cost = np.where(~routed, light_seconds, 0.0) + np.where(on_heavy, heavy_seconds, 0.0)
 
     names = scenario.model_names
-    tasks = pd.DataFrame({
-        "slot": slot, "prompt_id": draws["prompt_id"].to_numpy(), "group": draws["group"],
-        "model": pd.Categorical.from_codes(model, categories=names, ordered=True),
-        "steps": steps, "compute": compute_of[slot, model], "score": score, "latency": latency,
-        "utility": utility, "deviation": draws["deviation"].to_numpy(),
-        "first_model": pd.Categorical.from_codes(np.where(routed, heavy, light), categories=names,
-                                                 ordered=True),
-        "first_latency": first_latency, "escalated": escalated, "gpu_seconds": cost,
-    })
+    tasks = pd.DataFrame(
+        {
+            "slot": slot,
+            "prompt_id": draws["prompt_id"].to_numpy(),
+            "group": draws["group"],
+            "model": pd.Categorical.from_codes(model, categories=names, ordered=True),
+            "steps": steps,
+            "compute": compute_of[slot, model],
+            "score": score,
+            "latency": latency,
+            "utility": utility,
+            "deviation": draws["deviation"].to_numpy(),
+            "first_model": pd.Categorical.from_codes(
+                np.where(routed, heavy, light), categories=names, ordered=True
+            ),
+            "first_latency": first_latency,
+            "escalated": escalated,
+            "gpu_seconds": cost,
+        }
+    )
     slots = _slot_table(tasks, counts, steps_of, compute_of, planned, names)
-    settings = {"policy": policy, "n_slots": n_slots, "seed": seed, "route_at": route_at,
-                "threshold": escalate_below, "predictor_rho": predictor_rho, "disc_rho": disc_rho,
-                "light_model": names[light], "heavy_model": names[heavy], "allocation": allocation,
-                "tasks_per_slot": (scenario.tasks_per_slot if tasks_per_slot is None
-                                   else tasks_per_slot),
-                "readings": readings, "prompts": "table" if prompts is not None else "synthetic",
-                "scenario": scenario.name}
+    settings = {
+        "policy": policy,
+        "n_slots": n_slots,
+        "seed": seed,
+        "route_at": route_at,
+        "threshold": escalate_below,
+        "predictor_rho": predictor_rho,
+        "disc_rho": disc_rho,
+        "light_model": names[light],
+        "heavy_model": names[heavy],
+        "allocation": allocation,
+        "tasks_per_slot": (scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot),
+        "readings": readings,
+        "prompts": "table" if prompts is not None else "synthetic",
+        "scenario": scenario.name,
+    }
     return simulation.SimulationResult(tasks=tasks, slots=slots, settings=settings)
 
 
-def _allocate(scenario: Scenario, counts: np.ndarray, readings: Readings, allocation: str,
-              options: Mapping[str, Any] | None, rng: np.random.Generator):
+def _allocate(
+    scenario: Scenario,
+    counts: np.ndarray,
+    readings: Readings,
+    allocation: str,
+    options: Mapping[str, Any] | None,
+    rng: np.random.Generator,
+):
     """Solve each slot's problem on the images each model generates; exact solutions are cached."""
     n_slots, n_models = counts.shape
     slope = np.array([m.score_slope for m in scenario.models])
@@ -733,11 +1009,17 @@ def _allocate(scenario: Scenario, counts: np.ndarray, readings: Readings, alloca
             result = solved[key]
         else:
             problem = alloc.AllocationProblem(
-                n_tasks=counts[s], step_options=[m.steps for m in scenario.models],
+                n_tasks=counts[s],
+                step_options=[m.steps for m in scenario.models],
                 tflop_per_step=scenario.effective_tflop_per_step,
-                tflop_fixed=scenario.effective_tflop_fixed, score_a=slope, score_b=offset,
-                capacity_tflops=scenario.capacity_tflops, weight=scenario.weight,
-                min_share=scenario.min_share, saturation_steps=saturation)
+                tflop_fixed=scenario.effective_tflop_fixed,
+                score_a=slope,
+                score_b=offset,
+                capacity_tflops=scenario.capacity_tflops,
+                weight=scenario.weight,
+                min_share=scenario.min_share,
+                saturation_steps=saturation,
+            )
             if allocation == "exact":
                 result = solved[key] = alloc.solve_exact(problem)
             else:
@@ -747,8 +1029,14 @@ def _allocate(scenario: Scenario, counts: np.ndarray, readings: Readings, alloca
     return steps_of, compute_of, seconds_of, planned
 
 
-def _slot_table(tasks: pd.DataFrame, counts: np.ndarray, steps_of: np.ndarray,
-                compute_of: np.ndarray, planned: np.ndarray, names: list[str]) -> pd.DataFrame:
+def _slot_table(
+    tasks: pd.DataFrame,
+    counts: np.ndarray,
+    steps_of: np.ndarray,
+    compute_of: np.ndarray,
+    planned: np.ndarray,
+    names: list[str],
+) -> pd.DataFrame:
     """One row per slot, the columns of ``simulate``'s slots; ``n_<model>``: images generated."""
     n_slots = counts.shape[0]
     grouped = tasks.groupby("slot")
@@ -775,11 +1063,14 @@ def _positions(slot: np.ndarray) -> np.ndarray:
     return pd.Series(slot).groupby(slot).cumcount().to_numpy() + 1
 
 
-def _pooled(runs: Sequence[simulation.SimulationResult], scenario: Scenario,
-            slo_seconds: float) -> dict[str, float]:
+def _pooled(
+    runs: Sequence[simulation.SimulationResult], scenario: Scenario, slo_seconds: float
+) -> dict[str, float]:
     """:func:`summarise` over several runs pooled (slots of every seed together)."""
-    tasks = pd.concat([r.tasks.assign(slot=r.tasks["slot"] + i * len(r.slots))
-                       for i, r in enumerate(runs)], ignore_index=True)
+    tasks = pd.concat(
+        [r.tasks.assign(slot=r.tasks["slot"] + i * len(r.slots)) for i, r in enumerate(runs)],
+        ignore_index=True,
+    )
     slots = pd.concat([r.slots for r in runs], ignore_index=True)
     pooled = simulation.SimulationResult(tasks=tasks, slots=slots, settings=runs[0].settings)
     return summarise(pooled, scenario, slo_seconds)
@@ -787,8 +1078,11 @@ def _pooled(runs: Sequence[simulation.SimulationResult], scenario: Scenario,
 
 def _pareto(score: np.ndarray, latency: np.ndarray) -> np.ndarray:
     """True where no other point has score >= and latency <= this one's, one of them strictly."""
-    better = (score[None, :] >= score[:, None]) & (latency[None, :] <= latency[:, None]) \
+    better = (
+        (score[None, :] >= score[:, None])
+        & (latency[None, :] <= latency[:, None])
         & ((score[None, :] > score[:, None]) | (latency[None, :] < latency[:, None]))
+    )
     return ~better.any(axis=1)
 
 
@@ -800,8 +1094,9 @@ def _describe(row: Mapping[str, Any]) -> str:
     return text
 
 
-def _light_score_mixture(scenario: Scenario,
-                         light: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _light_score_mixture(
+    scenario: Scenario, light: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The light model's image score per group: means, standard deviations (with noise), shares."""
     spec = scenario.models[light]
     means = true_score(scenario, scenario.mu, light, spec.steps[0])
@@ -824,8 +1119,7 @@ def _mixture_quantile(means: np.ndarray, sds: np.ndarray, weights: np.ndarray, p
         return float(means[0] + sds[0] * ndtri(p))
     lo = float(np.min(means - 10 * sds))
     hi = float(np.max(means + 10 * sds))
-    return float(brentq(lambda x: float(weights @ ndtr((x - means) / sds)) - p, lo, hi,
-                        xtol=1e-9))
+    return float(brentq(lambda x: float(weights @ ndtr((x - means) / sds)) - p, lo, hi, xtol=1e-9))
 
 
 def _threshold(value: Any, name: str) -> float:
@@ -856,17 +1150,25 @@ def _slot_sizes(value: Any, n_slots: int) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError("tasks_per_slot: expected a whole number or one per slot, "
-                         f"got {value!r}") from None
-    if arr.shape != (n_slots,) or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) \
-            or np.any(arr < 0):
+        raise ValueError(
+            f"tasks_per_slot: expected a whole number or one per slot, got {value!r}"
+        ) from None
+    if (
+        arr.shape != (n_slots,)
+        or not np.all(np.isfinite(arr))
+        or np.any(arr != np.round(arr))
+        or np.any(arr < 0)
+    ):
         raise ValueError(f"tasks_per_slot: expected a whole number or {n_slots} whole numbers >= 0")
     return arr.astype(np.int64)
 
 
 def _prompt_table(prompts: Any, group_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(prompts, pd.DataFrame) or not {"prompt_id", "group"} <= set(prompts.columns) \
-            or len(prompts) == 0:
+    if (
+        not isinstance(prompts, pd.DataFrame)
+        or not {"prompt_id", "group"} <= set(prompts.columns)
+        or len(prompts) == 0
+    ):
         raise ValueError("prompts: expected a non-empty DataFrame with columns prompt_id and group")
     labels = prompts["group"].astype(object)
     if not labels.isin(group_names).all():

@@ -26,7 +26,9 @@ def test_metrics_record_the_run_and_keep_training_apart(run):
 def test_every_policy_at_every_load_under_both_scenarios(run):
     rows = run[0]["comparison"]
     cells = {(r["scenario"], r["policy"], r["tasks_per_slot"]) for r in rows}
-    assert cells == {(s, p, n) for s in ("paper", "published") for p in peers.POLICIES for n in LOADS}
+    assert cells == {
+        (s, p, n) for s in ("paper", "published") for p in peers.POLICIES for n in LOADS
+    }
     for r in rows:
         assert 0.0 <= r["slo_violation_share"] <= 1.0
         assert r["gpu_seconds_per_image"] > 0 and r["p95_latency"] > 0
@@ -50,11 +52,15 @@ def test_the_router_is_tuned_at_least_as_well_as_the_cascade_it_contains(run):
 
 def test_the_slo_objective_and_the_estimator_sweep_are_recorded(run):
     metrics = run[0]
-    assert {(r["policy"], r["tasks_per_slot"]) for r in metrics["slo_tuned"]} == \
-        {(p, n) for p in peers.PEERS for n in LOADS}
+    assert {(r["policy"], r["tasks_per_slot"]) for r in metrics["slo_tuned"]} == {
+        (p, n) for p in peers.PEERS for n in LOADS
+    }
     assert sorted({r["rho"] for r in metrics["rho_sweep"]}) == [0.0, 1.0]
-    assert {r["policy"] for r in metrics["rho_sweep"]} == {"probabilistic (prompt)", "cascade",
-                                                           "router"}
+    assert {r["policy"] for r in metrics["rho_sweep"]} == {
+        "probabilistic (prompt)",
+        "cascade",
+        "router",
+    }
 
 
 def test_every_figure_and_the_peers_table_are_written(run):

@@ -25,12 +25,14 @@ def table_prompts(sc):
 
 # --- common random numbers ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("use_table", [False, True])
 def test_the_workload_is_simulates_workload(sc, table_prompts, use_table):
     prompts = table_prompts if use_table else None
     draws = peers.workload(sc, 12, 5, prompts, 9)
-    tasks = simulation.simulate(sc, 12, 5, allocation="exact", prompts=prompts,
-                                tasks_per_slot=9).tasks
+    tasks = simulation.simulate(
+        sc, 12, 5, allocation="exact", prompts=prompts, tasks_per_slot=9
+    ).tasks
     for column in ("slot", "prompt_id", "group", "deviation"):
         np.testing.assert_array_equal(draws[column].to_numpy(), tasks[column].to_numpy(), column)
 
@@ -38,8 +40,9 @@ def test_the_workload_is_simulates_workload(sc, table_prompts, use_table):
 def test_a_cascade_that_never_escalates_is_the_small_model_alone_in_simulate(sc):
     ran = peers.cascade(sc, 10, 3, -math.inf, tasks_per_slot=8).tasks
     everything_small = sc.replace(thresholds=(100.0, 101.0))  # Direct sends every group to model 0
-    ref = simulation.simulate(everything_small, 10, 3, assignment="direct", allocation="exact",
-                              tasks_per_slot=8).tasks
+    ref = simulation.simulate(
+        everything_small, 10, 3, assignment="direct", allocation="exact", tasks_per_slot=8
+    ).tasks
     assert (ref["model"] == sc.model_names[0]).all() and not ran["escalated"].any()
     np.testing.assert_allclose(ran["score"], ref["score"], rtol=1e-12)  # same image noise
     np.testing.assert_allclose(ran["latency"], ref["latency"], rtol=1e-12)
@@ -54,14 +57,16 @@ def test_the_same_seed_gives_the_same_run(sc):
 
 # --- the cascade ----------------------------------------------------------------------------------
 
+
 def test_an_escalated_task_waits_for_its_small_image_then_for_the_heavy_model(sc):
     run = peers.cascade(sc, 20, 0, peers.escalation_threshold(sc, 0.4), tasks_per_slot=10)
     tasks, slots = run.tasks, run.slots
     light, heavy = sc.models[0], sc.models[-1]
     first_seconds = light.image_seconds(1) * sc.capacity_tflops / slots["compute_sdxl-turbo"]
     position = tasks.groupby("slot").cumcount() + 1  # every prompt passes the small model in order
-    np.testing.assert_allclose(tasks["first_latency"],
-                               position * first_seconds[tasks["slot"]].to_numpy())
+    np.testing.assert_allclose(
+        tasks["first_latency"], position * first_seconds[tasks["slot"]].to_numpy()
+    )
     up = tasks[tasks["escalated"]]
     assert len(up) > 0 and (up["model"] == heavy.name).all()
     assert (tasks["first_model"] == light.name).all()
@@ -90,8 +95,10 @@ def test_the_heavy_queue_is_first_in_first_out_in_completion_order(sc):
 
 
 def test_escalation_grows_with_the_threshold(sc):
-    sets = [peers.cascade(sc, 10, 4, t, tasks_per_slot=10).tasks["escalated"].to_numpy()
-            for t in (-math.inf, 27.0, 28.5, 30.0, 32.0, math.inf)]
+    sets = [
+        peers.cascade(sc, 10, 4, t, tasks_per_slot=10).tasks["escalated"].to_numpy()
+        for t in (-math.inf, 27.0, 28.5, 30.0, 32.0, math.inf)
+    ]
     for lower, higher in zip(sets, sets[1:]):
         assert np.all(lower <= higher)  # nested: escalated at a lower threshold, escalated here
     assert sets[0].sum() == 0 and sets[-1].all()
@@ -116,8 +123,14 @@ def test_the_discriminator_is_scaled_to_the_light_model_scores(sc):
 
 
 def test_a_blind_discriminator_escalates_independently_of_the_image(sc):
-    tasks = peers.cascade(sc, 400, 7, peers.escalation_threshold(sc, 0.5, disc_rho=0.0),
-                          disc_rho=0.0, tasks_per_slot=10).tasks
+    tasks = peers.cascade(
+        sc,
+        400,
+        7,
+        peers.escalation_threshold(sc, 0.5, disc_rho=0.0),
+        disc_rho=0.0,
+        tasks_per_slot=10,
+    ).tasks
     draws = peers.workload(sc, 400, 7, None, 10)
     own = sc.mu[draws["group"].cat.codes.to_numpy()] + draws["deviation"].to_numpy()
     assert abs(np.corrcoef(tasks["escalated"], own)[0, 1]) < 0.05
@@ -138,12 +151,15 @@ def test_gpu_seconds_count_both_generations(sc):
     expected = sc.models[0].image_seconds(1) + sc.models[-1].image_seconds(run.tasks["steps"])
     np.testing.assert_allclose(peers.gpu_seconds(sc, run), expected)
     plain = simulation.simulate(sc, 5, 0, allocation="exact", tasks_per_slot=4)
-    by_model = [sc.models[sc.model_names.index(m)].image_seconds(z)
-                for m, z in zip(plain.tasks["model"], plain.tasks["steps"])]
+    by_model = [
+        sc.models[sc.model_names.index(m)].image_seconds(z)
+        for m, z in zip(plain.tasks["model"], plain.tasks["steps"])
+    ]
     np.testing.assert_allclose(peers.gpu_seconds(sc, plain), by_model)
 
 
 # --- the router -----------------------------------------------------------------------------------
+
 
 def test_a_predictor_with_correlation_zero_routes_by_category_only(sc):
     cut = float(np.sort(sc.mu)[2]) - 0.01  # between the second and third highest group means
@@ -175,8 +191,9 @@ def test_a_router_that_routes_everything_is_the_heavy_model_alone(sc):
     assert (tasks["model"] == sc.model_names[-1]).all() and tasks["first_latency"].isna().all()
     seconds = sc.models[-1].image_seconds(tasks["steps"]) * sc.capacity_tflops / tasks["compute"]
     np.testing.assert_allclose(tasks["latency"], (tasks.groupby("slot").cumcount() + 1) * seconds)
-    np.testing.assert_allclose(peers.gpu_seconds(sc, run),
-                               sc.models[-1].image_seconds(tasks["steps"]))
+    np.testing.assert_allclose(
+        peers.gpu_seconds(sc, run), sc.models[-1].image_seconds(tasks["steps"])
+    )
 
 
 def test_route_shares_become_thresholds(sc):
@@ -189,6 +206,7 @@ def test_route_shares_become_thresholds(sc):
 
 
 # --- summaries, tuning and the comparison ---------------------------------------------------------
+
 
 def test_summary_counts_the_slo(sc):
     run = peers.cascade(sc, 20, 0, peers.escalation_threshold(sc, 0.5), tasks_per_slot=10)
@@ -203,8 +221,9 @@ def test_summary_counts_the_slo(sc):
 
 
 def test_tuning_flags_the_pareto_table_and_chooses_the_best_utility(sc):
-    tuning = peers.tune(sc, "router", 8, [1001, 1002], [0.0, 0.5], [0.0, 0.3, 1.0],
-                        tasks_per_slot=6)
+    tuning = peers.tune(
+        sc, "router", 8, [1001, 1002], [0.0, 0.5], [0.0, 0.3, 1.0], tasks_per_slot=6
+    )
     table = tuning.table
     assert len(table) == 5 and table["chosen"].sum() == 1  # routing every prompt: one row
     chosen = table[table["chosen"]].iloc[0]
@@ -218,8 +237,9 @@ def test_tuning_for_the_slo_keeps_the_violations_under_the_bound(sc):
     chosen = table[table["chosen"]].iloc[0]
     feasible = table[table["slo_violation_share"] <= 0.2]
     assert chosen["mean_score"] == feasible["mean_score"].max()
-    impossible = peers.tune(*args, slo_seconds=0.1, objective="slo", max_violation=0.0,
-                            tasks_per_slot=10).table
+    impossible = peers.tune(
+        *args, slo_seconds=0.1, objective="slo", max_violation=0.0, tasks_per_slot=10
+    ).table
     least = impossible[impossible["chosen"]].iloc[0]["slo_violation_share"]
     assert least == impossible["slo_violation_share"].min()
 
@@ -244,35 +264,54 @@ def test_tuning_never_sees_the_evaluation_seed(sc, monkeypatch):
 
 
 def test_every_policy_runs_on_one_workload(sc):
-    runs = {p: peers.run_policy(p, sc, 4, 3, tasks_per_slot=5,
-                                **({"threshold": 29.0} if p == "cascade" else
-                                   {"route_at": 33.0} if p == "router" else {}))
-            for p in peers.POLICIES}
+    runs = {
+        p: peers.run_policy(
+            p,
+            sc,
+            4,
+            3,
+            tasks_per_slot=5,
+            **(
+                {"threshold": 29.0}
+                if p == "cascade"
+                else {"route_at": 33.0}
+                if p == "router"
+                else {}
+            ),
+        )
+        for p in peers.POLICIES
+    }
     first = runs["probabilistic"].tasks
     for run in runs.values():
         np.testing.assert_array_equal(run.tasks["deviation"], first["deviation"])
         np.testing.assert_array_equal(run.tasks["prompt_id"], first["prompt_id"])
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda sc: peers.cascade(sc, 2, 0, float("nan")), "threshold"),
-    (lambda sc: peers.cascade(sc, 2, 0, 29.0, disc_rho=1.5), "disc_rho"),
-    (lambda sc: peers.cascade(sc, 2, 0, 29.0, light_model=1), "light_model"),
-    (lambda sc: peers.cascade(sc, 2, 0, 29.0, heavy_model=0), "heavy_model"),
-    (lambda sc: peers.cascade(sc, 2, 0, 29.0, heavy_model=3), "heavy_model"),
-    (lambda sc: peers.cascade(sc, 2, 0, 29.0, allocation="equal"), "allocation"),
-    (lambda sc: peers.cascade(sc, 2, 0, 29.0, readings=Readings(latency="per_image")), "readings"),
-    (lambda sc: peers.router(sc, 2, 0, 33.0, predictor_rho=-0.1), "predictor_rho"),
-    (lambda sc: peers.router(sc, 2, 0, 33.0, tasks_per_slot=-1), "tasks_per_slot"),
-    (lambda sc: peers.run_policy("oracle", sc, 2, 0), "policy"),
-    (lambda sc: peers.run_policy("direct", sc, 2, 0, threshold=1.0), "peer_options"),
-    (lambda sc: peers.tune(sc, "direct", 2, [1], [0.0]), "policy"),
-    (lambda sc: peers.tune(sc, "cascade", 2, [1], [0.0], [0.5]), "route_shares"),
-    (lambda sc: peers.tune(sc, "cascade", 2, [1], [1.5]), "escalation_shares"),
-    (lambda sc: peers.tune(sc, "cascade", 2, [1], [0.5], objective="score"), "objective"),
-    (lambda sc: peers.escalation_threshold(sc, -0.1), "share"),
-    (lambda sc: peers.summarise(peers.cascade(sc, 2, 0, 29.0), sc, 0.0), "slo_seconds"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda sc: peers.cascade(sc, 2, 0, float("nan")), "threshold"),
+        (lambda sc: peers.cascade(sc, 2, 0, 29.0, disc_rho=1.5), "disc_rho"),
+        (lambda sc: peers.cascade(sc, 2, 0, 29.0, light_model=1), "light_model"),
+        (lambda sc: peers.cascade(sc, 2, 0, 29.0, heavy_model=0), "heavy_model"),
+        (lambda sc: peers.cascade(sc, 2, 0, 29.0, heavy_model=3), "heavy_model"),
+        (lambda sc: peers.cascade(sc, 2, 0, 29.0, allocation="equal"), "allocation"),
+        (
+            lambda sc: peers.cascade(sc, 2, 0, 29.0, readings=Readings(latency="per_image")),
+            "readings",
+        ),
+        (lambda sc: peers.router(sc, 2, 0, 33.0, predictor_rho=-0.1), "predictor_rho"),
+        (lambda sc: peers.router(sc, 2, 0, 33.0, tasks_per_slot=-1), "tasks_per_slot"),
+        (lambda sc: peers.run_policy("oracle", sc, 2, 0), "policy"),
+        (lambda sc: peers.run_policy("direct", sc, 2, 0, threshold=1.0), "peer_options"),
+        (lambda sc: peers.tune(sc, "direct", 2, [1], [0.0]), "policy"),
+        (lambda sc: peers.tune(sc, "cascade", 2, [1], [0.0], [0.5]), "route_shares"),
+        (lambda sc: peers.tune(sc, "cascade", 2, [1], [1.5]), "escalation_shares"),
+        (lambda sc: peers.tune(sc, "cascade", 2, [1], [0.5], objective="score"), "objective"),
+        (lambda sc: peers.escalation_threshold(sc, -0.1), "share"),
+        (lambda sc: peers.summarise(peers.cascade(sc, 2, 0, 29.0), sc, 0.0), "slo_seconds"),
+    ],
+)
 def test_bad_arguments_name_themselves(sc, call, match):
     with pytest.raises(ValueError, match=match):
         call(sc)
@@ -280,19 +319,41 @@ def test_bad_arguments_name_themselves(sc, call, match):
 
 # --- the generated table --------------------------------------------------------------------------
 
+
 def test_the_table_is_written_from_notebook_07s_metrics(tmp_path):
     assert peers.write_table(tmp_path) == []
-    rows = [{"scenario": "paper", "policy": p, "tasks_per_slot": n,
-             **dict.fromkeys(peers.METRICS, 0.5)}
-            for p in peers.POLICIES for n in (5, 10)]
-    tuned = [{"scenario": "paper", "policy": p, "tasks_per_slot": n, "asked_route_share": 0.25,
-              "asked_escalation_share": 0.1, "route_at": 33.0, "threshold": 28.0,
-              "train_utility": 30.0}
-             for p in peers.PEERS for n in (5, 10)]
+    rows = [
+        {"scenario": "paper", "policy": p, "tasks_per_slot": n, **dict.fromkeys(peers.METRICS, 0.5)}
+        for p in peers.POLICIES
+        for n in (5, 10)
+    ]
+    tuned = [
+        {
+            "scenario": "paper",
+            "policy": p,
+            "tasks_per_slot": n,
+            "asked_route_share": 0.25,
+            "asked_escalation_share": 0.1,
+            "route_at": 33.0,
+            "threshold": 28.0,
+            "train_utility": 30.0,
+        }
+        for p in peers.PEERS
+        for n in (5, 10)
+    ]
     folder = tmp_path / peers.NOTEBOOK
     folder.mkdir()
-    (folder / "metrics.json").write_text(json.dumps({"comparison": rows, "tuned": tuned, "seed": 0,
-                                                      "train_seeds": [1000], "slo_seconds": 10.0}))
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "comparison": rows,
+                "tuned": tuned,
+                "seed": 0,
+                "train_seeds": [1000],
+                "slo_seconds": 10.0,
+            }
+        )
+    )
     (md,) = peers.write_table(tmp_path)
     text = md.read_text()
     assert text.count("\n| ") == 1 + len(rows) and "route ~25% to heavy, escalate ~10%" in text
