@@ -85,9 +85,13 @@ def why(row: Mapping[str, Any], numbers: Mapping[str, Any], nb06: Mapping[str, A
             return ""
         text = (
             "with category information the draw of eq. 9-10 is independent of each prompt's own score, "
-            "so a group's mixture of models scores at most its best model (notebook 03, section 7), and "
-            "Direct already sends Complex prompts to the small model and Imagination prompts to SDXL"
+            "so a group's mixture of models scores at most its best model (notebook 03, section 9)"
         )
+        if "random" not in key:
+            text += (
+                "; Direct sends each whole category to one model, the lowest-scoring category to the "
+                "small model and the highest to SDXL"
+            )
         if prompt:
             judged = {r["claim_id"]: r for r in claims.judge(prompt)}
             text += (

@@ -55,6 +55,9 @@ COLOURS: dict[str, str] = {
 }
 """One colour per model and per policy, the same in every notebook (pass ``palette=COLOURS``)."""
 
+SCENARIO_COLOURS: dict[str, str] = {"paper": "#4D4D4D", "published": "#A6A6A6"}
+"""Greys for the named scenarios, so that they never share a colour with a model or a policy."""
+
 LABELS = {
     "score": "CLIPScore (points)",
     "utility": "utility (CLIPScore points)",

@@ -183,3 +183,14 @@ def test_measure_on_a_small_run_is_consistent_with_itself():
         assert c["time_change_pct"][other]["per_model_pct"] == pytest.approx(np.mean(per_model))
     assert [r["weight"] for r in c["lambda_sweep"]] == [0.05, 1.0]
     assert m["readings"] == "default" and m["scenario"] == "paper"
+
+
+def test_the_per_model_claim_finds_sdxl_whatever_the_key_order():
+    """JSON metrics come back with sorted keys: the large model is named, not taken from the order."""
+    numbers = metrics(sdxl=-1.2, turbo=0.9)
+    gains = numbers["assignment"]["score_gain_by_model"]["direct"]
+    numbers["assignment"]["score_gain_by_model"]["direct"] = dict(sorted(gains.items()))
+    row = next(r for r in claims.judge(numbers) if r["claim_id"] == "score_vs_direct")
+    assert "sdxl largest: no" in row["ours"] and not row["direction_agrees"]
+    numbers["assignment"]["large_model"] = "sdxl-turbo"
+    assert verdicts(numbers)["score_vs_direct"]

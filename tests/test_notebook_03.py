@@ -133,3 +133,15 @@ def test_figures_exist(nb03):
     _, folder = nb03
     for name in FIGURES:
         assert (folder / "figures" / f"{name}.png").stat().st_size > 0
+
+
+def test_the_claims_table_judges_the_gain_on_sdxl(nb03):
+    from aigc_lib import paper_vs_ours
+
+    _, folder = nb03
+    row = (
+        paper_vs_ours.table(folder.parent)
+        .set_index("claim")
+        .loc["Probabilistic vs Direct: mean CLIPScore per model"]
+    )
+    assert "; sdxl largest:" in row["ours"]
