@@ -172,44 +172,14 @@ def workload(
     heavy image) and ``discriminator_noise`` (standard normal, a stream of its own).
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
-    validate.instance(scenario, Scenario, "scenario")
-    n_slots = validate.whole(n_slots, "n_slots")
-    seed = validate.whole(seed, "seed")
-    counts = _slot_sizes(
-        scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots
-    )
-    streams = np.random.SeedSequence(seed).spawn(5)  # simulate uses the first 4
-    workload_rng, noise_rng, disc_rng = (np.random.default_rng(streams[i]) for i in (0, 1, 4))
-    total = int(counts.sum())
-    sigma = scenario.sigma
-    if prompts is None:
-        shares = scenario.shares / scenario.shares.sum()
-        group = workload_rng.choice(len(sigma), size=total, p=shares)
-        deviation = sigma[group] * workload_rng.standard_normal(total)
-        xi = workload_rng.standard_normal(total)
-        prompt_id: np.ndarray = np.arange(total)
-    else:
-        ids, prompt_group = _prompt_table(prompts, scenario.group_names)
-        prompt_dev = sigma[prompt_group] * workload_rng.standard_normal(ids.size)
-        prompt_xi = workload_rng.standard_normal(ids.size)
-        pick = workload_rng.integers(0, ids.size, size=total)
-        group, deviation, xi = prompt_group[pick], prompt_dev[pick], prompt_xi[pick]
-        prompt_id = ids[pick]
-    noise = scenario.noise_sd * noise_rng.standard_normal(total)
-    second = scenario.noise_sd * noise_rng.standard_normal(total)
-    return pd.DataFrame(
-        {
-            "slot": np.repeat(np.arange(n_slots), counts),
-            "prompt_id": prompt_id,
-            "group": pd.Categorical.from_codes(
-                group, categories=scenario.group_names, ordered=True
-            ),
-            "deviation": deviation,
-            "predictor_noise": xi,
-            "image_noise": noise,
-            "second_image_noise": second,
-            "discriminator_noise": disc_rng.standard_normal(total),
-        }
+    draws = simulation.workload(scenario, n_slots, seed, prompts, tasks_per_slot)
+    total = len(draws)
+    # the image-noise stream continues past the first images; the discriminator has a stream of its own
+    noise = np.random.default_rng(simulation.streams(seed)[1]).standard_normal(2 * total)
+    disc = np.random.SeedSequence(seed).spawn(5)[4]
+    return draws.assign(
+        second_image_noise=scenario.noise_sd * noise[total:],
+        discriminator_noise=np.random.default_rng(disc).standard_normal(total),
     )
 
 
@@ -1140,39 +1110,3 @@ def _model(scenario: Scenario, index: Any, name: str) -> int:
     if m >= len(scenario.models):
         raise ValueError(f"{name}: expected a model index below {len(scenario.models)}, got {m}")
     return m
-
-
-def _slot_sizes(value: Any, n_slots: int) -> np.ndarray:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        if value < 0:
-            raise ValueError(f"tasks_per_slot: expected a whole number >= 0, got {value}")
-        return np.full(n_slots, int(value), dtype=np.int64)
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"tasks_per_slot: expected a whole number or one per slot, got {value!r}"
-        ) from None
-    if (
-        arr.shape != (n_slots,)
-        or not np.all(np.isfinite(arr))
-        or np.any(arr != np.round(arr))
-        or np.any(arr < 0)
-    ):
-        raise ValueError(f"tasks_per_slot: expected a whole number or {n_slots} whole numbers >= 0")
-    return arr.astype(np.int64)
-
-
-def _prompt_table(prompts: Any, group_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    if (
-        not isinstance(prompts, pd.DataFrame)
-        or not {"prompt_id", "group"} <= set(prompts.columns)
-        or len(prompts) == 0
-    ):
-        raise ValueError("prompts: expected a non-empty DataFrame with columns prompt_id and group")
-    labels = prompts["group"].astype(object)
-    if not labels.isin(group_names).all():
-        unknown = sorted({str(x) for x in labels[~labels.isin(group_names)]})
-        raise ValueError(f"prompts: unknown group labels {unknown}; expected {group_names}")
-    index = {name: i for i, name in enumerate(group_names)}
-    return prompts["prompt_id"].to_numpy(), labels.map(index).to_numpy(dtype=np.int64)

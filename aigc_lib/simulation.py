@@ -48,6 +48,8 @@ __all__ = [
     "TASK_COLUMNS",
     "SimulationResult",
     "simulate",
+    "streams",
+    "workload",
     "slot_problems",
 ]
 
@@ -136,26 +138,12 @@ def simulate(
     rho = readings.predictor_rho if assignment == "probabilistic" else 0.0  # Direct: category only
     saturation = readings.saturation
 
-    workload_rng, noise_rng, assign_rng, alloc_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
-    )
-    total = int(counts.sum())
-    slot = np.repeat(np.arange(n_slots), counts)
-
-    # --- workload: prompts, deviations e_n, predictor signals (same for every policy) ----------
-    if prompts is None:
-        group = workload_rng.choice(len(mu), size=total, p=scenario.shares / scenario.shares.sum())
-        deviation = sigma[group] * workload_rng.standard_normal(total)
-        xi = workload_rng.standard_normal(total)
-        prompt_id: np.ndarray = np.arange(total)
-    else:
-        ids, prompt_group = _prompt_table(prompts, scenario.group_names)
-        prompt_dev = sigma[prompt_group] * workload_rng.standard_normal(ids.size)
-        prompt_xi = workload_rng.standard_normal(ids.size)
-        pick = workload_rng.integers(0, ids.size, size=total)
-        group, deviation, xi = prompt_group[pick], prompt_dev[pick], prompt_xi[pick]
-        prompt_id = ids[pick]
-    image_noise = scenario.noise_sd * noise_rng.standard_normal(total)
+    _, _, assign_rng, alloc_rng = (np.random.default_rng(s) for s in streams(seed))
+    draws = workload(scenario, n_slots, seed, prompts, counts)
+    slot, prompt_id = draws["slot"].to_numpy(), draws["prompt_id"].to_numpy()
+    group, deviation = draws["group"].cat.codes.to_numpy(), draws["deviation"].to_numpy()
+    xi, image_noise = draws["predictor_noise"].to_numpy(), draws["image_noise"].to_numpy()
+    total = len(draws)
     signal = rho * deviation + np.sqrt(1 - rho**2) * sigma[group] * xi
     belief = mu[group] + rho * signal  # planner's mean of the prompt's medium-model score
     belief_sd = np.sqrt(1 - rho**2) * sigma[group]
@@ -260,6 +248,65 @@ def simulate(
         "scenario": scenario.name,
     }
     return SimulationResult(tasks=tasks, slots=slots, settings=settings)
+
+
+def streams(seed: int) -> list[np.random.SeedSequence]:
+    """The independent random streams of a run: workload, image noise, assignment, allocation.
+
+    Children of ``numpy.random.SeedSequence(seed)``, in that order; a policy that needs more streams
+    (notebook 07's discriminator) spawns further children, which leaves these four untouched.
+    """
+    return np.random.SeedSequence(validate.whole(seed, "seed")).spawn(4)
+
+
+def workload(
+    scenario: Scenario,
+    n_slots: int,
+    seed: int,
+    prompts: pd.DataFrame | None = None,
+    tasks_per_slot: int | Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """The prompts of a run and the random numbers they carry: the same for every policy of a seed.
+
+    One row per task in arrival order: ``slot``, ``prompt_id``, ``group`` (ordered categorical of
+    the scenario's group names), ``deviation`` e_n ~ N(0, sigma_k^2) (CLIPScore points; a prompt
+    of ``prompts`` keeps its own for the whole run), ``predictor_noise`` xi_n (standard normal, the
+    per-prompt predictor's), ``image_noise`` (N(0, noise_sd^2), the task's image). Arguments as in
+    :func:`simulate`, which draws exactly these (common random numbers).
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
+    """
+    validate.instance(scenario, Scenario, "scenario")
+    n_slots = validate.whole(n_slots, "n_slots")
+    counts = _slot_sizes(
+        scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots
+    )
+    workload_rng, noise_rng = (np.random.default_rng(s) for s in streams(seed)[:2])
+    total, sigma = int(counts.sum()), scenario.sigma
+    if prompts is None:
+        shares = scenario.shares / scenario.shares.sum()
+        group = workload_rng.choice(len(sigma), size=total, p=shares)
+        deviation = sigma[group] * workload_rng.standard_normal(total)
+        xi = workload_rng.standard_normal(total)
+        prompt_id: np.ndarray = np.arange(total)
+    else:
+        ids, prompt_group = _prompt_table(prompts, scenario.group_names)
+        prompt_dev = sigma[prompt_group] * workload_rng.standard_normal(ids.size)
+        prompt_xi = workload_rng.standard_normal(ids.size)
+        pick = workload_rng.integers(0, ids.size, size=total)
+        group, deviation, xi = prompt_group[pick], prompt_dev[pick], prompt_xi[pick]
+        prompt_id = ids[pick]
+    return pd.DataFrame(
+        {
+            "slot": np.repeat(np.arange(n_slots), counts),
+            "prompt_id": prompt_id,
+            "group": pd.Categorical.from_codes(
+                group, categories=scenario.group_names, ordered=True
+            ),
+            "deviation": deviation,
+            "predictor_noise": xi,
+            "image_noise": scenario.noise_sd * noise_rng.standard_normal(total),
+        }
+    )
 
 
 def slot_problems(

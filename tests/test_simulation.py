@@ -262,3 +262,21 @@ def test_bad_scenarios_are_refused():
         make_scenario(thresholds=(33.8, 29.5))
     with pytest.raises(ValueError, match="thresholds"):
         make_scenario(thresholds=(30.0,))
+
+
+def test_workload_is_what_simulate_draws_for_the_seed():
+    from aigc_lib.simulation import workload
+
+    sc = make_scenario()
+    draws = workload(sc, 6, seed=21)
+    tasks = simulate(sc, 6, seed=21, assignment="random").tasks
+    for column in ("slot", "prompt_id", "group", "deviation"):
+        pd.testing.assert_series_equal(draws[column], tasks[column], check_names=False)
+    assert list(draws.columns) == [
+        "slot",
+        "prompt_id",
+        "group",
+        "deviation",
+        "predictor_noise",
+        "image_noise",
+    ]
