@@ -978,18 +978,7 @@ def _allocate(
         if allocation == "exact" and key in solved:
             result = solved[key]
         else:
-            problem = alloc.AllocationProblem(
-                n_tasks=counts[s],
-                step_options=[m.steps for m in scenario.models],
-                tflop_per_step=scenario.effective_tflop_per_step,
-                tflop_fixed=scenario.effective_tflop_fixed,
-                score_a=slope,
-                score_b=offset,
-                capacity_tflops=scenario.capacity_tflops,
-                weight=scenario.weight,
-                min_share=scenario.min_share,
-                saturation_steps=saturation,
-            )
+            problem = simulation.slot_problem(scenario, counts[s], slope, offset, readings)
             if allocation == "exact":
                 result = solved[key] = alloc.solve_exact(problem)
             else:

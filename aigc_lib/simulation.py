@@ -50,6 +50,7 @@ __all__ = [
     "simulate",
     "streams",
     "workload",
+    "slot_problem",
     "slot_problems",
 ]
 
@@ -182,7 +183,7 @@ def simulate(
     for s in range(n_slots):
         if counts[s] == 0:
             continue
-        result = solver(_problem(scenario, n_per[s], slope, offset_b[s], readings), alloc_rng)
+        result = solver(slot_problem(scenario, n_per[s], slope, offset_b[s], readings), alloc_rng)
         steps_of[s], compute_of[s] = result.steps, result.compute_tflops
         seconds_of[s], makespan_of[s], planned[s] = (
             result.seconds_per_image,
@@ -337,21 +338,26 @@ def slot_problems(
 # --- pieces -------------------------------------------------------------------------------------
 
 
-def _problem(
+def slot_problem(
     scenario: Scenario,
-    n_tasks: np.ndarray,
-    slope: np.ndarray,
-    offset: np.ndarray,
-    readings: Readings,
+    n_tasks: Any,
+    score_a: Any,
+    score_b: Any,
+    readings: Readings = DEFAULT,
 ) -> alloc.AllocationProblem:
-    """One slot's allocation problem; work in effective TFLOP = measured seconds x C."""
+    """One slot's allocation problem (eq. 11) under ``readings``.
+
+    ``n_tasks``: tasks per model; ``score_a``, ``score_b``: the planner's curves a_m ln z + b_m.
+    The rest comes from the scenario: every model's steps, its work in effective TFLOP (measured
+    seconds x C), C, lambda and the minimum share.
+    """
     return alloc.AllocationProblem(
         n_tasks=n_tasks,
         step_options=[m.steps for m in scenario.models],
         tflop_per_step=scenario.effective_tflop_per_step,
         tflop_fixed=scenario.effective_tflop_fixed,
-        score_a=slope,
-        score_b=offset,
+        score_a=score_a,
+        score_b=score_b,
         capacity_tflops=scenario.capacity_tflops,
         weight=scenario.weight,
         min_share=scenario.min_share,
