@@ -106,8 +106,9 @@ def run_notebook(
     work = Path(tempfile.mkdtemp(dir=root, prefix=f".{notebook.stem}.running-"))
     os.chmod(work, 0o777 & ~umask())  # mkdtemp makes 0700; the folder is swapped in as results
     running = work / f".{notebook.stem}.running.ipynb"
-    # relative to the notebook's folder (its working directory), so executed copies name no machine's paths
-    params = {"results_dir": os.path.relpath(work, notebook.parent.resolve())}
+    # relative to the notebooks' folder, as results.results_folder reads it: executed copies name
+    # no machine's paths
+    params = {"results_dir": os.path.relpath(work, NOTEBOOKS_DIR)}
     if "interactive" in notebook_parameters(notebook):
         params["interactive"] = False  # headless: static figures instead of widgets nobody can move
     params.update(parameters)

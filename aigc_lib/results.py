@@ -79,14 +79,31 @@ def colours(names: Any) -> list[str]:
     return [COLOURS.get(str(n), "#7F7F7F") for n in names]
 
 
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+"""The folder a relative ``results_dir`` is read from (the notebooks' own folder)."""
+
+
+def results_folder(results_dir: str | os.PathLike) -> Path:
+    """``results_dir`` as an absolute path: a relative one is taken from the notebooks' folder.
+
+    Every notebook's default (``"../results/<notebook>"``) therefore names the same folder
+    whatever the working folder, so a cell copied into a notebook elsewhere writes where the
+    original did.
+    """
+    path = Path(results_dir)
+    return path if path.is_absolute() else (NOTEBOOKS_DIR / path).resolve()
+
+
 def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110) -> Path:
     """Save a matplotlib figure as ``<results_dir>/figures/<name>.png`` atomically; return the path.
 
+    A relative ``results_dir`` is taken from the notebooks' folder (:func:`results_folder`).
     Inside a Jupyter kernel the file is staged and appears there when :func:`write_metrics`
     publishes the notebook's results (see the module's docstring).
     """
     if not name or "/" in name or name.endswith(".png"):
         raise ValueError(f"name: expected a bare file name without '/' or '.png', got {name!r}")
+    results_dir = results_folder(results_dir)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     target = Path(results_dir) / "figures" / f"{name}.png"
@@ -98,14 +115,16 @@ def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) ->
     """Write a notebook's key numbers to ``<results_dir>/metrics.json`` (atomically).
 
     First publishes the files staged for ``results_dir`` (figures, sweep rows, profile: see the
-    module's docstring), so ``metrics.json`` is written last. Returns its path.
+    module's docstring), so ``metrics.json`` is written last. Returns its path. A relative
+    ``results_dir`` is taken from the notebooks' folder (:func:`results_folder`).
     """
     if not isinstance(metrics, Mapping):
         raise ValueError(
             f"metrics: expected a mapping of names to numbers, got {type(metrics).__name__}"
         )
+    results_dir = results_folder(results_dir)
     publish(results_dir)
-    return write_json(Path(results_dir) / METRICS_NAME, dict(metrics))
+    return write_json(results_dir / METRICS_NAME, dict(metrics))
 
 
 def staging_active() -> bool:

@@ -22,7 +22,7 @@ DEMO_CELLS = [
     "from pathlib import Path\nimport matplotlib\nmatplotlib.use('Agg')\n"
     "import matplotlib.pyplot as plt\nfrom aigc_lib import results",
     "fig, ax = plt.subplots(); ax.plot([0, seed])\nresults.save_fig(fig, 'trace', results_dir)\n"
-    "Path(results_dir, 'own.txt').write_text(f'seed {seed}')  # written by the notebook itself",
+    "Path(results.results_folder(results_dir), 'own.txt').write_text(f'seed {seed}')  # by itself",
     "if seed < 0:\n    raise ValueError(f'seed: expected >= 0, got {seed}')",
     "results.write_metrics({'seed': seed}, results_dir)",
 ]

@@ -118,3 +118,15 @@ def test_staging_is_off_outside_a_kernel_and_can_be_forced(monkeypatch, publishe
 def test_staged_path_must_lie_in_the_results_dir(staging, tmp_path):
     with pytest.raises(ValueError, match="is not inside results_dir"):
         results.staged_path(tmp_path / "a" / "x.png", tmp_path / "b")
+
+
+def test_a_relative_results_dir_is_read_from_the_notebooks_folder(tmp_path, monkeypatch):
+    """A cell copied into a notebook elsewhere writes where the original did."""
+    from aigc_lib import results
+
+    monkeypatch.chdir(tmp_path)
+    assert (
+        results.results_folder("../results/03_x")
+        == results.NOTEBOOKS_DIR.parent / "results" / "03_x"
+    )
+    assert results.results_folder(tmp_path / "r") == tmp_path / "r"
