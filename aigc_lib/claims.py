@@ -532,8 +532,7 @@ def robustness(
     Each scenario (:func:`plausible_scenario`, seeded from ``seed``) runs both assignments on
     the same ``n_slots`` slots with ``allocation`` (default the exact optimum, which annealing
     matches: notebook 05). One row per scenario: the drawn parameters, each policy's mean utility,
-    ``gain_pct`` = 100 (U_prob - U_direct) / |U_direct|, and ``direct_best_per_group`` (whether
-    Direct's choice is the best single model for every group at the annealer's typical 10 steps).
+    and ``gain_pct`` = 100 (U_prob - U_direct) / |U_direct|.
     """
     validate.whole(n_scenarios, "n_scenarios", low=1)
     rng = np.random.default_rng([seed, 6])
@@ -550,10 +549,6 @@ def robustness(
             )
             for p in ("probabilistic", "direct")
         }
-        steps = np.array([m.steps[0] for m in sc.models], dtype=float)
-        table = mixture_vs_best(sc, steps, readings.saturation)
-        direct = np.searchsorted(np.asarray(sc.thresholds), sc.mu, side="right")
-        chosen = table[sc.model_names].to_numpy()[np.arange(len(direct)), direct]
         rows.append(
             {
                 "scenario": i,
@@ -567,9 +562,6 @@ def robustness(
                 "utility_probabilistic": u["probabilistic"],
                 "utility_direct": u["direct"],
                 "gain_pct": 100 * (u["probabilistic"] - u["direct"]) / abs(u["direct"]),
-                "direct_best_per_group": bool(
-                    np.all(chosen >= table["best_score"].to_numpy() - 1e-12)
-                ),
             }
         )
     return pd.DataFrame(rows)

@@ -15,39 +15,10 @@ import time
 import numpy as np
 
 from aigc_lib import allocation as al
-from aigc_lib.scenario import GroupPrior, ModelSpec, Scenario, load_scenario
+from aigc_lib.scenario import load_scenario
 from aigc_lib.simulation import simulate
 
 TARGETS = {"exact": 5.0, "annealing": 30.0}
-
-
-def default_scenario() -> tuple[Scenario, str]:
-    """data/scenarios/paper.yaml when it loads, else a built-in copy of its numbers (SPEC section 4)."""
-    try:
-        return load_scenario(), "data/scenarios/paper.yaml"
-    except (ValueError, OSError):
-        z = tuple(range(10, 43, 4))
-        return Scenario(
-            models=(
-                ModelSpec(
-                    "sdxl-turbo", (1,), 1.589 / 34, 2.6 / 34, 1.589, 2.6, 0.0, -0.5, 0.7, 1.0
-                ),
-                ModelSpec("sd15", z, 1.607 / 34, 2.55 / 34, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
-                ModelSpec("sdxl", z, 13.522 / 34, 10.7 / 34, 13.522, 10.7, 1.5, 1.5, 1.3, 50.0),
-            ),
-            groups=(
-                GroupPrior("Basic", 31.0, 2.5, 0.2218),
-                GroupPrior("Imagination", 33.5, 3.2, 0.2610),
-                GroupPrior("Detail", 32.5, 2.8, 0.3548),
-                GroupPrior("Complex", 30.0, 2.6, 0.1624),
-            ),
-            thresholds=(29.5, 33.8),
-            weight=0.2,
-            capacity_tflops=34.0,
-            min_share=0.01,
-            noise_sd=1.0,
-            tasks_per_slot=10,
-        ), "built-in copy of the default numbers (data/scenarios/paper.yaml did not load)"
 
 
 def main() -> None:
@@ -55,9 +26,10 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=50)
     args = parser.parse_args()
-    scenario, where = default_scenario()
+    scenario = load_scenario()
     print(
-        f"== simulation benchmark: {args.slots} slots x {args.tasks} tasks, probabilistic assignment; scenario: {where} =="
+        f"== simulation benchmark: {args.slots} slots x {args.tasks} tasks, probabilistic "
+        f"assignment; scenario: {scenario.name!r} =="
     )
     solvers = {
         "exact": lambda p, rng: al.solve_exact(p),

@@ -8,35 +8,13 @@ from hypothesis import strategies as st
 
 from aigc_lib import metrics
 from aigc_lib import score_levels as pf
-from aigc_lib.scenario import GroupPrior, ModelSpec, Scenario
+import code_scenario
 from aigc_lib.simulation import ASSIGNMENTS, simulate
-
-Z = tuple(range(10, 43, 4))
 
 
 def make_scenario(**changes):
-    """A scenario like data/scenarios/paper.yaml, built in code (no data files)."""
-    args = dict(
-        models=(
-            ModelSpec("sdxl-turbo", (1,), 1.589 / 34, 2.6 / 34, 1.589, 2.6, 0.0, -0.5, 0.7, 1.0),
-            ModelSpec("sd15", Z, 1.607 / 34, 2.55 / 34, 1.607, 2.55, 1.0, 0.0, 1.0, 50.0),
-            ModelSpec("sdxl", Z, 13.522 / 34, 10.7 / 34, 13.522, 10.7, 1.5, 1.5, 1.3, 50.0),
-        ),
-        groups=(
-            GroupPrior("Basic", 31.0, 2.5, 0.25),
-            GroupPrior("Imagination", 34.5, 3.2, 0.25),
-            GroupPrior("Detail", 32.5, 2.8, 0.3),
-            GroupPrior("Complex", 29.0, 2.6, 0.2),
-        ),
-        thresholds=(29.5, 33.8),
-        weight=0.2,
-        capacity_tflops=34.0,
-        min_share=0.01,
-        noise_sd=1.0,
-        tasks_per_slot=8,
-    )
-    args.update(changes)
-    return Scenario(**args)
+    """The code-built scenario (tests/code_scenario.py) with equal-ish shares and 8 tasks per slot."""
+    return code_scenario.make_scenario(shares=(0.25, 0.25, 0.3, 0.2), tasks_per_slot=8, **changes)
 
 
 # --- reclassify_by_medium_score -------------------------------------------------------------------
