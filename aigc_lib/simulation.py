@@ -52,10 +52,13 @@ __all__ = [
     "workload",
     "slot_problem",
     "slot_problems",
+    "assignment_names",
 ]
 
 ASSIGNMENTS = ("probabilistic", "direct", "random")
-"""Assignment policies: eq. 9-10, Direct-assignment, Random-assignment."""
+"""Assignment policies: eq. 9-10, Direct-assignment, Random-assignment. A model's name (for example
+``"sd15"``) is accepted too: every prompt goes to that model (a single-model policy, the baseline
+every mix of models has to beat; :func:`assignment_names`)."""
 
 ALLOCATIONS = ("annealing", "exact", "equal", "optimal_step")
 """Allocation policies: Algorithm 1, the exact optimum, Equal-allocation, Optimal-step."""
@@ -111,7 +114,7 @@ def simulate(
 
     ``scenario``: the parameters (docs/SPEC.md section 4). ``seed``: a whole number >= 0; the same
     seed gives the same result, and the same workload for every policy. ``assignment``: one of
-    :data:`ASSIGNMENTS`. ``allocation``: one of :data:`ALLOCATIONS` or a callable
+    :data:`ASSIGNMENTS`, or a model's name (every prompt to that model). ``allocation``: one of :data:`ALLOCATIONS` or a callable
     ``(problem, rng) -> Allocation``. ``prompts``: optional DataFrame with columns ``prompt_id`` and
     ``group`` (names of the scenario's groups), e.g. real PartiPrompts; each arrival is drawn
     uniformly from it and a prompt keeps its deviation e_n for the whole run. Without it groups are
@@ -128,8 +131,11 @@ def simulate(
     validate.instance(readings, Readings, "readings")
     n_slots = validate.whole(n_slots, "n_slots")
     seed = validate.whole(seed, "seed")
-    if assignment not in ASSIGNMENTS:
-        raise ValueError(f"assignment: expected one of {ASSIGNMENTS}, got {assignment!r}")
+    if assignment not in assignment_names(scenario):
+        raise ValueError(
+            f"assignment: expected one of {assignment_names(scenario)} (a model's name sends every "
+            f"prompt to it), got {assignment!r}"
+        )
     solver = _solver(allocation, annealing_options, readings.step_tolerance)
     counts = _slot_sizes(
         scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots
@@ -154,6 +160,8 @@ def simulate(
         model = assign.assign_random(total, n_models, assign_rng)
     elif assignment == "direct":
         model = direct_models(scenario, readings)[group]
+    elif assignment in scenario.model_names:  # one model for every prompt
+        model = np.full(total, scenario.model_names.index(assignment), dtype=np.int64)
     else:
         model = _probabilistic(group, belief, belief_sd, scenario, rho, assign_rng)
 
@@ -249,6 +257,11 @@ def simulate(
         "scenario": scenario.name,
     }
     return SimulationResult(tasks=tasks, slots=slots, settings=settings)
+
+
+def assignment_names(scenario: Scenario) -> tuple[str, ...]:
+    """What ``simulate(assignment=...)`` accepts: :data:`ASSIGNMENTS`, then each model's name."""
+    return ASSIGNMENTS + tuple(scenario.model_names)
 
 
 def streams(seed: int) -> list[np.random.SeedSequence]:

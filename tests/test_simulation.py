@@ -255,3 +255,17 @@ def test_workload_is_what_simulate_draws_for_the_seed():
         "predictor_noise",
         "image_noise",
     ]
+
+
+def test_a_model_name_sends_every_prompt_to_that_model_and_it_gets_the_whole_gpu():
+    sc = make_scenario()
+    for m, name in enumerate(sc.model_names):
+        result = simulate(sc, 8, seed=3, assignment=name, allocation="exact")
+        assert (result.tasks["model"] == name).all()
+        assert np.allclose(result.slots[f"compute_{name}"], sc.capacity_tflops)
+        others = [n for n in sc.model_names if n != name]
+        assert (result.slots[[f"compute_{n}" for n in others]] == 0).all().all()
+    # same workload as every other policy of the seed
+    mixed = simulate(sc, 8, seed=3, allocation="exact").tasks
+    single = simulate(sc, 8, seed=3, assignment=sc.model_names[1], allocation="exact").tasks
+    pd.testing.assert_series_equal(mixed["deviation"], single["deviation"])
