@@ -425,9 +425,8 @@ def _reduce(problem: AllocationProblem) -> _Reduced:
     for m in active:
         g, q = gains[m], costs[m]
         k = np.arange(g.size)
-        weakly = (g[:, None] >= g[None, :]) & (
-            q[:, None] <= q[None, :]
-        )  # [k', k]: k' weakly beats k
+        # entry [k', k]: option k' is at least as good as k on both counts, and better on one
+        weakly = (g[:, None] >= g[None, :]) & (q[:, None] <= q[None, :])
         strictly = (g[:, None] > g[None, :]) | (q[:, None] < q[None, :]) | (k[:, None] < k[None, :])
         beaten = (weakly & strictly & (k[:, None] != k[None, :])).any(axis=0)
         kept.append(np.flatnonzero(~beaten))
@@ -435,11 +434,9 @@ def _reduce(problem: AllocationProblem) -> _Reduced:
     shape = (active.size, width)
     gain, load, cost = np.full(shape, -np.inf), np.ones(shape), np.zeros(shape)
     for i, (m, o) in enumerate(zip(active, kept)):
-        gain[i, : o.size], load[i, : o.size], cost[i, : o.size] = (
-            gains[m][o],
-            loads[m][o],
-            costs[m][o],
-        )
+        gain[i, : o.size] = gains[m][o]
+        load[i, : o.size] = loads[m][o]
+        cost[i, : o.size] = costs[m][o]
     return _Reduced(active, kept, gain, load, cost)
 
 

@@ -709,3 +709,11 @@ def test_drawing_random_numbers_in_blocks_changes_nothing(monkeypatch):
     assert whole.utility == blocks.utility
     np.testing.assert_array_equal(whole.steps, blocks.steps)
     pd.testing.assert_frame_equal(whole.trace, blocks.trace)
+
+
+@settings(deadline=None, max_examples=60)
+@given(problem=larger_problems(), nu=st.floats(0.0, 1e4))
+def test_the_dual_bound_is_above_the_optimum_at_any_multiplier(problem, nu):
+    best = solve_exact(problem).utility
+    bound = al.dual_bound(problem, nu)
+    assert bound >= best - 1e-9 * max(1.0, abs(best), abs(bound))
