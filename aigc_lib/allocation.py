@@ -15,11 +15,15 @@ solver here handles all of them.
 
 - :func:`simulated_annealing` is the paper's Algorithm 1.
 - :func:`solve_exact` is ours: for fixed steps the best split is closed form (:func:`optimal_compute`,
-  water-filling), so enumerating the step combinations gives the global optimum.
+  water-filling), so enumerating the step combinations gives the global optimum; above 1,000
+  combinations a Lagrangian bound that separates by model leaves only a handful of step choices to
+  score (:func:`bound_search`, docs/SPEC.md section 2a): the exact optimum for up to 12 models in
+  about a millisecond.
 - :func:`equal_allocation` and :func:`optimal_step` are the paper's baselines.
 
 Units: TFLOP (work), TFLOPS (compute), seconds (time), CLIPScore points (score, utility), lambda in
-CLIPScore points per second. Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
+CLIPScore points per second. Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``
+and (the bound, many models) ``notebooks/05_beyond_the_paper.ipynb``.
 """
 
 from __future__ import annotations
@@ -37,11 +41,18 @@ from aigc_lib import validate
 __all__ = [
     "AllocationProblem",
     "Allocation",
+    "MAX_MODELS",
+    "EXACT_METHODS",
+    "ENUMERATION_LIMIT",
     "MAX_EXACT_COMBINATIONS",
+    "MAX_ANNEALING_ITERATIONS",
+    "BoundSearch",
     "utility",
     "optimal_compute",
     "evaluate",
     "solve_exact",
+    "bound_search",
+    "dual_bound",
     "simulated_annealing",
     "equal_allocation",
     "optimal_step",
@@ -55,10 +66,27 @@ LATENCY_READINGS = ("fifo", "per_image")
 UTILITY_READINGS = ("per_task", "per_model")
 """How a slot's utility is read (docs/SPEC.md section 2b): mean over tasks, or mean over models."""
 
+MAX_MODELS = 12
+"""The most models an :class:`AllocationProblem` may have (the bound method is measured up to it)."""
+
+EXACT_METHODS = ("auto", "enumerate", "bound")
+"""How :func:`solve_exact` searches: pick by size, enumerate every combination, or bound."""
+
+ENUMERATION_LIMIT = 1000
+"""``solve_exact(method="auto")`` enumerates up to this many step combinations, bounds above."""
+
 MAX_EXACT_COMBINATIONS = 10**6
-"""The largest number of step combinations :func:`solve_exact` enumerates."""
+"""The largest number of step combinations ``solve_exact(method="enumerate")`` scores."""
+
+MAX_ANNEALING_ITERATIONS = 10**7
+"""The most iterations :func:`simulated_annealing` runs (temperatures x moves per temperature)."""
 
 _CHUNK = 1 << 16  # step combinations evaluated per vectorised block in solve_exact
+_DRAW_BLOCK = 1 << 16  # annealing iterations whose random numbers are drawn at once
+_TIE_TOLERANCE = 1e-12  # relative: utilities this close are ties (the first in order wins)
+_GAP_TOLERANCE = 1e-9  # relative slack on the duality gap, so rounding never drops the optimum
+_NU_GRID = 17  # multipliers per grid (a coarse log grid, then two zooms)
+_NU_ZOOMS = 2
 _SUM_TOLERANCE = 1e-9  # relative slack allowed on sum(compute) <= capacity
 
 
@@ -72,7 +100,8 @@ class AllocationProblem:
     (TFLOP, >= 0): work per image W_m(z) = z F_m + F0_m. ``score_a``, ``score_b``: the estimated
     score curve shat_m(z) = a_m ln z + b_m (CLIPScore points). ``capacity_tflops``: C (TFLOPS, > 0).
     ``weight``: lambda (CLIPScore points per second, >= 0). ``min_share``: each model with tasks
-    gets at least ``min_share * C`` (0 <= min_share, min_share x models <= 1). 2 to 8 models.
+    gets at least ``min_share * C`` (0 <= min_share, min_share x models <= 1). 2 to
+    :data:`MAX_MODELS` (12) models.
     The paper's open readings (docs/SPEC.md section 2b; :mod:`aigc_lib.readings`): ``latency``
     ``"fifo"`` (a model serves its tasks back to back; its mean task waits (N_m + 1)/2 t_m) or
     ``"per_image"`` (eq. 2-3 literally: a task's latency is t_m); ``utility`` ``"per_task"`` (the
@@ -348,46 +377,293 @@ def _empty(problem: AllocationProblem, method: str) -> Allocation:
 # --- the exact solver ---------------------------------------------------------------------------
 
 
-def solve_exact(problem: AllocationProblem) -> Allocation:
-    """The global optimum of eq. 11: every step combination, each with its closed-form compute split (ours).
+@dataclass(frozen=True, eq=False)
+class BoundSearch:
+    """What the bound method of :func:`solve_exact` did (docs/SPEC.md section 2a; ours).
 
-    Enumerates the step sets of the models with tasks (prod_m |Z_m| combinations, vectorised) and
-    splits compute by :func:`optimal_compute` for each; ties go to the first combination in
-    lexicographic order of step indices. Refuses (``ValueError``) above
-    :data:`MAX_EXACT_COMBINATIONS` combinations: use :func:`simulated_annealing` there.
-
-    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
+    ``allocation``: the optimum. ``nu``: the multiplier of sum_m c_m = C at which the bound was
+    taken (CLIPScore points per TFLOPS^2). ``upper``: the Lagrangian bound UB = B(nu) >= U(z) for
+    every step choice z; ``lower``: the best utility among the step choices the multipliers tried
+    pointed to (the incumbent LB); both CLIPScore points, so ``upper - lower`` is the duality gap.
+    ``candidates``: the step choices whose bound deficit fits in the gap, all scored exactly
+    (identical models counted once per multiset of options); ``combinations``: how many step
+    choices full enumeration would score (after dropping dominated options); ``groups``: models
+    with tasks after merging identical ones.
     """
-    _check_problem(problem)
+
+    allocation: Allocation
+    nu: float
+    upper: float
+    lower: float
+    candidates: int
+    combinations: int
+    groups: int
+
+
+@dataclass(frozen=True, eq=False)
+class _Reduced:
+    """The models with tasks and their non-dominated options, as padded (A, K) arrays."""
+
+    active: np.ndarray  # model indices with tasks, shape (A,)
+    options: list[np.ndarray]  # per active model: indices (into step_options) of kept options
+    gain: np.ndarray  # G, shape (A, K), -inf where a model has fewer than K options
+    load: np.ndarray  # R, shape (A, K), 1 in the padding
+    cost: np.ndarray  # Q = lambda R, shape (A, K), 0 in the padding
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(o) for o in self.options]
+
+
+def _reduce(problem: AllocationProblem) -> _Reduced:
+    """Drop dominated options: k loses to k' when G' >= G and Q' <= Q, one strictly, or both equal
+    and k' comes first. U is increasing in each G_m and strictly decreasing in each Q_m (c_m <= C),
+    so a dominated option is never optimal, nor first among equal optima."""
     active = np.flatnonzero(problem.active)
-    if active.size == 0:
-        return _empty(problem, "exact")
     gains, loads, costs = problem.tables
-    sizes = [len(problem.step_options[m]) for m in active]
+    kept = []
+    for m in active:
+        g, q = gains[m], costs[m]
+        k = np.arange(g.size)
+        # entry [k', k]: option k' is at least as good as k on both counts, and better on one
+        weakly = (g[:, None] >= g[None, :]) & (q[:, None] <= q[None, :])
+        strictly = (g[:, None] > g[None, :]) | (q[:, None] < q[None, :]) | (k[:, None] < k[None, :])
+        beaten = (weakly & strictly & (k[:, None] != k[None, :])).any(axis=0)
+        kept.append(np.flatnonzero(~beaten))
+    width = max((o.size for o in kept), default=1)
+    shape = (active.size, width)
+    gain, load, cost = np.full(shape, -np.inf), np.ones(shape), np.zeros(shape)
+    for i, (m, o) in enumerate(zip(active, kept)):
+        gain[i, : o.size] = gains[m][o]
+        load[i, : o.size] = loads[m][o]
+        cost[i, : o.size] = costs[m][o]
+    return _Reduced(active, kept, gain, load, cost)
+
+
+def _score(problem: AllocationProblem, red: _Reduced, index: np.ndarray) -> np.ndarray:
+    """U of step choices, rows of ``index`` (P, A) (kept-option indices), each with its best split."""
+    rows = np.arange(red.gain.shape[0])
+    gain = red.gain[rows, index].sum(axis=1)
+    compute = _water_fill(
+        np.sqrt(red.load[rows, index]), problem.capacity_tflops, problem.min_compute
+    )
+    return gain - (red.cost[rows, index] / compute).sum(axis=1)
+
+
+def _first_best(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """The lexicographically first row of ``index`` whose value is within rounding of the best.
+
+    Enumeration and the bound method share this rule, so they return the same steps on ties
+    (identical models, whose permutations differ in U only by rounding)."""
+    best = values.max()
+    tied = index[values >= best - _TIE_TOLERANCE * max(1.0, abs(best))]
+    return tied[np.lexsort(tied.T[::-1])[0]]
+
+
+def _result(problem: AllocationProblem, red: _Reduced, chosen: np.ndarray) -> Allocation:
+    steps = np.array([o[0] for o in problem.step_options])
+    for m, kept, i in zip(red.active, red.options, chosen):
+        steps[m] = problem.step_options[m][kept[int(i)]]
+    return _allocation(problem, steps, optimal_compute(problem, steps), "exact")
+
+
+def _enumerate(problem: AllocationProblem, red: _Reduced) -> Allocation:
+    """Score every combination of kept options, in vectorised blocks."""
+    sizes = red.sizes
     combos = math.prod(sizes)
-    if combos > MAX_EXACT_COMBINATIONS:
-        raise ValueError(
-            f"problem: {combos:,} step combinations exceed solve_exact's limit of "
-            f"{MAX_EXACT_COMBINATIONS:,}; use simulated_annealing(problem, rng) for a problem this large"
-        )
-    capacity, floor = problem.capacity_tflops, problem.min_compute
-    best_value, best_index = -np.inf, 0
+    values = np.empty(combos)
     for start in range(0, combos, _CHUNK):
         flat = np.arange(start, min(start + _CHUNK, combos))
-        index = np.unravel_index(flat, sizes)
-        gain = sum(gains[m][i] for m, i in zip(active, index))
-        root = np.stack([np.sqrt(loads[m][i]) for m, i in zip(active, index)], axis=1)
-        compute = _water_fill(root, capacity, floor)
-        cost = np.stack([costs[m][i] for m, i in zip(active, index)], axis=1) / compute
-        value = gain - cost.sum(axis=1)
-        k = int(np.argmax(value))
-        if value[k] > best_value:
-            best_value, best_index = float(value[k]), int(flat[k])
-    chosen = np.unravel_index(best_index, sizes)
-    steps = np.array([o[0] for o in problem.step_options])
-    for m, i in zip(active, chosen):
-        steps[m] = problem.step_options[m][int(i)]
-    return _allocation(problem, steps, optimal_compute(problem, steps), "exact")
+        values[start : start + flat.size] = _score(
+            problem, red, np.stack(np.unravel_index(flat, sizes), axis=1)
+        )
+    best = values.max()
+    first = int(np.argmax(values >= best - _TIE_TOLERANCE * max(1.0, abs(best))))
+    return _result(problem, red, np.array(np.unravel_index(first, sizes)))
+
+
+def _psi(red: _Reduced, nu: np.ndarray, floor: float) -> np.ndarray:
+    """psi_m(k, nu) = G_m[k] - phi(r_m[k], nu), shape (N, A, K) for N multipliers (SPEC section 2a).
+
+    phi(r, nu) = min over c >= L of r^2 / c + nu c: 2 r sqrt(nu) when the unconstrained minimiser
+    r / sqrt(nu) is at least L, else r^2 / L + nu L."""
+    s = np.sqrt(nu)[:, None, None]
+    r = np.sqrt(red.cost)[None]
+    phi = 2 * r * s
+    if floor > 0:
+        with np.errstate(over="ignore"):  # a tiny floor: the branch not taken may overflow
+            phi = np.where(r >= floor * s, phi, red.cost[None] / floor + s * s * floor)
+    return red.gain[None] - phi
+
+
+def _bound_search(problem: AllocationProblem, red: _Reduced) -> BoundSearch:
+    """The Lagrangian bound with enumeration inside the duality gap (docs/SPEC.md section 2a)."""
+    capacity, floor = problem.capacity_tflops, problem.min_compute
+    a = red.gain.shape[0]
+    r = np.sqrt(red.cost)
+    valid = np.isfinite(red.gain)
+    nus = np.zeros(1)
+    if r.max() > 0:  # else lambda = 0: the latency term vanishes and nu = 0 is optimal
+        # B(nu) falls while sqrt(nu) < sum_m min_k r_m / C and rises once sqrt(nu) > A max r / C
+        low = np.where(valid, r, np.inf).min(axis=1).sum() / capacity
+        high = a * r.max() / capacity
+        nus = np.geomspace(low, high, _NU_GRID) ** 2
+    tried, best_nu, best_b = [], 0.0, np.inf
+    for _ in range(_NU_ZOOMS + 1):
+        psi = _psi(red, nus, floor)
+        top = psi.max(axis=2)
+        bound = top.sum(axis=1) + nus * capacity
+        tried.append(psi.argmax(axis=2))
+        i = int(np.argmin(bound))
+        if bound[i] < best_b:
+            best_b, best_nu = float(bound[i]), float(nus[i])
+        if nus.size == 1:
+            break
+        nus = np.geomspace(nus[max(i - 1, 0)], nus[min(i + 1, nus.size - 1)], _NU_GRID)
+    incumbents = np.unique(np.concatenate(tried), axis=0)
+    values = _score(problem, red, incumbents)
+    lower = float(values.max())
+    psi = _psi(red, np.array([best_nu]), floor)[0]
+    deficit = psi.max(axis=1, keepdims=True) - psi  # d_m(k) >= 0, inf in the padding
+    upper = best_b
+    budget = upper - lower + _GAP_TOLERANCE * (1.0 + abs(upper) + abs(lower) + best_nu * capacity)
+    index, n_groups = _candidates(red, deficit, budget)
+    values = np.concatenate(
+        [_score(problem, red, index[i : i + _CHUNK]) for i in range(0, len(index), _CHUNK)]
+    )
+    chosen = _first_best(values, index)
+    return BoundSearch(
+        allocation=_result(problem, red, chosen),
+        nu=best_nu,
+        upper=upper,
+        lower=lower,
+        candidates=int(len(index)),
+        combinations=math.prod(red.sizes),
+        groups=n_groups,
+    )
+
+
+def _candidates(red: _Reduced, deficit: np.ndarray, budget: float) -> tuple[np.ndarray, int]:
+    """Every step choice with sum_m d_m(z_m) <= budget, identical models merged: shape (P, A).
+
+    Models with the same gains and loads are one group; a group of n models takes a multiset of
+    options (how many models take each option), written out as the ascending arrangement, the
+    lexicographically first of its permutations. Groups are combined one by one, dropping every
+    partial choice whose deficit already exceeds the budget (deficits are >= 0)."""
+    a = red.gain.shape[0]
+    keys: dict[bytes, list[int]] = {}
+    for i in range(a):
+        keys.setdefault(red.gain[i].tobytes() + red.load[i].tobytes(), []).append(i)
+    cost = np.zeros(1)
+    index = np.zeros((1, a), dtype=np.int64)
+    for members in keys.values():
+        g_cost, g_index = _multisets(deficit[members[0]], len(members), budget)
+        fits = cost[:, None] + g_cost[None, :] <= budget
+        rows, cols = np.nonzero(fits)
+        cost = cost[rows] + g_cost[cols]
+        index = index[rows]
+        index[:, members] = g_index[cols]
+    return index, len(keys)
+
+
+def _multisets(deficit: np.ndarray, n: int, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ways n identical models can take options with total deficit <= budget.
+
+    Returns (costs, arrangements): arrangement rows are option indices in ascending order."""
+    finite = np.flatnonzero(np.isfinite(deficit))
+    order = finite[np.argsort(deficit[finite], kind="stable")]
+    d = deficit[order].tolist()
+    out_cost, out_counts = [], []
+    counts = [0] * len(order)
+
+    def fill(j: int, left: int, spent: float) -> None:
+        if j == len(order):
+            counts[0] = left
+            out_cost.append(spent)
+            out_counts.append(counts[:])
+            return
+        most = left if d[j] <= 0 else min(left, int((budget - spent) / d[j]))
+        for c in range(most + 1):
+            cost = spent + c * d[j]
+            if cost > budget:
+                break
+            counts[j] = c
+            fill(j + 1, left - c, cost)
+        counts[j] = 0
+
+    fill(1, n, 0.0)
+    arrangements = np.array(
+        [np.sort(np.repeat(order, c)) for c in out_counts], dtype=np.int64
+    ).reshape(len(out_counts), n)
+    return np.array(out_cost), arrangements
+
+
+def solve_exact(problem: AllocationProblem, method: str = "auto") -> Allocation:
+    """The global optimum of eq. 11 (ours): every step choice is settled, with its closed-form split.
+
+    For fixed steps the best compute split is closed form (:func:`optimal_compute`). Options a
+    model can never prefer (another has at least its gain at most its cost) are dropped first.
+    ``method``: ``"enumerate"`` scores every remaining step combination (prod_m |Z_m|, vectorised;
+    refused with a ``ValueError`` above :data:`MAX_EXACT_COMBINATIONS`); ``"bound"`` takes a
+    Lagrangian upper bound on U that separates by model and scores only the step choices that
+    can beat the best one found so far (:func:`bound_search`, docs/SPEC.md section 2a; exact, and
+    milliseconds for up to 12 models); ``"auto"`` (default) enumerates up to
+    :data:`ENUMERATION_LIMIT` combinations, where that is faster, and bounds above. Every method
+    returns the same optimum; ties go to the first step choice in lexicographic order of step
+    indices (up to rounding: values within 1e-12 relative count as equal).
+
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb`` (enumeration) and
+    ``notebooks/05_beyond_the_paper.ipynb`` (the bound).
+    """
+    _check_problem(problem)
+    if method not in EXACT_METHODS:
+        raise ValueError(f"method: expected one of {EXACT_METHODS}, got {method!r}")
+    if not problem.active.any():
+        return _empty(problem, "exact")
+    red = _reduce(problem)
+    combos = math.prod(red.sizes)
+    if method == "enumerate" and combos > MAX_EXACT_COMBINATIONS:
+        raise ValueError(
+            f"problem: {combos:,} step combinations exceed the enumeration limit of "
+            f"{MAX_EXACT_COMBINATIONS:,}; use solve_exact(problem) (the bound method) or "
+            "simulated_annealing(problem, rng) for a problem this large"
+        )
+    if method == "enumerate" or (method == "auto" and combos <= ENUMERATION_LIMIT):
+        return _enumerate(problem, red)
+    return _bound_search(problem, red).allocation
+
+
+def bound_search(problem: AllocationProblem) -> BoundSearch:
+    """:func:`solve_exact` by its bound method, with what the method did (:class:`BoundSearch`; ours).
+
+    U(z) <= B(nu) = sum_m max_k psi_m(k, nu) + nu C for every multiplier nu >= 0 and every step
+    choice z (weak duality for the compute split; docs/SPEC.md section 2a). The bound is minimised
+    over nu on a log grid with two zooms; each nu tried also proposes a step choice (each model's
+    best psi), and the best of those, scored exactly, is the incumbent LB. A step choice can beat
+    LB only if its deficits d_m(z_m) = max_k psi_m(k, nu) - psi_m(z_m, nu) sum to at most
+    UB - LB: those are enumerated (identical models as multisets) and scored exactly.
+
+    Taught in ``notebooks/05_beyond_the_paper.ipynb``.
+    """
+    _check_problem(problem)
+    if not problem.active.any():
+        return BoundSearch(_empty(problem, "exact"), 0.0, 0.0, 0.0, 1, 1, 0)
+    return _bound_search(problem, _reduce(problem))
+
+
+def dual_bound(problem: AllocationProblem, nu: float) -> float:
+    """The Lagrangian bound B(nu) = sum_m max_k psi_m(k, nu) + nu C, CLIPScore points (ours).
+
+    An upper bound on U(z) of eq. 11 for every step choice z (with its best split), for every
+    multiplier ``nu`` >= 0 (CLIPScore points per TFLOPS^2); convex in nu; docs/SPEC.md section 2a.
+    A slot without tasks has U = 0 and B = nu C. Taught in ``notebooks/05_beyond_the_paper.ipynb``.
+    """
+    _check_problem(problem)
+    nu = validate.number(nu, "nu", low=0.0)
+    if not problem.active.any():
+        return nu * problem.capacity_tflops
+    psi = _psi(_reduce(problem), np.array([nu]), problem.min_compute)[0]
+    return float(psi.max(axis=1).sum() + nu * problem.capacity_tflops)
 
 
 # --- Algorithm 1: simulated annealing -----------------------------------------------------------
@@ -419,8 +695,10 @@ def simulated_annealing(
     ``moves_per_temperature`` moves and the run stops once it falls below ``final_temperature``
     (88 temperatures x 20 = 1760 moves with the defaults). The compute move size shrinks
     geometrically with the temperature, from ``shift`` x C at the start to ``final_shift`` x C at
-    the end. Returns the best state seen. ``rng``: a ``numpy.random.Generator``; all random numbers
-    are drawn from it up front, so the same generator state gives the same answer.
+    the end. Returns the best state seen. ``rng``: a ``numpy.random.Generator``; four random numbers
+    per iteration are drawn from it in order (in blocks), so the same generator state gives the
+    same answer. At most :data:`MAX_ANNEALING_ITERATIONS` iterations: parameters asking for more
+    are refused (``ValueError``).
     ``trace=True`` adds a per-iteration DataFrame (``Allocation.trace``).
 
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
@@ -451,6 +729,16 @@ def simulated_annealing(
         raise ValueError(
             f"final_shift: expected 0 < final_shift <= shift <= 1, got {shift1} and {shift0}"
         )
+    n_temps = max(1, math.ceil(math.log(t_min / t0) / math.log(alpha)))
+    n_iter = n_temps * int(moves_per_temperature)
+    if n_iter > MAX_ANNEALING_ITERATIONS:
+        raise ValueError(
+            f"cooling, final_temperature, initial_temperature, moves_per_temperature: "
+            f"{n_temps:,} temperatures x {moves_per_temperature} moves = {n_iter:,} iterations, "
+            f"more than the limit of {MAX_ANNEALING_ITERATIONS:,} (MAX_ANNEALING_ITERATIONS); "
+            "cool faster (smaller cooling), stop earlier (larger final_temperature) or make "
+            "fewer moves per temperature"
+        )
 
     active = np.flatnonzero(problem.active)
     if active.size == 0:
@@ -463,19 +751,16 @@ def simulated_annealing(
     capacity = problem.capacity_tflops
     floor = max(problem.min_compute, 1e-12 * capacity)
 
-    n_temps = max(1, math.ceil(math.log(t_min / t0) / math.log(alpha)))
     temps = t0 * alpha ** np.arange(n_temps)
     exponent = math.log(shift1 / shift0) / math.log(temps[-1] / t0) if n_temps > 1 else 0.0
     shifts = (shift0 * (temps / t0) ** exponent * capacity).tolist()
     temps = temps.tolist()
-    n_iter = n_temps * moves_per_temperature
 
     movable = [i for i in range(a) if n_options[i] > 1]
     if not movable:
         p_step = 0.0
     if a == 1:
         p_step = 1.0 if movable else 0.0
-    draws = rng.random((n_iter, 4)).tolist()
 
     z = [n // 2 for n in n_options]
     c = [capacity / a] * a
@@ -485,42 +770,43 @@ def simulated_annealing(
     n_movable = len(movable)
     exp = math.exp
 
-    for it in range(n_iter):
-        level = it // moves_per_temperature
-        temp = temps[level]
-        u_kind, u_which, u_size, u_accept = draws[it]
-        if u_kind < p_step:  # step move: one model's steps to a neighbouring allowed value
-            i = movable[int(u_which * n_movable)]
-            old = z[i]
-            new = old + (1 if u_size < 0.5 else -1)
-            if new < 0 or new >= n_options[i]:
-                new = 2 * old - new
-            delta = gain[i][new] - gain[i][old] - (cost[i][new] - cost[i][old]) / c[i]
-            if delta >= 0 or u_accept < exp(delta / temp):
-                z[i] = new
-                current += delta
-        elif a > 1:  # compute move: shift an amount from model i to model j
-            pair = int(u_which * a * (a - 1))
-            i, j = divmod(pair, a - 1)
-            j += j >= i
-            amount = u_size * shifts[level]
-            ci, cj = c[i] - amount, c[j] + amount
-            if ci >= floor:
-                delta = (
-                    cost[i][z[i]] / c[i]
-                    - cost[i][z[i]] / ci
-                    + cost[j][z[j]] / c[j]
-                    - cost[j][z[j]] / cj
-                )
+    for first in range(0, n_iter, _DRAW_BLOCK):  # random numbers in blocks: bounded memory
+        draws = rng.random((min(_DRAW_BLOCK, n_iter - first), 4)).tolist()
+        for it, (u_kind, u_which, u_size, u_accept) in enumerate(draws, first):
+            level = it // moves_per_temperature
+            temp = temps[level]
+            if u_kind < p_step:  # step move: one model's steps to a neighbouring allowed value
+                i = movable[int(u_which * n_movable)]
+                old = z[i]
+                new = old + (1 if u_size < 0.5 else -1)
+                if new < 0 or new >= n_options[i]:
+                    new = 2 * old - new
+                delta = gain[i][new] - gain[i][old] - (cost[i][new] - cost[i][old]) / c[i]
                 if delta >= 0 or u_accept < exp(delta / temp):
-                    c[i], c[j] = ci, cj
+                    z[i] = new
                     current += delta
-        if current > best:
-            best, best_z, best_c = current, z[:], c[:]
-        if trace:
-            record_t.append(temp)
-            record_u.append(current)
-            record_b.append(best)
+            elif a > 1:  # compute move: shift an amount from model i to model j
+                pair = int(u_which * a * (a - 1))
+                i, j = divmod(pair, a - 1)
+                j += j >= i
+                amount = u_size * shifts[level]
+                ci, cj = c[i] - amount, c[j] + amount
+                if ci >= floor:
+                    delta = (
+                        cost[i][z[i]] / c[i]
+                        - cost[i][z[i]] / ci
+                        + cost[j][z[j]] / c[j]
+                        - cost[j][z[j]] / cj
+                    )
+                    if delta >= 0 or u_accept < exp(delta / temp):
+                        c[i], c[j] = ci, cj
+                        current += delta
+            if current > best:
+                best, best_z, best_c = current, z[:], c[:]
+            if trace:
+                record_t.append(temp)
+                record_u.append(current)
+                record_b.append(best)
 
     steps = np.array([o[0] for o in problem.step_options])
     compute = np.zeros(problem.n_models)
@@ -653,7 +939,10 @@ def dual_annealing_allocation(
 
 
 def random_problem(
-    rng: np.random.Generator, n_models: int = 3, n_tasks: int | None = None
+    rng: np.random.Generator,
+    n_models: int = 3,
+    n_tasks: int | None = None,
+    identical: bool = False,
 ) -> AllocationProblem:
     """A random but realistic :class:`AllocationProblem` around the default scenario (SPEC section 4).
 
@@ -662,21 +951,42 @@ def random_problem(
     fixed work 2 to 11 TFLOP, slopes a_m in [0.3, 2.5] and offsets b_m in [26, 34] CLIPScore points.
     Slot size ``n_tasks`` (default uniform in [5, 60]) is split over the models by a Dirichlet
     multinomial (a model may get no tasks); C in [20, 60] TFLOPS; lambda in [0.05, 0.5];
-    min_share one of 0, 0.01, 0.05.
+    min_share one of 0, 0.01, 0.05. 2 to :data:`MAX_MODELS` models.
+
+    ``identical=True`` (ours, the hard case of the bound method): every model is a copy of one
+    multi-step model (per-step work log-uniform in [1, 15] TFLOP, the rest as above) and the slot's
+    tasks are split evenly (at least one per model), so models differ only by their index.
 
     Used by ``tests/`` and ``benchmarks/``; taught in
-    ``notebooks/04_step_selection_and_resource_allocation.ipynb`` (exercises).
+    ``notebooks/04_step_selection_and_resource_allocation.ipynb`` (exercises) and
+    ``notebooks/05_beyond_the_paper.ipynb`` (scaling).
     """
     validate.generator(rng)
     if (
         isinstance(n_models, bool)
         or not isinstance(n_models, (int, np.integer))
-        or not 2 <= n_models <= 8
+        or not 2 <= n_models <= MAX_MODELS
     ):
-        raise ValueError(f"n_models: expected a whole number from 2 to 8, got {n_models!r}")
+        raise ValueError(
+            f"n_models: expected a whole number from 2 to {MAX_MODELS}, got {n_models!r}"
+        )
     total = int(rng.integers(5, 61)) if n_tasks is None else int(n_tasks)
     if total < 0:
         raise ValueError(f"n_tasks: expected a whole number >= 0, got {n_tasks}")
+    if not isinstance(identical, (bool, np.bool_)):
+        raise ValueError(f"identical: expected True or False, got {identical!r}")
+    if identical:
+        return AllocationProblem(
+            n_tasks=[max(1, total // n_models)] * n_models,
+            step_options=[tuple(range(10, 43, 4))] * n_models,
+            tflop_per_step=[float(np.exp(rng.uniform(0.0, np.log(15.0))))] * n_models,
+            tflop_fixed=[float(rng.uniform(2.0, 11.0))] * n_models,
+            score_a=[float(rng.uniform(0.3, 2.5))] * n_models,
+            score_b=[float(rng.uniform(26.0, 34.0))] * n_models,
+            capacity_tflops=float(rng.uniform(20.0, 60.0)),
+            weight=float(rng.uniform(0.05, 0.5)),
+            min_share=float(rng.choice([0.0, 0.01, 0.05])),
+        )
     counts = rng.multinomial(total, rng.dirichlet(np.full(n_models, 2.0)))
     rank = np.arange(n_models) / (n_models - 1)
     steps = [(1,)] + [tuple(range(10, 43, 4))] * (n_models - 1)
@@ -710,9 +1020,10 @@ def _task_counts(values: Any) -> np.ndarray:
         raise ValueError(
             f"n_tasks: expected whole numbers, one per model, got {values!r}"
         ) from None
-    if arr.ndim != 1 or not 2 <= arr.size <= 8:
+    if arr.ndim != 1 or not 2 <= arr.size <= MAX_MODELS:
         raise ValueError(
-            f"n_tasks: expected one count per model for 2 to 8 models, got shape {arr.shape}"
+            f"n_tasks: expected one count per model for 2 to {MAX_MODELS} models, "
+            f"got shape {arr.shape}"
         )
     if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
         raise ValueError(f"n_tasks: expected whole numbers (no NaN), got {arr.tolist()}")

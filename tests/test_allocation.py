@@ -1,8 +1,10 @@
 """Tests of aigc_lib.allocation: eq. 11, the water-filling split, the exact solver, Algorithm 1, baselines."""
 
+import dataclasses
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -244,7 +246,7 @@ def test_models_without_tasks_get_no_compute():
         assert result.compute_tflops.sum() == pytest.approx(34.0)
 
 
-def test_exact_refuses_huge_enumerations_and_points_to_the_annealer():
+def test_enumeration_refuses_huge_problems_that_the_bound_method_solves():
     p = AllocationProblem(
         n_tasks=[5] * 8,
         step_options=[Z] * 8,
@@ -254,9 +256,12 @@ def test_exact_refuses_huge_enumerations_and_points_to_the_annealer():
         score_b=[30.0] * 8,
         capacity_tflops=30.0,
     )
-    with pytest.raises(ValueError, match="simulated_annealing"):
-        solve_exact(p)
-    assert np.isfinite(simulated_annealing(p, np.random.default_rng(0)).utility)
+    with pytest.raises(ValueError, match="bound method"):
+        solve_exact(p, method="enumerate")
+    best = solve_exact(p)
+    assert best.utility >= simulated_annealing(p, np.random.default_rng(0)).utility - 1e-12
+    # eight identical models: the optimum takes one multiset of steps, written in ascending order
+    assert np.all(np.diff(best.steps) >= 0)
 
 
 @st.composite
@@ -429,3 +434,286 @@ def test_per_image_latency_and_saturation_change_what_they_should():
 def test_unknown_readings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         paper_problem(**{field: value})
+
+
+# --- the bound method (docs/SPEC.md section 2a) and up to 12 models -------------------------------
+
+
+def brute_force(problem):
+    """max_z U(z, best split) over every step choice, one utility() call per choice: the oracle."""
+    if not problem.active.any():
+        return 0.0
+    return max(
+        utility(problem, z, optimal_compute(problem, z))
+        for z in itertools.product(*problem.step_options)
+    )
+
+
+def near_copies(problem, rng, noise):
+    """The problem with every model's work per step perturbed by a relative ``noise``."""
+    scale = 1 + noise * rng.standard_normal(problem.n_models)
+    return dataclasses.replace(problem, tflop_per_step=problem.tflop_per_step * scale)
+
+
+def assert_same_optimum(problem, found, reference):
+    assert found.utility == pytest.approx(reference.utility, rel=1e-12, abs=1e-12)
+    np.testing.assert_array_equal(found.steps, reference.steps)
+    np.testing.assert_allclose(
+        found.compute_tflops, reference.compute_tflops, rtol=1e-9, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("identical", [False, True])
+@pytest.mark.parametrize("n_models", [2, 3, 4, 5, 6])
+def test_the_bound_method_equals_enumeration_on_random_problems(n_models, identical):
+    for seed in range(25 if n_models < 6 else 8):
+        p = random_problem(np.random.default_rng(seed), n_models=n_models, identical=identical)
+        assert_same_optimum(p, solve_exact(p, method="bound"), solve_exact(p, method="enumerate"))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_bound_method_equals_a_brute_force_of_utility_calls(seed):
+    rng = np.random.default_rng(seed)
+    p = random_problem(rng, n_models=4, identical=seed % 2 == 1)
+    search = al.bound_search(p)
+    best = brute_force(p)
+    assert search.allocation.utility == pytest.approx(best, rel=1e-12)
+    assert search.lower - 1e-12 <= best <= search.upper + 1e-12
+    assert search.candidates >= 1 and search.candidates <= search.combinations
+
+
+@pytest.mark.parametrize("noise", [1e-9, 1e-4])
+def test_nearly_identical_models_cannot_be_merged_and_are_still_solved_exactly(noise):
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        p = near_copies(random_problem(rng, n_models=5, identical=True), rng, noise)
+        assert al.bound_search(p).groups == 5
+        assert_same_optimum(p, solve_exact(p, method="bound"), solve_exact(p, method="enumerate"))
+
+
+def test_identical_models_are_one_group_and_take_the_first_arrangement():
+    rng = np.random.default_rng(0)
+    hard = []
+    for _ in range(150):
+        p = random_problem(rng, n_models=4, identical=True)
+        search = al.bound_search(p)
+        assert search.groups == 1
+        exact = solve_exact(p, method="enumerate")
+        assert_same_optimum(p, search.allocation, exact)
+        if len(set(exact.steps.tolist())) > 1:
+            hard.append(exact.steps)
+    assert hard, "no problem split identical models over two step counts: the test is vacuous"
+    for steps in hard:  # ties between permutations go to the ascending arrangement
+        assert np.all(np.diff(steps) >= 0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(min_share=1 / 3),  # every floor binds: the only split is C/3 each
+        dict(n_tasks=[1, 40, 30], min_share=0.3),  # the 1-task model sits on its floor
+        dict(step_options=[(1,), (18,), (30,)]),  # a single option everywhere
+        dict(step_options=[(1,), (18,), Z]),
+        dict(n_tasks=[0, 7, 0]),  # one model with tasks
+        dict(n_tasks=[4, 0, 6]),
+        dict(weight=0.0),  # no latency term: every model its best score
+        dict(score_a=[0.0, -1.0, 1.5]),  # a falling curve: fewest steps dominate
+        dict(saturation_steps=18.0),  # options past saturation are dominated
+        dict(latency="per_image", utility="per_model", saturation_steps=26.0),
+    ],
+)
+def test_the_bound_method_on_adversarial_problems(change):
+    p = paper_problem(**change)
+    best = brute_force(p)
+    for method in al.EXACT_METHODS:
+        assert solve_exact(p, method=method).utility == pytest.approx(best, rel=1e-12)
+    assert_same_optimum(p, solve_exact(p, method="bound"), solve_exact(p, method="enumerate"))
+
+
+def test_a_binding_floor_is_kept_by_the_bound_method():
+    p = paper_problem(n_tasks=[1, 40, 30], min_share=0.3)
+    found = solve_exact(p, method="bound")
+    assert found.compute_tflops[0] == pytest.approx(0.3 * 34.0)
+    assert np.all(found.compute_tflops >= 0.3 * 34.0 * (1 - 1e-12))
+
+
+@pytest.mark.parametrize("latency", al.LATENCY_READINGS)
+@pytest.mark.parametrize("reading_utility", al.UTILITY_READINGS)
+@pytest.mark.parametrize("saturation", [None, 22.0])
+def test_the_bound_method_covers_every_reading(latency, reading_utility, saturation):
+    rng = np.random.default_rng(5)
+    for identical in (False, True):
+        base = random_problem(rng, n_models=5, identical=identical)
+        p = dataclasses.replace(
+            base, latency=latency, utility=reading_utility, saturation_steps=saturation
+        )
+        assert_same_optimum(p, solve_exact(p, method="bound"), solve_exact(p, method="enumerate"))
+
+
+def test_the_bound_is_an_upper_bound_at_every_multiplier_and_convex():
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        p = random_problem(rng, n_models=int(rng.integers(2, 6)))
+        best = solve_exact(p).utility
+        search = al.bound_search(p)
+        nus = np.geomspace(1e-6, 1e3, 40) * max(search.nu, 1e-9)
+        bounds = np.array([al.dual_bound(p, nu) for nu in nus])
+        assert np.all(bounds >= best - 1e-9)
+        assert al.dual_bound(p, search.nu) == pytest.approx(search.upper, rel=1e-12)
+        assert search.upper <= bounds.min() + 1e-6 * abs(search.upper)  # the search found its min
+        mid = np.array([al.dual_bound(p, nu) for nu in (nus[:-1] + nus[1:]) / 2])
+        assert np.all(mid <= (bounds[:-1] + bounds[1:]) / 2 + 1e-9)  # convex in nu
+
+
+@pytest.mark.parametrize("n_models", [8, 10, 12])
+@pytest.mark.parametrize("identical", [False, True])
+def test_twelve_models_are_solved_and_the_optimum_beats_every_heuristic(n_models, identical):
+    rng = np.random.default_rng(n_models)
+    for _ in range(6):
+        p = random_problem(rng, n_models=n_models, identical=identical)
+        search = al.bound_search(p)
+        best = search.allocation
+        assert best.compute_tflops.sum() == pytest.approx(p.capacity_tflops)
+        assert search.lower <= best.utility + 1e-12 <= search.upper + 2e-12
+        rivals = [
+            simulated_annealing(p, rng).utility,
+            equal_allocation(p).utility,
+            optimal_step(p).utility,
+        ]
+        assert best.utility >= max(rivals) - 1e-12
+        for m in range(p.n_models):  # no single step move improves the optimum (1-opt)
+            for z in p.step_options[m]:
+                steps = best.steps.copy()
+                steps[m] = z
+                if p.active.any():
+                    u = utility(p, steps, optimal_compute(p, steps))
+                    assert u <= best.utility + 1e-12
+
+
+def test_enumeration_runs_below_the_limit_and_the_bound_above(monkeypatch):
+    def refuse(problem, red):
+        raise AssertionError("bound method called")
+
+    monkeypatch.setattr(al, "_bound_search", refuse)
+    small = paper_problem()  # 81 combinations
+    assert solve_exact(small).utility == pytest.approx(brute_force(small))
+    large = random_problem(np.random.default_rng(0), n_models=6)  # 59,049 combinations
+    with pytest.raises(AssertionError, match="bound method"):
+        solve_exact(large)
+
+
+def test_up_to_twelve_models_are_accepted_and_thirteen_refused():
+    rng = np.random.default_rng(0)
+    p = random_problem(rng, n_models=al.MAX_MODELS)
+    assert p.n_models == 12
+    with pytest.raises(ValueError, match="n_tasks"):
+        dataclasses.replace(p, n_tasks=[1] * 13)
+    with pytest.raises(ValueError, match="n_models"):
+        random_problem(rng, n_models=13)
+    with pytest.raises(ValueError, match="identical"):
+        random_problem(rng, n_models=3, identical="yes")
+    same = random_problem(rng, n_models=5, identical=True)
+    for field in ("n_tasks", "tflop_per_step", "tflop_fixed", "score_a", "score_b"):
+        assert len(set(getattr(same, field).tolist())) == 1, field
+
+
+def test_bad_exact_arguments_name_the_argument():
+    p = paper_problem()
+    with pytest.raises(ValueError, match="method"):
+        solve_exact(p, method="greedy")
+    with pytest.raises(ValueError, match="nu"):
+        al.dual_bound(p, -1.0)
+    with pytest.raises(ValueError, match="problem"):
+        al.bound_search("p")
+
+
+def test_a_slot_without_tasks_has_a_trivial_bound():
+    p = paper_problem(n_tasks=[0, 0, 0])
+    search = al.bound_search(p)
+    assert search.allocation.utility == 0.0 and search.upper == 0.0
+    assert al.dual_bound(p, 2.0) == pytest.approx(2.0 * 34.0)
+
+
+@st.composite
+def larger_problems(draw):
+    """2 to 7 models, any reading, sometimes with copies of one model (ties for the bound)."""
+    m = draw(st.integers(2, 7))
+    copies = draw(st.booleans())
+    floats = lambda lo, hi: st.lists(st.floats(lo, hi), min_size=m, max_size=m)  # noqa: E731
+    options = [
+        draw(st.lists(st.integers(1, 60), min_size=1, max_size=4, unique=True)) for _ in range(m)
+    ]
+    fields = dict(
+        n_tasks=draw(st.lists(st.integers(0, 25), min_size=m, max_size=m)),
+        tflop_per_step=draw(floats(0.05, 20)),
+        tflop_fixed=draw(floats(0, 12)),
+        score_a=draw(floats(-1, 3)),
+        score_b=draw(floats(15, 40)),
+    )
+    if copies:  # every model a copy of model 0
+        options = [options[0]] * m
+        fields = {k: [v[0]] * m for k, v in fields.items()}
+    return AllocationProblem(
+        step_options=options,
+        capacity_tflops=draw(st.floats(0.5, 200)),
+        weight=draw(st.sampled_from([0.0, 0.01, 0.2, 1.0, 5.0])),
+        min_share=draw(st.floats(0, 1 / m)),
+        latency=draw(st.sampled_from(al.LATENCY_READINGS)),
+        utility=draw(st.sampled_from(al.UTILITY_READINGS)),
+        saturation_steps=draw(st.one_of(st.none(), st.floats(1, 60))),
+        **fields,
+    )
+
+
+@settings(deadline=None, max_examples=150)
+@given(problem=larger_problems())
+def test_bound_and_enumeration_agree_on_any_problem(problem):
+    bound = solve_exact(problem, method="bound")
+    exact = solve_exact(problem, method="enumerate")
+    assert_same_optimum(problem, bound, exact)
+    search = al.bound_search(problem)
+    if problem.active.any():
+        assert search.lower <= exact.utility + 1e-9 * max(1.0, abs(exact.utility))
+        assert exact.utility <= search.upper + 1e-9 * max(1.0, abs(exact.utility))
+
+
+# --- the annealer's limits -----------------------------------------------------------------------
+
+
+def test_the_annealer_refuses_parameters_asking_for_too_many_iterations():
+    p = paper_problem()
+    with pytest.raises(ValueError, match="cooling, final_temperature") as err:
+        simulated_annealing(p, np.random.default_rng(0), cooling=0.9999999, final_temperature=1e-12)
+    assert "10,000,000" in str(err.value)
+    with pytest.raises(ValueError, match="moves_per_temperature"):
+        simulated_annealing(p, np.random.default_rng(0), moves_per_temperature=10**6)
+    empty = paper_problem(n_tasks=[0, 0, 0])  # refused before any work, even for an empty slot
+    with pytest.raises(ValueError, match="cooling"):
+        simulated_annealing(empty, np.random.default_rng(0), cooling=0.9999999)
+
+
+def test_the_iteration_limit_is_inclusive(monkeypatch):
+    p = paper_problem()
+    monkeypatch.setattr(al, "MAX_ANNEALING_ITERATIONS", 88 * 20)  # the defaults' iterations
+    simulated_annealing(p, np.random.default_rng(0))
+    monkeypatch.setattr(al, "MAX_ANNEALING_ITERATIONS", 88 * 20 - 1)
+    with pytest.raises(ValueError, match="1,759"):
+        simulated_annealing(p, np.random.default_rng(0))
+
+
+def test_drawing_random_numbers_in_blocks_changes_nothing(monkeypatch):
+    p = random_problem(np.random.default_rng(4), n_models=5)
+    whole = simulated_annealing(p, np.random.default_rng(9), trace=True)
+    monkeypatch.setattr(al, "_DRAW_BLOCK", 7)
+    blocks = simulated_annealing(p, np.random.default_rng(9), trace=True)
+    assert whole.utility == blocks.utility
+    np.testing.assert_array_equal(whole.steps, blocks.steps)
+    pd.testing.assert_frame_equal(whole.trace, blocks.trace)
+
+
+@settings(deadline=None, max_examples=60)
+@given(problem=larger_problems(), nu=st.floats(0.0, 1e4))
+def test_the_dual_bound_is_above_the_optimum_at_any_multiplier(problem, nu):
+    best = solve_exact(problem).utility
+    bound = al.dual_bound(problem, nu)
+    assert bound >= best - 1e-9 * max(1.0, abs(best), abs(bound))

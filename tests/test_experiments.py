@@ -286,7 +286,16 @@ def test_dual_annealing_refuses_bad_arguments(kwargs, argname):
 def test_compare_solvers_reports_gaps_to_the_exact_optimum():
     problems = [al.random_problem(np.random.default_rng(s)) for s in range(4)]
     frame = experiments.compare_solvers(problems, 0, options={"dual_annealing": {"maxiter": 5}})
-    assert list(frame.columns) == ["problem", "solver", "utility", "gap", "gap_pct", "time_ms"]
+    assert list(frame.columns) == [
+        "problem",
+        "solver",
+        "utility",
+        "gap",
+        "gap_pct",
+        "optimal_steps",
+        "time_ms",
+    ]
+    assert frame.loc[frame["solver"] == "exact", "optimal_steps"].all()
     assert len(frame) == 4 * len(experiments.SOLVERS)
     exact = frame[frame["solver"] == "exact"]
     assert (exact["gap"] == 0).all()
@@ -317,3 +326,93 @@ def test_compare_solvers_refuses_bad_arguments(kwargs, argname):
     args.update(kwargs)
     with pytest.raises(ValueError, match=argname):
         experiments.compare_solvers(**args)
+
+
+# --- parallel runs, scaling problems, the timing table -------------------------------------------
+
+
+def test_sweeps_are_the_same_for_one_and_two_workers(sc):
+    one = experiments.sweep(sc, "tasks_per_slot", [5, 20], 4, 3, n_jobs=1)
+    two = experiments.sweep(sc, "tasks_per_slot", [5, 20], 4, 3, n_jobs=2)
+    pd.testing.assert_frame_equal(one, two)
+    rho = experiments.sweep(sc, "rho", [0.0, 1.0], 4, 3, n_jobs=2, allocation="exact")
+    pd.testing.assert_frame_equal(
+        rho, experiments.sweep(sc, "rho", [0.0, 1.0], 4, 3, n_jobs=1, allocation="exact")
+    )
+    alone = metrics.summarise(simulation.simulate(sc.replace(tasks_per_slot=20), 4, 3))
+    assert one.loc[1, "mean_utility"] == pytest.approx(alone["mean_utility"])
+
+
+def test_compare_solvers_is_the_same_for_one_and_two_workers():
+    problems = experiments.scaling_problems(9, 3, 0) + experiments.scaling_problems(3, 3, 0)
+    kwargs = dict(options={"dual_annealing": {"maxiter": 3}})
+    one = experiments.compare_solvers(problems, 4, n_jobs=1, **kwargs)
+    two = experiments.compare_solvers(problems, 4, n_jobs=2, **kwargs)
+    pd.testing.assert_frame_equal(one.drop(columns="time_ms"), two.drop(columns="time_ms"))
+    assert (one.loc[one["solver"] == "exact", "gap"] == 0).all()
+    assert (one["gap"] >= -1e-9).all()
+
+
+def test_scaling_problems_are_seeded_per_size_and_index():
+    first = experiments.scaling_problems(5, 4, 7)
+    again = experiments.scaling_problems(5, 2, 7)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.n_tasks, b.n_tasks)
+        np.testing.assert_array_equal(a.tflop_per_step, b.tflop_per_step)
+    assert all(p.n_models == 5 for p in first)
+    assert not np.array_equal(first[0].tflop_per_step, first[1].tflop_per_step)
+    same = experiments.scaling_problems(6, 2, 7, identical=True)
+    assert all(len(set(p.score_a.tolist())) == 1 for p in same)
+    with pytest.raises(ValueError, match="n_problems"):
+        experiments.scaling_problems(5, -1, 7)
+    with pytest.raises(ValueError, match="n_models"):
+        experiments.scaling_problems(13, 1, 7)
+
+
+def _timing_table():
+    rows = []
+    for solver, ms in (("bound", 1.0), ("annealing", 4.0)):
+        rows.append(
+            dict(
+                kind="random",
+                n_models=3,
+                solver=solver,
+                problems=5,
+                median_ms=ms,
+                max_ms=2 * ms,
+                median_ratio=ms,
+                max_ratio=ms,
+                median_gap=0.0,
+                max_gap=1e-4,
+                optimal_steps=0.8,
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def test_the_timing_table_round_trips_with_its_machine_and_date(tmp_path):
+    path = experiments.write_solver_timings(_timing_table(), tmp_path / "t.csv", note="a test")
+    table, header = experiments.load_solver_timings(path)
+    pd.testing.assert_frame_equal(table, _timing_table())
+    assert {"date", "cpu", "python", "numpy", "note"} <= set(header)
+    assert header["note"] == "a test"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no temporary file left
+
+
+def test_the_timing_table_refuses_what_it_cannot_read(tmp_path):
+    with pytest.raises(ValueError, match="make bench"):
+        experiments.load_solver_timings(tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match="table"):
+        experiments.write_solver_timings(_timing_table().drop(columns="max_ms"), tmp_path / "x")
+    (tmp_path / "bad.csv").write_text("# date: today\nkind,n_models\nrandom,3\n")
+    with pytest.raises(ValueError, match="lacks columns"):
+        experiments.load_solver_timings(tmp_path / "bad.csv")
+
+
+def test_the_committed_timing_table_covers_every_size_and_solver():
+    table, header = experiments.load_solver_timings()
+    assert header["cpu"] and header["date"]
+    bound = table[table["solver"] == "bound"]
+    assert sorted(set(bound["n_models"])) == list(range(2, 13))
+    assert set(table["solver"]) == {"bound", "enumeration", "annealing", "dual_annealing"}
+    assert (bound["median_ratio"] == 1).all() and (bound["max_gap"] <= 1e-9).all()

@@ -4,7 +4,9 @@ import math
 
 import pytest
 
-FIGURES = ("solver_gap_and_time", "sensitivity", "predictor_rho")
+from aigc_lib import experiments
+
+FIGURES = ("solver_gap_and_time", "solver_scaling", "sensitivity", "predictor_rho")
 SUMMARY = ("mean_utility", "mean_score", "mean_latency", "mean_steps", "mean_time_consumption")
 
 
@@ -13,11 +15,44 @@ def run(notebook_results):
     return notebook_results("05")
 
 
-def test_metrics_record_the_run(run):
+def test_metrics_record_the_run_and_no_time(run):
     metrics, _ = run
     assert (metrics["n_problems"], metrics["n_slots"]) == (20, 10)
-    assert set(metrics["time_ms"]) == {"annealing", "exact", "dual_annealing"}
-    assert all(v > 0 for v in metrics["time_ms"].values())
+    assert not any("time" in key for key in metrics)  # times live in the benchmark's table
+    # the committed results are the same on every machine: nothing in them was timed
+
+
+def test_the_worked_bound_agrees_with_itself(run):
+    hand = run[0]["bound_by_hand"]
+    assert hand["n_models"] == 4 and hand["combinations"] == 9**4
+    assert hand["lower"] - 1e-9 <= hand["optimum"] <= hand["upper"] + 1e-9
+    assert 1 <= hand["candidates"] <= hand["combinations"]
+    assert hand["library_candidates"] >= 1
+
+
+def test_scaling_gaps_cover_every_size_and_never_go_negative(run):
+    scaling = run[0]["scaling_gap"]
+    assert set(scaling) == {"annealing", "dual_annealing"}
+    for rows in scaling.values():
+        assert [row["n_models"] for row in rows] == [2, 5, 12]
+        for row in rows:
+            assert -1e-9 <= row["median_gap"] <= row["max_gap"]
+            assert 0 <= row["optimal_steps"] <= 1
+
+
+def test_the_prose_about_the_annealer_at_many_models_matches_the_run(run):
+    # the notebook says the annealer reaches the optimum less and less often as models are added
+    rows = run[0]["scaling_gap"]["annealing"]
+    assert rows[-1]["optimal_steps"] <= rows[0]["optimal_steps"]
+    assert rows[-1]["median_gap"] >= rows[0]["median_gap"]
+
+
+def test_the_prose_about_solver_times_matches_the_benchmark_table():
+    # "the exact optimum costs less than the annealer": the bound method is faster at every size
+    table, _ = experiments.load_solver_timings()
+    annealing = table[(table["solver"] == "annealing") & (table["kind"] == "random")]
+    assert (annealing["median_ratio"] > 1).all()
+    assert sorted(annealing["n_models"]) == list(range(2, 13))
 
 
 @pytest.mark.parametrize("key", ["annealer_gap_pct", "dual_annealing_gap_pct"])
