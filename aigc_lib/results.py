@@ -66,6 +66,23 @@ LABELS = {
 }
 """Axis labels spelled the same everywhere."""
 
+INTERVAL = ("se", 1.96)
+"""seaborn's ``errorbar`` for a 95% interval of a mean: mean +- 1.96 standard errors, the same
+interval :func:`aigc_lib.metrics.interval` prints (for paired differences: over slots)."""
+
+ZERO_LINE = {"c": "k", "lw": 0.8}
+"""``ax.axhline(0, **ZERO_LINE)``: the no-difference line of a figure of differences."""
+
+PAPER_LINE = {"ls": ":", "c": "k", "lw": 1}
+"""``ax.axhline(value, **PAPER_LINE)``: a number the paper reports, drawn beside ours."""
+
+
+def points(**changes: Any) -> dict[str, Any]:
+    """Keyword arguments for ``seaborn.pointplot`` shared by every figure of means with intervals:
+    one colour per model and policy, the 95% interval of :data:`INTERVAL`, dodged points without
+    joining lines. ``changes`` override or add arguments."""
+    return {"palette": COLOURS, "errorbar": INTERVAL, "dodge": 0.4, "linestyle": "none", **changes}
+
 
 def set_style() -> None:
     """The one plot style of the project (seaborn 'whitegrid', readable font sizes)."""
