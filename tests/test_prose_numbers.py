@@ -34,6 +34,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "1-step": "SDXL-Turbo's fixed step count (the paper, Sec. IV-A)",
         "1 step": "SDXL-Turbo's fixed step count (the paper, Sec. IV-A)",
         "up to 2.5%": "the paper's words (Sec. IV-B)",
+        "up to a 2.5% increase": "the paper's words (Sec. IV-B)",
         "up to 4.7%": "the paper's words (abstract)",
         "from 0.2 to 2.4": "the paper's words (Sec. IV-B)",
         "rho = 1": "the oracle's definition (a predictor that equals the score)",
