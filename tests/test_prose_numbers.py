@@ -39,6 +39,8 @@ ALLOWED: dict[str, dict[str, str]] = {
         "from 0.2 to 2.4": "the paper's words (Sec. IV-B)",
         "rho = 1": "the oracle's definition (a predictor that equals the score)",
         "rho = 0": "category information, by definition",
+        "(N_m + 1)": "eq. 11's queue term (a task waits for those before it)",
+        "= 100 (": "a percentage, by definition",
     },
     "01": {
         "11 challenges": "PartiPrompts' challenge labels (checked by the loader, printed in section 1)",
@@ -82,7 +84,10 @@ ALLOWED: dict[str, dict[str, str]] = {
         "ln((z + 4) / z)": "the formula of the printed gain (step set spacing of 4, the paper's Z)",
     },
     "03": {},
-    "04": {},
+    "04": {
+        "saves 39.1%": "the paper's words (Sec. IV-C)",
+        "lowest 2% of utilities": "where the trace figure cuts its y axis (a plotting choice)",
+    },
     "06": {},
 }
 """Reviewed phrases, per notebook prefix (``all`` applies everywhere): phrase -> reason."""
