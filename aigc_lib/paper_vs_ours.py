@@ -269,51 +269,69 @@ def _percent(numbers: pd.DataFrame, key: str) -> float | None:
 def interpretations(results_root: str | os.PathLike) -> pd.DataFrame:
     """One row per (scenario, claim, reading) from notebook 06's numbers (columns ``INTERPRETATION_COLUMNS``).
 
-    Empty when notebook 06 has not run. ``paper_line`` quotes the paper's words that allow the
-    reading (for the default readings: where the paper makes the claim); ``flag`` marks rows whose
-    reading gives a baseline other resources (``baseline changed``) or makes Probabilistic an
-    ``oracle`` (:data:`aigc_lib.readings.FLAGS`).
+    Empty when notebook 06 has not run. See :func:`judge_readings`.
     """
     numbers = _numbers(results_root, NB06)
+    frame = judge_readings(numbers) if numbers is not None else None
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=INTERPRETATION_COLUMNS)
+    return frame[INTERPRETATION_COLUMNS]
+
+
+def judge_readings(numbers: pd.DataFrame) -> pd.DataFrame:
+    """Every claim judged for every (scenario, reading) of a table of numbers
+    (:func:`aigc_lib.claims.measure_many`): :data:`INTERPRETATION_COLUMNS` and ``claim_id``.
+
+    Under the default reading the time claims are judged under the per-model reading of "time
+    consumption" too. ``paper_line`` quotes the paper's words that allow the reading (for the
+    default readings: where the paper makes the claim); ``flag`` marks rows whose reading gives a
+    baseline other resources (``baseline changed``) or makes Probabilistic an ``oracle``
+    (:data:`aigc_lib.readings.FLAGS`). Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
+    """
     rows = []
-    if numbers is not None:
-        for (scenario, label), frame in numbers.groupby(["scenario", "reading"], sort=False):
-            judged = claims.judge(frame)
-            if label == "default":
-                judged += [
-                    dict(r, reading="time_consumption=per_model_pct")
-                    for r in claims.judge(frame, time_reading=TIME_CONSUMPTION[1])
-                    if r["claim_id"] in TIME_CLAIMS
-                ]
-            for r in judged:
-                reading = r.get("reading", label)
-                rows.append(
-                    {
-                        "scenario": scenario,
-                        "claim": r["claim"],
-                        "reading": reading,
-                        "paper": r["paper"],
-                        "ours": r["ours"],
-                        "direction_agrees": r["direction_agrees"],
-                        "flag": r["flag"],
-                        "paper_line": _paper_line(reading, r["where"]),
-                    }
-                )
-    frame = pd.DataFrame(rows, columns=INTERPRETATION_COLUMNS)
+    for (scenario, label), frame in numbers.groupby(["scenario", "reading"], sort=False):
+        judged = claims.judge(frame)
+        if label == "default":
+            judged += [
+                dict(r, reading="time_consumption=per_model_pct")
+                for r in claims.judge(frame, time_reading=TIME_CONSUMPTION[1])
+                if r["claim_id"] in TIME_CLAIMS
+            ]
+        for r in judged:
+            reading = r.get("reading", label)
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "claim": r["claim"],
+                    "reading": reading,
+                    "paper": r["paper"],
+                    "ours": r["ours"],
+                    "direction_agrees": r["direction_agrees"],
+                    "flag": r["flag"],
+                    "paper_line": _paper_line(reading, r["where"]),
+                    "claim_id": r["claim_id"],
+                }
+            )
+    frame = pd.DataFrame(rows, columns=[*INTERPRETATION_COLUMNS, "claim_id"])
     return frame.sort_values(["claim", "scenario", "reading"], kind="stable").reset_index(drop=True)
 
 
 def agreement_shares(frame: pd.DataFrame) -> pd.DataFrame:
     """Share of claims whose direction agrees, per reading (rows) and scenario (columns).
 
-    ``frame``: :func:`interpretations`' table (or any with ``scenario``, ``reading``,
-    ``direction_agrees`` and ``flag``). Rows flagged ``"baseline changed"`` are left out: they
-    measure a weakened baseline, not the method. Taught in
-    ``notebooks/06_what_the_papers_numbers_need.ipynb``.
+    ``frame``: :func:`judge_readings`' table (or any with ``scenario``, ``reading``,
+    ``direction_agrees`` and ``flag``). A reading with rows flagged ``"baseline changed"`` is left
+    out whole: it weakens a baseline rather than testing the method, and its other rows repeat the
+    default's. Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
     """
-    kept = frame[frame["flag"] != "baseline changed"]
+    kept = frame[~frame["reading"].isin(flagged_readings(frame))]
     shares = kept.groupby(["reading", "scenario"])["direction_agrees"].mean().unstack("scenario")
     return shares.astype(float)
+
+
+def flagged_readings(frame: pd.DataFrame) -> list[str]:
+    """The readings of ``frame`` with a row flagged ``"baseline changed"`` (left out of the shares)."""
+    return sorted(set(frame.loc[frame["flag"] == "baseline changed", "reading"]))
 
 
 def _paper_line(reading: str, where: str) -> str:
@@ -344,7 +362,7 @@ def to_markdown(frame: pd.DataFrame, title: str, note: str) -> str:
 
 def _interpretations_note(results_root: str | os.PathLike, frame: pd.DataFrame) -> str:
     shares = agreement_shares(frame)
-    flagged = frame[frame["flag"] == "baseline changed"]
+    flagged = ", ".join(flagged_readings(frame)) or "none"
     lines = [
         "Generated by `make reproduce` from notebook 06's numbers. One row per scenario, claim and "
         "reading, each reading changed alone from the default; `direction_agrees` judges the claim as "
@@ -353,8 +371,8 @@ def _interpretations_note(results_root: str | os.PathLike, frame: pd.DataFrame) 
         "",
         "Flags: " + "; ".join(f"**{k}**: {v}" for k, v in FLAGS.items()) + ".",
         "",
-        f"Share of claims whose direction agrees, per reading ({len(flagged)} rows flagged "
-        "'baseline changed' left out):",
+        "Share of claims whose direction agrees, per reading (readings flagged 'baseline changed' "
+        f"left out: {flagged}):",
         "",
         "| reading | " + " | ".join(shares.columns) + " |",
         "|---|" + "---|" * len(shares.columns),

@@ -52,6 +52,8 @@ COLOURS: dict[str, str] = {
     # peer serving policies (notebook 07)
     "cascade": "#AA4499",
     "router": "#88CCEE",
+    # the best of the single-model policies (notebooks 03 and 06)
+    "best single model": "#661100",
 }
 """One colour per model and per policy, the same in every notebook (pass ``palette=COLOURS``)."""
 

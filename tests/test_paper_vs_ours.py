@@ -151,11 +151,13 @@ def test_no_nan_agrees_and_flagged_rows_stay_out_of_the_shares(tmp_path):
         ("paper", "Probabilistic vs Direct: utility per slot"), "direction_agrees"
     ]  # +3.85% agrees in direction, but only against the weakened baseline
     shares = pvo.agreement_shares(frame)
-    kept = best[(best["scenario"] == "paper") & (best["flag"] == "")]
-    assert shares.loc["direct=best", "paper"] == kept["direction_agrees"].mean()
+    assert "direct=best" not in shares.index and pvo.flagged_readings(frame) == ["direct=best"]
+    default = frame[(frame["reading"] == "default") & (frame["scenario"] == "paper")]
+    assert shares.loc["default", "paper"] == default["direction_agrees"].mean()
     written = pvo.write(tmp_path)
     page = (tmp_path / "interpretations.md").read_text()
-    assert "rows flagged 'baseline changed' left out" in page and "rho = 0.80 in 'paper'" in page
+    assert "readings flagged 'baseline changed' left out: direct=best" in page
+    assert "rho = 0.80 in 'paper'" in page and "no rho in 'published'" in page
     assert any(p.name == "interpretations.md" for p in written)
 
 

@@ -35,12 +35,14 @@ ALLOWED: dict[str, dict[str, str]] = {
         "1 step": "SDXL-Turbo's fixed step count (the paper, Sec. IV-A)",
         "up to 2.5%": "the paper's words (Sec. IV-B)",
         "up to a 2.5% increase": "the paper's words (Sec. IV-B)",
+        "Up to 2.5%": "the paper's words (Sec. IV-B)",
         "up to 4.7%": "the paper's words (abstract)",
         "from 0.2 to 2.4": "the paper's words (Sec. IV-B)",
         "rho = 1": "the oracle's definition (a predictor that equals the score)",
         "rho = 0": "category information, by definition",
         "(N_m + 1)": "eq. 11's queue term (a task waits for those before it)",
         "= 100 (": "a percentage, by definition",
+        "1.96 standard errors": "the normal quantile of a 95% interval",
     },
     "01": {
         "11 challenges": "PartiPrompts' challenge labels (checked by the loader, printed in section 1)",
@@ -88,7 +90,12 @@ ALLOWED: dict[str, dict[str, str]] = {
         "saves 39.1%": "the paper's words (Sec. IV-C)",
         "lowest 2% of utilities": "where the trace figure cuts its y axis (a plotting choice)",
     },
-    "06": {},
+    "06": {
+        "-30.2% and -39.1% time": "the paper's words (Sec. IV-C)",
+        "+17.8% and": "the paper's words (Sec. IV-C)",
+        "+12.7% utility": "the paper's words (Sec. IV-C)",
+        "(1: agrees, 0: does not": "the heatmap's legend: a verdict is true or false",
+    },
 }
 """Reviewed phrases, per notebook prefix (``all`` applies everywhere): phrase -> reason."""
 
@@ -209,3 +216,23 @@ def test_every_reviewed_phrase_holds_a_number_and_a_reason():
         assert prefix == "all" or prefix in NOTEBOOKS, prefix
         for phrase, reason in phrases.items():
             assert re.search(r"\d", phrase) and len(reason) > 10, (prefix, phrase)
+
+
+SHORT_CELLS = ["03", "04", "06"]
+"""Notebooks whose code cells are at most 15 lines unless the markdown cell above says
+"Bookkeeping" (01, 02, 05 and 07 join when they are split)."""
+
+
+@pytest.mark.parametrize("prefix", SHORT_CELLS)
+def test_a_long_code_cell_is_bookkeeping_and_says_so(prefix):
+    from pathlib import Path
+
+    (path,) = (Path(__file__).resolve().parent.parent / "notebooks").glob(f"{prefix}_*.ipynb")
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    for i, cell in enumerate(cells):
+        lines = "".join(cell["source"]).splitlines()
+        if cell["cell_type"] == "code" and len(lines) > 15:
+            above = "".join(cells[i - 1]["source"]) if i else ""
+            assert cells[i - 1]["cell_type"] == "markdown" and above.startswith("Bookkeeping"), (
+                f"{path.name} cell {i}: {len(lines)} lines; split it or mark it as bookkeeping"
+            )
