@@ -233,13 +233,21 @@ def _allocation_why(
             )
     if row["direction_agrees"] and ours is not None and abs(ours - paper) <= 0.5 * abs(paper):
         return "; ".join(notes)
-    steps = {m: _lookup(numbers, "mean_steps", m) for m in ("annealing", "optimal_step")}
+    steps = {m: _lookup(numbers, "mean_steps", m) for m in ("annealing", other)}
     text = "same direction, different size: " if row["direction_agrees"] else ""
-    text += (
-        f"annealing runs {steps['annealing']:.1f} steps on average against Optimal-step's "
-        f"{steps['optimal_step']:.0f}: with the assumed step slopes an extra step adds less score "
-        "than lambda x its queueing time (notebook 04)"
-    )
+    if other == "optimal_step":
+        text += (
+            f"annealing runs {steps['annealing']:.1f} steps on average against Optimal-step's "
+            f"{steps['optimal_step']:.0f}: with the assumed step slopes an extra step adds less score "
+            "than lambda x its queueing time (notebook 04)"
+        )
+    else:
+        d = _lookup(numbers, "utility_difference", "annealing", other, "mean")
+        text += (
+            f"Equal-allocation picks its best steps for its split too ({steps[other]:.1f} against "
+            f"annealing's {steps['annealing']:.1f}), so only the split differs: {d:+.2f} points per "
+            "slot (notebook 04)"
+        )
     bounds = claims.annealing_bounds()
     text += (
         f"; the paper's four annealing numbers cannot all hold with one U = S - lambda T "
@@ -387,14 +395,22 @@ def _interpretations_note(results_root: str | os.PathLike, frame: pd.DataFrame) 
         lines += [
             "",
             "The oracle (information=prompt, rho = 1) against a predictor of correlation rho: "
-            "Probabilistic breaks even with Direct at "
+            "Probabilistic breaks even with Direct "
             + ", ".join(
-                f"rho = {v:.2f} in '{s}'" if math.isfinite(v) else f"no rho in '{s}'"
-                for s, v in even.items()
+                _break_even_text(s, v, nb06.get("rho_sweep", {}).get(s)) for s, v in even.items()
             )
             + " (rho sweep, notebook 06).",
         ]
     return "\n".join(lines)
+
+
+def _break_even_text(scenario: str, value: float, sweep: Any) -> str:
+    lowest = min((r["rho"] for r in sweep), default=math.nan) if sweep else math.nan
+    if not math.isfinite(value):
+        return f"at no rho of the sweep in '{scenario}'"
+    if value == lowest:
+        return f"already at rho = {value:g} (it gains at every rho) in '{scenario}'"
+    return f"at rho = {value:.2f} in '{scenario}'"
 
 
 def write(results_root: str | os.PathLike) -> list[Path]:

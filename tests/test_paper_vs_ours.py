@@ -157,7 +157,7 @@ def test_no_nan_agrees_and_flagged_rows_stay_out_of_the_shares(tmp_path):
     written = pvo.write(tmp_path)
     page = (tmp_path / "interpretations.md").read_text()
     assert "readings flagged 'baseline changed' left out: direct=best" in page
-    assert "rho = 0.80 in 'paper'" in page and "no rho in 'published'" in page
+    assert "rho = 0.80 in 'paper'" in page and "at no rho of the sweep in 'published'" in page
     assert any(p.name == "interpretations.md" for p in written)
 
 
