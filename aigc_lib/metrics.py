@@ -137,7 +137,7 @@ def slot_gain_pct(reference: Any, other: Any) -> np.ndarray:
     ``reference``, ``other``: slot utilities (eq. 4, CLIPScore points) of two policies on the same
     slots, same shape, finite, ``other`` never 0. Returns an array of that shape.
 
-    Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
+    Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
     """
     ref = np.asarray(reference, dtype=float)
     oth = np.asarray(other, dtype=float)
@@ -161,7 +161,7 @@ def slot_model_means(result: SimulationResult, column: str = "score") -> pd.Data
 
     ``column``: a column of ``result.tasks`` (``score``, ``latency``, ``utility``, ``steps``) or
     ``"makespan"`` (:func:`time_consumption`, seconds). NaN where the model served no task in the
-    slot. Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
+    slot. These are the per-slot values :func:`paired_differences` compares with ``by_model``.
     """
     tasks = _tasks(result)
     models = list(tasks["model"].cat.categories)
