@@ -221,6 +221,7 @@ def assignment_numbers(
     difference with its 95% interval, points), ``quality_gain_pct`` (of the mean task score) and
     ``cdf`` (``above``: how many of :data:`QUANTILES` of Probabilistic's task scores lie above the
     other's; ``of``: how many quantiles; ``ks``: the largest distance between the two CDFs).
+    Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
     if not isinstance(runs, Mapping) or "probabilistic" not in runs:
         raise ValueError("runs: expected a mapping {policy: SimulationResult} with 'probabilistic'")
@@ -293,6 +294,7 @@ def allocation_numbers(runs: Mapping[str, simulation.SimulationResult]) -> pd.Da
     change of the mean over models; ``per_model_pct``: the mean of per-model changes),
     ``utility_change_pct`` (of the mean utilities), ``utility_difference`` (mean paired per-slot
     difference with its 95% interval, points) and ``quality_gain_pct`` (of the mean task score).
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
     missing = [m for m in _ALLOCATION_METHODS if m not in runs]
     if missing:
@@ -361,7 +363,8 @@ def allocation_numbers(runs: Mapping[str, simulation.SimulationResult]) -> pd.Da
 def lambda_numbers(sweep: pd.DataFrame) -> pd.DataFrame:
     """The lambda-trend claim's numbers from a sweep: one row per lambda of ``sweep`` (columns
     ``weight``, ``mean_steps``, ``mean_score``, ``mean_time_consumption``, as
-    :func:`aigc_lib.metrics.summarise` names them), keyed by the lambda."""
+    :func:`aigc_lib.metrics.summarise` names them), keyed by the lambda.
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``."""
     need = {"weight", "mean_steps", "mean_score", "mean_time_consumption"}
     if not isinstance(sweep, pd.DataFrame) or not need <= set(sweep.columns):
         raise ValueError(f"sweep: expected a DataFrame with columns {sorted(need)}")
@@ -390,6 +393,7 @@ def value(
 
     Raises ``ValueError`` naming the lookup when there is none, or more than one (a table of
     several scenarios or readings: filter it first).
+    Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
     """
     hit = numbers[
         (numbers["quantity"] == quantity)
@@ -432,6 +436,7 @@ def write_numbers(
 
     Inside a Jupyter kernel the file is staged and published with the notebook's
     ``metrics.json`` (:mod:`aigc_lib.results`). Returns the path it will have.
+    Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
     folder = results.results_folder(results_dir)
     target = folder / name
@@ -506,6 +511,7 @@ def measure_many(
     run once (the information reading changes only Probabilistic, the Direct reading only
     Direct); the distinct runs go across CPU cores (:func:`aigc_lib.parallel.run`), so the
     result does not depend on ``n_jobs``.
+    Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
     """
     sc = list(scenarios.values()) if isinstance(scenarios, Mapping) else list(scenarios)
     rd = list(readings.values()) if isinstance(readings, Mapping) else list(readings)
