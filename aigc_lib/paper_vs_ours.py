@@ -1,14 +1,18 @@
 """The paper's claims beside ours: ``results/paper_vs_ours.*`` and ``results/interpretations.*``.
 
-Both are built from the notebooks' ``metrics.json`` by :func:`write` (called by ``make reproduce``);
-nothing is typed by hand, and nothing is tuned: the numbers are what the notebooks measured.
+Both are built from the notebooks' results by :func:`write` (called by ``make reproduce``):
+each notebook's table of numbers (``claims.csv``, :func:`aigc_lib.claims.write_numbers`) and its
+``metrics.json``. Nothing is typed by hand, and nothing is tuned: the numbers are what the
+notebooks measured.
 
 * ``paper_vs_ours``: each claim of docs/SPEC.md section 6 under the default scenario ("paper") and
   the default readings, judged as the paper states it (:func:`aigc_lib.claims.judge`), with a
-  ``why`` written from what the notebooks measured (notebooks 03, 04 and 06).
+  ``why`` written from the mechanism the notebooks measured (notebooks 03, 04 and 06).
 * ``interpretations``: one row per (scenario, claim, reading): every reading of
   :func:`aigc_lib.readings.changed_alone` plus the per-model reading of "time consumption", under
-  both named scenarios (notebook 06), with the paper's words that allow the reading.
+  both named scenarios (notebook 06), with the paper's words that allow the reading and a
+  ``flag`` (:func:`aigc_lib.readings.caveat`). :func:`agreement_shares` leaves rows flagged
+  "baseline changed" out.
 
 Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
 """
@@ -16,6 +20,7 @@ Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,11 +29,13 @@ import pandas as pd
 
 from aigc_lib import claims
 from aigc_lib._io import atomic_write_text, write_csv
-from aigc_lib.readings import PAPER_WORDS, TIME_CONSUMPTION
+from aigc_lib.readings import FLAGS, PAPER_WORDS, TIME_CONSUMPTION
 
 NB03 = "03_probabilistic_assignment"
 NB04 = "04_step_selection_and_resource_allocation"
 NB06 = "06_what_the_papers_numbers_need"
+NUMBERS = "claims.csv"
+"""The file name of each notebook's table of numbers."""
 COLUMNS = ["claim", "paper", "ours", "direction_agrees", "why"]
 INTERPRETATION_COLUMNS = [
     "scenario",
@@ -37,14 +44,17 @@ INTERPRETATION_COLUMNS = [
     "paper",
     "ours",
     "direction_agrees",
+    "flag",
     "paper_line",
 ]
 ASSIGNMENT_CLAIMS = (
     "score_vs_direct",
     "score_vs_random",
+    "random_small_large",
     "utility_vs_direct",
     "utility_vs_random",
     "score_cdf",
+    "quality_up_to",
 )
 TIME_CLAIMS = ("time_vs_optimal_step", "time_vs_equal")
 
@@ -54,135 +64,282 @@ def _read(results_root: str | os.PathLike, notebook: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def _numbers(results_root: str | os.PathLike, notebook: str) -> pd.DataFrame | None:
+    path = Path(results_root) / notebook / NUMBERS
+    return claims.read_numbers(path) if path.is_file() else None
+
+
 def table(results_root: str | os.PathLike) -> pd.DataFrame:
-    """The default comparison (columns ``COLUMNS``); claims whose notebook has no metrics are left out."""
-    numbers = {}
-    nb03, nb04, nb06 = (_read(results_root, nb) for nb in (NB03, NB04, NB06))
-    if nb03:
-        numbers["assignment"] = nb03
-    if nb04:
-        numbers["allocation"] = nb04
-    rows = []
-    for row in claims.judge(numbers):
-        rows.append(
-            {
-                "claim": row["claim"],
-                "paper": row["paper"],
-                "ours": row["ours"],
-                "direction_agrees": row["direction_agrees"],
-                "why": why(row, numbers, nb06),
-            }
-        )
+    """The default comparison (columns ``COLUMNS``); claims whose notebook has no numbers are left out.
+
+    Notebook 03's numbers (assignment) and notebook 04's (allocation, lambda) are judged
+    together when they come from the same scenario, else each alone.
+    """
+    frames = [f for f in (_numbers(results_root, nb) for nb in (NB03, NB04)) if f is not None]
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    together = pd.concat(frames, ignore_index=True)
+    same = "scenario" not in together.columns or together["scenario"].nunique() <= 1
+    judged = claims.judge(together) if same else [r for f in frames for r in claims.judge(f)]
+    context = {nb: _read(results_root, nb) or {} for nb in (NB03, NB04, NB06)}
+    rows = [
+        {
+            "claim": row["claim"],
+            "paper": row["paper"],
+            "ours": row["ours"],
+            "direction_agrees": row["direction_agrees"],
+            "why": why(row, together, context),
+        }
+        for row in judged
+    ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def why(row: Mapping[str, Any], numbers: Mapping[str, Any], nb06: Mapping[str, Any] | None) -> str:
-    """One line on why ours differs, from the measured numbers; empty where ours agrees in size too."""
+def why(row: Mapping[str, Any], numbers: pd.DataFrame, context: Mapping[str, Mapping]) -> str:
+    """One line on why ours differs, from the measured mechanism; empty where ours agrees in size too.
+
+    ``numbers``: the judged table; ``context``: the notebooks' metrics by notebook name (notebook
+    03's ``mechanism_vs_direct`` and ``rho_sweep``, notebook 04's ``time_consumption``).
+    """
     key = row["claim_id"]
-    prompt = _reading(nb06, "paper", "information=prompt")
-    if key in ASSIGNMENT_CLAIMS:
-        if row["direction_agrees"]:
-            return ""
-        text = (
-            "with category information the draw of eq. 9-10 is independent of each prompt's own score, "
-            "so a group's mixture of models scores at most its best model (notebook 03, section 9)"
-        )
-        if "random" not in key:
-            text += (
-                "; Direct sends each whole category to one model, the lowest-scoring category to the "
-                "small model and the highest to SDXL"
-            )
-        if prompt:
-            judged = {r["claim_id"]: r for r in claims.judge(prompt)}
-            text += (
-                f"; under the prompt reading (notebook 06) ours is: {judged[key]['ours']} "
-                f"({'agrees' if judged[key]['direction_agrees'] else 'still disagrees'})"
-            )
-        return text
-    if key in TIME_CLAIMS or key.startswith("utility_vs_"):
-        ours = _percent(numbers, key)
-        paper = _paper_percent(key)
-        if row["direction_agrees"] and ours is not None and abs(ours - paper) <= 0.5 * abs(paper):
-            return ""
-        steps = numbers.get("allocation", {}).get("mean_steps", {})
-        text = "same direction, different size: " if row["direction_agrees"] else ""
-        text += (
-            f"annealing runs {steps.get('annealing', float('nan')):.1f} steps on average against "
-            f"Optimal-step's {steps.get('optimal_step', float('nan')):.0f}: with the assumed step slopes an "
-            "extra step adds less score than lambda x its queueing time (notebook 04)"
-        )
-        if key == "time_vs_equal":
-            text += (
-                "; per model, Equal-allocation is faster on the small model, as the paper says, so the mean "
-                "of per-model changes differs from the change of the mean (notebook 06)"
-            )
-        bounds = claims.annealing_bounds()
-        text += (
-            f"; the paper's four annealing numbers cannot all hold with one U = S - lambda T "
-            f"(bounds {bounds['lower']:.3f} > {bounds['upper']:.3f}, notebook 06)"
-        )
-        return text
+    nb03, nb04 = context.get(NB03, {}), context.get(NB04, {})
+    if key in ("score_vs_direct", "utility_vs_direct", "score_cdf") and not row["direction_agrees"]:
+        return "; ".join(t for t in (_mechanism(nb03), _oracle(nb03)) if t)
+    if key == "mix_vs_single" and not row["direction_agrees"]:
+        return _single(numbers, nb03)
+    if key == "quality_up_to":
+        return _quality(row, numbers)
+    if key in ("score_vs_random", "utility_vs_random") and not row["direction_agrees"]:
+        return _oracle(nb03)
+    if key in TIME_CLAIMS or (key.startswith("utility_vs_") and key not in ASSIGNMENT_CLAIMS):
+        return _allocation_why(key, row, numbers, nb04)
     if key == "alloc_score" and not row["direction_agrees"]:
+        steps = _lookup(numbers, "mean_steps", "optimal_step")
         return (
-            "annealing and Equal-allocation both run about the fewest steps, so their scores nearly tie and "
-            "Optimal-step's 42 steps score highest (notebook 04)"
+            "annealing and Equal-allocation both run about the fewest steps, so their scores nearly tie, "
+            f"and Optimal-step's {steps:.0f} steps score highest (notebook 04)"
         )
     if key == "lambda_trend" and not row["direction_agrees"]:
         return "the step slopes are assumptions (data/scenarios/paper.yaml)"
+    if key == "time_each_model_vs_optimal_step" and not row["direction_agrees"]:
+        return "Optimal-step runs the most steps on every model, so this needs a faster split (notebook 04)"
     return ""
 
 
-def _percent(numbers: Mapping[str, Any], key: str) -> float | None:
-    allocation = numbers.get("allocation", {})
+def _mechanism(nb03: Mapping[str, Any]) -> str:
+    """The measured cause of Probabilistic's difference from Direct, task by task (notebook 03)."""
+    table = nb03.get("mechanism_vs_direct")
+    if not table:
+        return ""
+    frame = pd.DataFrame(table).T
+    frame[["share", "moved", "score", "latency_term", "contribution", "score_contribution"]] = (
+        frame[
+            ["share", "moved", "score", "latency_term", "contribution", "score_contribution"]
+        ].astype(float)
+    )
+    loser = frame["score_contribution"].idxmin()
+    queued = frame["latency_term"].idxmin()
+    lost = frame.loc[loser]
+    total = frame["contribution"].sum()
+    text = (
+        f"measured task by task against Direct (notebook 03, section 9): Probabilistic moves "
+        f"{100 * lost['moved']:.0f}% of {loser} prompts off {lost['from_model']}, Direct's model for "
+        f"them (score {lost['score']:+.2f} points per {loser} task, {lost['score_contribution']:+.2f} "
+        f"on the mean task); {queued} tasks lose {frame.loc[queued, 'latency_term']:+.2f} points each "
+        f"to queueing and image time; net utility {total:+.2f} points per task. A category-only "
+        "draw cannot pick which prompts to move"
+    )
+    return text
+
+
+def _oracle(nb03: Mapping[str, Any]) -> str:
+    sweep = nb03.get("rho_sweep")
+    if not sweep:
+        return ""
+    frame = pd.DataFrame(sweep)
+    even = nb03.get("rho_break_even", math.nan)
+    oracle = frame.loc[frame["rho"].idxmax()]
+    where = (
+        f"it breaks even with Direct near rho = {even:.2f}"
+        if math.isfinite(even)
+        else "it never breaks even with Direct"
+    )
+    return (
+        f"an oracle that knows each prompt's own score (rho = {oracle['rho']:g}, the prompt reading) "
+        f"gains {oracle['gain_pct']:+.2f}% per slot over Direct; with a predictor of correlation rho "
+        f"{where} (rho sweep, notebook 03)"
+    )
+
+
+def _quality(row: Mapping[str, Any], numbers: pd.DataFrame) -> str:
+    paper = claims.PAPER["quality_up_to_pct"]
+    pairs = {
+        "direct": "probabilistic",
+        "random": "probabilistic",
+        "equal": "annealing",
+        "optimal_step": "annealing",
+    }
+    gains = {o: _lookup(numbers, "quality_gain_pct", p, o) for o, p in pairs.items()}
+    best = max(gains, key=lambda o: gains[o] if math.isfinite(gains[o]) else -math.inf)
+    if row["direction_agrees"] and abs(gains[best] - paper) <= 0.5 * paper:
+        return ""
+    text = "same direction, smaller: " if row["direction_agrees"] else ""
+    return text + (
+        f"the abstract names no benchmark; the largest gain in mean CLIPScore is over {best}, while "
+        f"annealing's few steps score {gains['optimal_step']:+.1f}% against Optimal-step "
+        "(notebooks 03 and 04)"
+    )
+
+
+def _single(numbers: pd.DataFrame, nb03: Mapping[str, Any]) -> str:
+    singles = nb03.get("single_model")
+    if not singles:
+        return ""
+    best = max(singles, key=lambda m: singles[m]["mean_utility"])
+    b = singles[best]
+    return (
+        f"{best} alone scores {b['mean_score']:.2f} at {b['mean_latency']:.2f} s mean latency; no mix "
+        "of models gains enough score on the large model to pay for its queue (notebook 03, section 6)"
+    )
+
+
+def _allocation_why(
+    key: str, row: Mapping[str, Any], numbers: pd.DataFrame, nb04: Mapping[str, Any]
+) -> str:
+    other = key.split("_vs_")[1]
+    ours = _percent(numbers, key)
+    paper = claims.PAPER["time_change_pct" if key.startswith("time_") else "utility_gain_pct"][
+        other
+    ]
+    notes = []
+    if key == "time_vs_equal":
+        spans = nb04.get("time_consumption", {})
+        faster = [
+            m
+            for m, v in spans.get("equal", {}).items()
+            if v < spans.get("annealing", {}).get(m, -math.inf)
+        ]
+        if faster:
+            notes.append(
+                "Equal-allocation is faster on "
+                + ", ".join(
+                    f"{m} ({spans['equal'][m]:.1f} s vs {spans['annealing'][m]:.1f} s)"
+                    for m in faster
+                )
+                + ", as the paper concedes for the small model, so annealing saves time on the mean "
+                "makespan only: the mean of per-model changes is "
+                f"{_lookup(numbers, 'time_change_pct', 'annealing', 'equal', 'per_model_pct'):+.1f}% "
+                "(notebook 04)"
+            )
+    if row["direction_agrees"] and ours is not None and abs(ours - paper) <= 0.5 * abs(paper):
+        return "; ".join(notes)
+    steps = {m: _lookup(numbers, "mean_steps", m) for m in ("annealing", other)}
+    text = "same direction, different size: " if row["direction_agrees"] else ""
+    if other == "optimal_step":
+        text += (
+            f"annealing runs {steps['annealing']:.1f} steps on average against Optimal-step's "
+            f"{steps['optimal_step']:.0f}: with the assumed step slopes an extra step adds less score "
+            "than lambda x its queueing time (notebook 04)"
+        )
+    else:
+        d = _lookup(numbers, "utility_difference", "annealing", other, "mean")
+        text += (
+            f"Equal-allocation picks its best steps for its split too ({steps[other]:.1f} against "
+            f"annealing's {steps['annealing']:.1f}), so only the split differs: {d:+.2f} points per "
+            "slot (notebook 04)"
+        )
+    bounds = claims.annealing_bounds()
+    text += (
+        f"; the paper's four annealing numbers cannot all hold with one U = S - lambda T "
+        f"(bounds {bounds['lower']:.3f} > {bounds['upper']:.3f}, notebook 06)"
+    )
+    return "; ".join([text, *notes])
+
+
+def _lookup(
+    numbers: pd.DataFrame, quantity: str, policy: str, versus: str = "", key: str = ""
+) -> float:
+    try:
+        return claims.value(numbers, quantity, policy, versus, key)
+    except ValueError:
+        return math.nan
+
+
+def _percent(numbers: pd.DataFrame, key: str) -> float | None:
     other = key.split("_vs_")[1]
     if key.startswith("time_"):
-        return allocation.get("time_change_pct", {}).get(other, {}).get("makespan")
-    return allocation.get("utility_gain_pct", {}).get(other)
-
-
-def _paper_percent(key: str) -> float:
-    other = key.split("_vs_")[1]
-    return claims.PAPER["time_change_pct" if key.startswith("time_") else "utility_gain_pct"][other]
-
-
-def _reading(nb06: Mapping[str, Any] | None, scenario: str, label: str) -> dict | None:
-    if not nb06:
-        return None
-    return nb06.get("measured", {}).get(scenario, {}).get(label)
+        v = _lookup(numbers, "time_change_pct", "annealing", other, "makespan")
+    else:
+        v = _lookup(numbers, "utility_change_pct", "annealing", other)
+    return None if math.isnan(v) else v
 
 
 def interpretations(results_root: str | os.PathLike) -> pd.DataFrame:
-    """One row per (scenario, claim, reading) from notebook 06's metrics (columns ``INTERPRETATION_COLUMNS``).
+    """One row per (scenario, claim, reading) from notebook 06's numbers (columns ``INTERPRETATION_COLUMNS``).
 
-    Empty when notebook 06 has not run. ``paper_line`` quotes the paper's words that allow the reading
-    (for the default readings: where the paper makes the claim).
+    Empty when notebook 06 has not run. See :func:`judge_readings`.
     """
-    nb06 = _read(results_root, NB06)
+    numbers = _numbers(results_root, NB06)
+    frame = judge_readings(numbers) if numbers is not None else None
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=INTERPRETATION_COLUMNS)
+    return frame[INTERPRETATION_COLUMNS]
+
+
+def judge_readings(numbers: pd.DataFrame) -> pd.DataFrame:
+    """Every claim judged for every (scenario, reading) of a table of numbers
+    (:func:`aigc_lib.claims.measure_many`): :data:`INTERPRETATION_COLUMNS` and ``claim_id``.
+
+    Under the default reading the time claims are judged under the per-model reading of "time
+    consumption" too. ``paper_line`` quotes the paper's words that allow the reading (for the
+    default readings: where the paper makes the claim); ``flag`` marks rows whose reading gives a
+    baseline other resources (``baseline changed``) or makes Probabilistic an ``oracle``
+    (:data:`aigc_lib.readings.FLAGS`). Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
+    """
     rows = []
-    for scenario, by_reading in (nb06 or {}).get("measured", {}).items():
-        for label, numbers in by_reading.items():
-            judged = claims.judge(numbers)
-            if label == "default":
-                judged += [
-                    dict(r, reading="time_consumption=per_model_pct")
-                    for r in claims.judge(numbers, time_reading=TIME_CONSUMPTION[1])
-                    if r["claim_id"] in TIME_CLAIMS
-                ]
-            for r in judged:
-                reading = r.get("reading", label)
-                rows.append(
-                    {
-                        "scenario": scenario,
-                        "claim": r["claim"],
-                        "reading": reading,
-                        "paper": r["paper"],
-                        "ours": r["ours"],
-                        "direction_agrees": r["direction_agrees"],
-                        "paper_line": _paper_line(reading, r["where"]),
-                    }
-                )
-    frame = pd.DataFrame(rows, columns=INTERPRETATION_COLUMNS)
+    for (scenario, label), frame in numbers.groupby(["scenario", "reading"], sort=False):
+        judged = claims.judge(frame)
+        if label == "default":
+            judged += [
+                dict(r, reading="time_consumption=per_model_pct")
+                for r in claims.judge(frame, time_reading=TIME_CONSUMPTION[1])
+                if r["claim_id"] in TIME_CLAIMS
+            ]
+        for r in judged:
+            reading = r.get("reading", label)
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "claim": r["claim"],
+                    "reading": reading,
+                    "paper": r["paper"],
+                    "ours": r["ours"],
+                    "direction_agrees": r["direction_agrees"],
+                    "flag": r["flag"],
+                    "paper_line": _paper_line(reading, r["where"]),
+                    "claim_id": r["claim_id"],
+                }
+            )
+    frame = pd.DataFrame(rows, columns=[*INTERPRETATION_COLUMNS, "claim_id"])
     return frame.sort_values(["claim", "scenario", "reading"], kind="stable").reset_index(drop=True)
+
+
+def agreement_shares(frame: pd.DataFrame) -> pd.DataFrame:
+    """Share of claims whose direction agrees, per reading (rows) and scenario (columns).
+
+    ``frame``: :func:`judge_readings`' table (or any with ``scenario``, ``reading``,
+    ``direction_agrees`` and ``flag``). A reading with rows flagged ``"baseline changed"`` is left
+    out whole: it weakens a baseline rather than testing the method, and its other rows repeat the
+    default's. Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
+    """
+    kept = frame[~frame["reading"].isin(flagged_readings(frame))]
+    shares = kept.groupby(["reading", "scenario"])["direction_agrees"].mean().unstack("scenario")
+    return shares.astype(float)
+
+
+def flagged_readings(frame: pd.DataFrame) -> list[str]:
+    """The readings of ``frame`` with a row flagged ``"baseline changed"`` (left out of the shares)."""
+    return sorted(set(frame.loc[frame["flag"] == "baseline changed", "reading"]))
 
 
 def _paper_line(reading: str, where: str) -> str:
@@ -211,20 +368,66 @@ def to_markdown(frame: pd.DataFrame, title: str, note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interpretations_note(results_root: str | os.PathLike, frame: pd.DataFrame) -> str:
+    shares = agreement_shares(frame)
+    flagged = ", ".join(flagged_readings(frame)) or "none"
+    lines = [
+        "Generated by `make reproduce` from notebook 06's numbers. One row per scenario, claim and "
+        "reading, each reading changed alone from the default; `direction_agrees` judges the claim as "
+        "the paper states it (a claim about several models disagrees when a model served no task: "
+        "no `nan` counts as agreeing). Do not edit by hand.",
+        "",
+        "Flags: " + "; ".join(f"**{k}**: {v}" for k, v in FLAGS.items()) + ".",
+        "",
+        "Share of claims whose direction agrees, per reading (readings flagged 'baseline changed' "
+        f"left out: {flagged}):",
+        "",
+        "| reading | " + " | ".join(shares.columns) + " |",
+        "|---|" + "---|" * len(shares.columns),
+    ]
+    lines += [
+        f"| {reading} | " + " | ".join(f"{v:.2f}" for v in row) + " |"
+        for reading, row in shares.iterrows()
+    ]
+    nb06 = _read(results_root, NB06) or {}
+    even = nb06.get("rho_break_even", {})
+    if even:
+        lines += [
+            "",
+            "The oracle (information=prompt, rho = 1) against a predictor of correlation rho: "
+            "Probabilistic breaks even with Direct "
+            + ", ".join(
+                _break_even_text(s, v, nb06.get("rho_sweep", {}).get(s)) for s, v in even.items()
+            )
+            + " (rho sweep, notebook 06).",
+        ]
+    return "\n".join(lines)
+
+
+def _break_even_text(scenario: str, value: float, sweep: Any) -> str:
+    lowest = min((r["rho"] for r in sweep), default=math.nan) if sweep else math.nan
+    if not math.isfinite(value):
+        return f"at no rho of the sweep in '{scenario}'"
+    if value == lowest:
+        return f"already at rho = {value:g} (it gains at every rho) in '{scenario}'"
+    return f"at rho = {value:.2f} in '{scenario}'"
+
+
 def write(results_root: str | os.PathLike) -> list[Path]:
     """Write ``paper_vs_ours`` and ``interpretations`` (.md and .csv) under ``results_root``.
 
-    Returns the Markdown files written; a table with no metrics behind it yet is not written.
+    Returns the Markdown files written; a table with no numbers behind it yet is not written.
     """
     written = []
     main = table(results_root)
     if not main.empty:
         write_csv(Path(results_root) / "paper_vs_ours.csv", main)
         note = (
-            'Generated by `make reproduce` from the notebooks\' metrics: scenario "paper" '
+            'Generated by `make reproduce` from the notebooks\' numbers: scenario "paper" '
             "(`data/scenarios/paper.yaml`, whose unmeasured numbers are assumptions) and the default "
-            "reading of every open point (docs/SPEC.md section 2b). Other readings and the scenario "
-            '"published": `interpretations.md`. Do not edit by hand.'
+            "reading of every open point (docs/SPEC.md section 2b), with each single model as a "
+            'baseline. Other readings and the scenario "published": `interpretations.md`. Do not '
+            "edit by hand."
         )
         written.append(
             atomic_write_text(
@@ -235,15 +438,14 @@ def write(results_root: str | os.PathLike) -> list[Path]:
     readings = interpretations(results_root)
     if not readings.empty:
         write_csv(Path(results_root) / "interpretations.csv", readings)
-        note = (
-            "Generated by `make reproduce` from notebook 06's metrics. One row per scenario, claim and "
-            "reading, each reading changed alone from the default; `direction_agrees` judges the claim as "
-            "the paper states it. Do not edit by hand."
-        )
         written.append(
             atomic_write_text(
                 Path(results_root) / "interpretations.md",
-                to_markdown(readings, "Each claim under each reading", note),
+                to_markdown(
+                    readings,
+                    "Each claim under each reading",
+                    _interpretations_note(results_root, readings),
+                ),
             )
         )
     return written

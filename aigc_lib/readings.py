@@ -34,6 +34,9 @@ __all__ = [
     "DEFAULT",
     "changed_alone",
     "direct_models",
+    "caveat",
+    "FLAGS",
+    "BASELINE_CHANGING",
 ]
 
 OPTIONS: dict[str, tuple[str, ...]] = {
@@ -64,7 +67,11 @@ PAPER_WORDS: dict[tuple[str, str], str] = {
     (
         "information",
         "prompt",
-    ): "Sec. IV-B: 'Our method utilizes the scoring potential of each prompt itself'",
+    ): "Sec. IV-B: 'Our method utilizes the scoring potential of each prompt itself, effectively "
+    "assigning each prompt to the appropriate model based on the scoring probability of different "
+    "categories' (the sentence ends on categories, and Sec. III-D argues that profiling each "
+    "prompt is impractical); the first half read alone: the assignment knows each prompt's own "
+    "score, an oracle at rho = 1 (ours)",
     ("direct", "interval"): "Sec. IV-B: Direct 'assigns prompts of the same category to a single "
     "model'; the model whose score interval holds the category mean (ours)",
     ("direct", "best"): "Sec. IV-B: 'a single model', not which; the one of best expected utility "
@@ -94,6 +101,40 @@ PAPER_WORDS: dict[tuple[str, str], str] = {
 }
 """The paper's words that allow each option (section and quote)."""
 
+FLAGS = {
+    "baseline changed": "the reading gives a baseline other resources: Direct by 'best' sends "
+    "each whole category to the model of best utility for one image on an idle GPU, ignores "
+    "queueing, and queues whole categories on one model; a comparison with it measures the "
+    "weakened baseline, not the method, so it is kept out of agreement shares",
+    "oracle": "the assignment knows each prompt's own score (rho = 1): an upper bound on what any "
+    "predictor could give, not the paper's category information; see the rho sweep for the "
+    "correlation at which Probabilistic breaks even with Direct",
+}
+"""What each flag of :func:`caveat` means (the tables' notes quote it)."""
+
+BASELINE_CHANGING = (("direct", "best"),)
+"""Options that change the resources of a baseline (Direct), not the method."""
+
+
+def caveat(reading: "Readings | str") -> tuple[str, str]:
+    """``(flag, explanation)`` for a reading (a :class:`Readings` or its ``label``).
+
+    ``"baseline changed"`` when an option of :data:`BASELINE_CHANGING` is set; ``"oracle"`` when
+    the assignment knows each prompt's own score exactly (``information="prompt"`` at rho = 1);
+    else ``("", "")``. The explanation is :data:`FLAGS`' line.
+    Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
+    """
+    label = reading.label if isinstance(reading, Readings) else str(reading)
+    fields = {}
+    for part in label.split(","):
+        name, _, option = part.strip().partition("=")
+        fields[name] = option
+    if any(fields.get(name) == option for name, option in BASELINE_CHANGING):
+        return "baseline changed", FLAGS["baseline changed"]
+    if fields.get("information") == "prompt" and float(fields.get("rho", 1.0)) == 1.0:
+        return "oracle", FLAGS["oracle"]
+    return "", ""
+
 
 @dataclass(frozen=True)
 class Readings:
@@ -101,8 +142,9 @@ class Readings:
 
     ``information``: what Probabilistic-assignment knows about a prompt. ``"category"``: only its
     category, one draw per task from the category's row of eq. 9-10. ``"prompt"``: a predictor of
-    the prompt's own medium-model score with correlation ``rho`` to it (``rho = 1``: the score
-    itself, so eq. 9-10 become thresholding it; the planner's score estimate uses the prediction too).
+    the prompt's own medium-model score with correlation ``rho`` to it (``rho = 1``: an oracle that
+    knows the score itself, so eq. 9-10 become thresholding it; the planner's score estimate uses
+    the prediction too; :func:`caveat` flags it).
     Direct-assignment stays category-only under every reading.
     ``direct``: which single model Direct gives a category: ``"interval"`` (the model whose
     threshold interval holds mu_k) or ``"best"`` (:func:`direct_models`).

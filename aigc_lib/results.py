@@ -52,6 +52,8 @@ COLOURS: dict[str, str] = {
     # peer serving policies (notebook 07)
     "cascade": "#AA4499",
     "router": "#88CCEE",
+    # the best of the single-model policies (notebooks 03 and 06)
+    "best single model": "#661100",
 }
 """One colour per model and per policy, the same in every notebook (pass ``palette=COLOURS``)."""
 
@@ -65,6 +67,23 @@ LABELS = {
     "time": "time consumption (s)",
 }
 """Axis labels spelled the same everywhere."""
+
+INTERVAL = ("se", 1.96)
+"""seaborn's ``errorbar`` for a 95% interval of a mean: mean +- 1.96 standard errors, the same
+interval :func:`aigc_lib.metrics.interval` prints (for paired differences: over slots)."""
+
+ZERO_LINE = {"c": "k", "lw": 0.8}
+"""``ax.axhline(0, **ZERO_LINE)``: the no-difference line of a figure of differences."""
+
+PAPER_LINE = {"ls": ":", "c": "k", "lw": 1}
+"""``ax.axhline(value, **PAPER_LINE)``: a number the paper reports, drawn beside ours."""
+
+
+def points(**changes: Any) -> dict[str, Any]:
+    """Keyword arguments for ``seaborn.pointplot`` shared by every figure of means with intervals:
+    one colour per model and policy, the 95% interval of :data:`INTERVAL`, dodged points without
+    joining lines. ``changes`` override or add arguments."""
+    return {"palette": COLOURS, "errorbar": INTERVAL, "dodge": 0.4, "linestyle": "none", **changes}
 
 
 def set_style() -> None:

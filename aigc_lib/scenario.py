@@ -708,7 +708,11 @@ def premises(scenario: Scenario, saturation_steps: float | None = None) -> pd.Da
       the largest model against the medium one.
 
     Columns: ``premise``, ``check``, ``steps``, ``subject`` (group or model pair), ``value``,
-    ``bound``, ``holds``. Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
+    ``bound``, ``side`` (``"at most"`` where the bound is an upper bound, P2's loss; else
+    ``"at least"``), ``slack`` (how far the value is inside its bound: bound - value for an upper
+    bound, value - bound otherwise; negative where the check fails) and ``holds``.
+    :func:`premise_margins` keeps the binding row of each check.
+    Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
     names = scenario.model_names
@@ -775,8 +779,39 @@ def premises(scenario: Scenario, saturation_steps: float | None = None) -> pd.Da
     frame = pd.DataFrame(
         rows, columns=["premise", "check", "steps", "subject", "value", "bound", "holds"]
     )
+    upper = frame["check"].isin(UPPER_BOUND_CHECKS)
+    frame.insert(6, "side", np.where(upper, "at most", "at least"))
+    frame.insert(
+        7,
+        "slack",
+        np.where(upper, frame["bound"] - frame["value"], frame["value"] - frame["bound"]),
+    )
     frame["holds"] = frame["holds"].astype(bool)
     return frame
+
+
+UPPER_BOUND_CHECKS = ("low loses little",)
+"""Checks of :func:`premises` whose bound is an upper bound (the value must stay at most it)."""
+
+
+def premise_margins(scenario: Scenario, saturation_steps: float | None = None) -> pd.DataFrame:
+    """The binding value of each premise check: where it comes closest to its bound.
+
+    One row per (``premise``, ``check``) of :func:`premises`: the row with the least ``slack``,
+    so ``binding`` is the *largest* value where the bound is an upper bound (P2's "low loses
+    little": a loss of at most :data:`P2_MAX_LOSS`) and the smallest value elsewhere. Columns:
+    ``binding`` (CLIPScore points or seconds), ``side``, ``bound``, ``slack`` (>= 0 when the
+    check holds everywhere), ``steps`` and ``subject`` where it binds, ``holds`` (at every row).
+    Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
+    """
+    table = premises(scenario, saturation_steps)
+    keys = ["premise", "check"]
+    binding = table.loc[table.groupby(keys, sort=False)["slack"].idxmin()].set_index(keys)
+    out = binding[["value", "side", "bound", "slack", "steps", "subject"]].rename(
+        columns={"value": "binding"}
+    )
+    out["holds"] = table.groupby(keys, sort=False)["holds"].all()
+    return out
 
 
 def check_premises(scenario: Scenario) -> None:

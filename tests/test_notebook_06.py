@@ -1,4 +1,4 @@
-"""Notebook 06 (what the paper's numbers need), executed with small parameters; its metrics are checked."""
+"""Notebook 06 (what the paper's numbers need), executed with small parameters; its numbers are checked."""
 
 import pytest
 
@@ -7,54 +7,87 @@ from aigc_lib import claims, paper_vs_ours, readings
 
 @pytest.fixture(scope="module")
 def nb06(notebook_results):
-    return notebook_results("06")
+    metrics, folder = notebook_results("06")
+    return metrics, folder, claims.read_numbers(folder / paper_vs_ours.NUMBERS)
 
 
 def test_every_claim_is_measured_under_every_reading_in_both_scenarios(nb06):
-    metrics, _ = nb06
-    assert set(metrics["measured"]) == {"paper", "published"}
-    for name, by_reading in metrics["measured"].items():
-        assert set(by_reading) == set(readings.changed_alone()), name
-        for label, numbers in by_reading.items():
-            assert numbers["readings"] == label and numbers["scenario"] == name
-            assert {r["claim_id"] for r in claims.judge(numbers)} == set(claims.CLAIMS)
+    _, _, numbers = nb06
+    assert set(numbers["scenario"]) == {"paper", "published"}
+    for (name, label), frame in numbers.groupby(["scenario", "reading"]):
+        assert label in readings.changed_alone(), (name, label)
+        assert {r["claim_id"] for r in claims.judge(frame)} == set(claims.CLAIMS), (name, label)
+    assert numbers.groupby("scenario")["reading"].nunique().eq(len(readings.changed_alone())).all()
 
 
-def test_the_interpretations_table_has_a_prompt_and_a_category_row_per_claim(nb06):
-    _, folder = nb06
+def test_the_opening_claim_judged_by_hand_is_the_librarys(nb06):
+    metrics, _, numbers = nb06
+    hand = metrics["hand_judged"]
+    default = numbers[(numbers["scenario"] == "paper") & (numbers["reading"] == "default")]
+    mean = claims.value(default, "slot_gain_pct", "probabilistic", "direct", "mean")
+    assert hand["gain_mean"] == pytest.approx(mean)
+    assert hand["low"] == pytest.approx(
+        claims.value(default, "slot_gain_pct", "probabilistic", "direct", "low")
+    )
+    row = next(r for r in claims.judge(default) if r["claim_id"] == "utility_vs_direct")
+    assert row["direction_agrees"] == hand["agrees"] == (mean > 0)
+
+
+def test_the_methods_worked_by_hand_agree_with_the_library(nb06):
+    metrics, _, _ = nb06
+    assert metrics["null_max"]["by_hand"] == metrics["null_max"]["library"]
+    assert 0.0 <= metrics["null_max"]["library"] <= 1.0
+    by_hand, paper = metrics["annealing_bounds_by_hand"], metrics["annealing_bounds_paper"]
+    assert by_hand["lower"] == pytest.approx(paper["lower"]) and not paper["consistent"]
+    assert paper["lower"] > paper["upper"]
+
+
+def test_the_interpretations_page_flags_and_leaves_out_what_it_should(nb06):
+    metrics, folder, _ = nb06
     frame = paper_vs_ours.interpretations(folder.parent)
-    assert frame["reading"].nunique() >= 6
+    assert frame["reading"].nunique() == 7
     for (scenario, claim), rows in frame.groupby(["scenario", "claim"]):
         assert {"default", "information=prompt"} <= set(rows["reading"]), (scenario, claim)
+    assert (frame.loc[frame["reading"] == "information=prompt", "flag"] == "oracle").all()
+    best = frame[frame["reading"] == "direct=best"]
+    assert set(best.loc[best["flag"] == "baseline changed", "claim"]) == {
+        claims.CLAIMS[k][0] for k in claims.BASELINES
+    }
+    assert not frame.loc[frame["ours"].str.contains("nan"), "direction_agrees"].any()
+    assert metrics["flagged_readings"] == ["direct=best"]
+    assert all("direct=best" not in shares for shares in metrics["agreement_share"].values())
     assert frame["paper_line"].str.len().min() > 0
 
 
-def test_the_papers_annealing_numbers_are_inconsistent(nb06):
-    bounds = nb06[0]["annealing_bounds_paper"]
-    assert bounds["lower"] > bounds["upper"] and not bounds["consistent"]
-
-
-def test_break_even_scores_and_robustness_are_recorded(nb06):
-    metrics, _ = nb06
+def test_the_rho_sweep_and_robustness_are_recorded(nb06):
+    metrics, _, _ = nb06
+    for name, rows in metrics["rho_sweep"].items():
+        assert [r["rho"] for r in rows] == [0.0, 1.0], name
+        assert all(r["low"] <= r["gain_pct"] <= r["high"] for r in rows)
+    assert set(metrics["rho_break_even"]) == {"paper", "published"}
+    robust = metrics["robustness"]
+    assert robust["n"] == 3
+    shares = [v for k, v in robust.items() if k != "n"]
+    assert len(shares) == 5 and all(0.0 <= v <= 1.0 for v in shares)
     for pair, row in metrics["break_even"].items():
         assert row["lowest"] <= row["highest"], pair
-    for info in ("category", "prompt"):
-        robust = metrics["robustness"][info]
-        assert robust["n"] == 3 and 0.0 <= robust["share_prob_beats_direct"] <= 1.0
 
 
-def test_the_prompt_reading_gains_on_sdxl_where_the_category_reading_does_not(nb06):
+def test_the_oracle_gains_on_sdxl_where_the_category_reading_does_not(nb06):
     """The mechanism, not a size: with each prompt's own score Probabilistic sends high-scoring prompts
     to SDXL, so its SDXL gain over Direct is higher than with category labels."""
-    measured = nb06[0]["measured"]["paper"]
+    _, _, numbers = nb06
+    paper = numbers[numbers["scenario"] == "paper"]
     gain = {
-        label: measured[label]["assignment"]["score_gain_by_model"]["direct"]["sdxl"]
+        label: claims.value(
+            paper[paper["reading"] == label], "score_gain", "probabilistic", "direct", "sdxl"
+        )
         for label in ("default", "information=prompt")
     }
     assert gain["information=prompt"] > gain["default"]
 
 
 def test_figures_exist(nb06):
-    _, folder = nb06
-    for name in ("agreement_by_reading", "utility_gain_by_reading", "robustness"):
+    _, folder, _ = nb06
+    for name in ("agreement_by_reading", "utility_gain_by_reading", "rho_sweep", "robustness"):
         assert (folder / "figures" / f"{name}.png").stat().st_size > 0

@@ -138,3 +138,28 @@ def test_labels_name_only_what_matters():
         rd.Readings(score_curve="saturating", saturation_steps=30).label
         == "score_curve=saturating, saturation_steps=30"
     )
+
+
+def test_information_and_direct_do_not_change_a_single_model_policy():
+    """claims.measure_many runs a single-model policy once for all these readings."""
+    for readings in (rd.Readings(information="prompt"), rd.Readings(direct="best")):
+        pd.testing.assert_frame_equal(run("sd15").tasks, run("sd15", readings).tasks)
+
+
+def test_the_prompt_reading_quotes_the_whole_sentence_and_says_oracle():
+    words = rd.PAPER_WORDS[("information", "prompt")]
+    assert "utilizes the scoring potential of each prompt itself, effectively assigning" in words
+    assert "based on the scoring probability of different categories'" in words
+    assert "oracle" in words
+
+
+def test_caveat_flags_a_changed_baseline_and_an_oracle():
+    assert rd.caveat("direct=best")[0] == "baseline changed"
+    assert rd.caveat(rd.Readings(direct="best", latency="per_image"))[0] == "baseline changed"
+    assert rd.caveat(rd.Readings(information="prompt"))[0] == "oracle"
+    assert rd.caveat(rd.Readings(information="prompt", rho=0.9)) == ("", "")
+    assert rd.caveat("default") == ("", "") and rd.caveat("latency=per_image") == ("", "")
+    assert all(
+        rd.caveat(flag_reading)[1] == rd.FLAGS[rd.caveat(flag_reading)[0]]
+        for flag_reading in ("direct=best", "information=prompt")
+    )

@@ -410,3 +410,29 @@ def test_true_score_is_the_spec_formula():
     assert sc.true_score(s, x, 2, z) == pytest.approx(expected)
     with pytest.raises(ValueError, match="model: expected model indices"):
         sc.true_score(s, x, 3, z)
+
+
+def test_premise_margins_keep_the_binding_value_of_each_check():
+    """P2's loss is bounded from above, so its binding value is the largest loss, not the smallest."""
+    s = sc.load_scenario()
+    table = sc.premises(s)
+    margins = sc.premise_margins(s)
+    low = table[table["check"] == "low loses little"]
+    row = margins.loc[("P2", "low loses little")]
+    assert row["side"] == "at most" and row["binding"] == pytest.approx(low["value"].max())
+    assert row["slack"] == pytest.approx(sc.P2_MAX_LOSS - low["value"].max())
+    assert row["steps"] == low.loc[low["value"].idxmax(), "steps"]
+    for check in ("score", "time"):
+        p1 = table[(table["premise"] == "P1") & (table["check"] == check)]
+        assert margins.loc[("P1", check), "binding"] == pytest.approx(p1["value"].min())
+    high = table[table["check"] == "high gains"]
+    assert margins.loc[("P2", "high gains"), "slack"] == pytest.approx(
+        high["value"].min() - sc.P2_MIN_GAIN
+    )
+    assert (margins["slack"] >= 0).all() and margins["holds"].all()
+    assert (table["slack"] >= 0).equals(table["holds"])  # slack and holds say the same
+
+
+def test_premise_margins_show_a_broken_premise_as_negative_slack():
+    margins = sc.premise_margins(sc.load_scenario("published"))
+    assert margins.loc[("P1", "score"), "slack"] < 0 and not margins.loc[("P1", "score"), "holds"]
