@@ -52,6 +52,8 @@ COLOURS: dict[str, str] = {
     # peer serving policies (notebook 07)
     "cascade": "#AA4499",
     "router": "#88CCEE",
+    "probabilistic (paper)": "#000000",
+    "load-aware": "#661100",
 }
 """One colour per model and per policy, the same in every notebook (pass ``palette=COLOURS``)."""
 
