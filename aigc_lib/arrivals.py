@@ -135,7 +135,6 @@ def read_trace(path: str | os.PathLike) -> np.ndarray:
     18:15:46.6805900``) or seconds. Every line is checked: a line that does not parse, or has
     fewer fields than the header (a torn last line), raises a ``ValueError`` naming its line.
     The times need not be sorted; equal times are kept (both requests arrive then).
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     path = Path(path)
     if not path.is_file():

@@ -283,8 +283,7 @@ def workloads(
 def choose(table: pd.DataFrame, objective: str, target: float = TARGET_ATTAINMENT) -> int:
     """The row of a tuning ``table`` (one configuration per row, the numbers of
     :func:`aigc_lib.serving.summarise`) that ``objective`` (:data:`OBJECTIVES`) chooses; ties go
-    to the first configuration.
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    to the first configuration."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
     target = validate.number(target, "target", low=0.0, high=1.0)

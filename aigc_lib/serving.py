@@ -295,7 +295,6 @@ def score_threshold(scenario: Scenario, share_below: float) -> float:
     category reading, eq. 9-10 with thresholds (score_threshold(p0), score_threshold(1 - p2))
     send a share p0 of prompts to the small model and p2 to the large one. Finite: 0 and 1 give
     the mixture's 1e-9 and 1 - 1e-9 quantiles.
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
     p = validate.number(share_below, "share_below", low=0.0, high=1.0)
@@ -312,7 +311,6 @@ def route_threshold(
     The predictor's belief mu_k + rho p_n is N(mu_k, rho^2 sigma_k^2) within group k; over the
     prompt mix a mixture (at rho = 0 the group means themselves). ``share`` 0 gives +inf (route
     none), 1 gives -inf (route all).
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     share = validate.number(share, "share", low=0.0, high=1.0)
     rho = validate.number(predictor_rho, "predictor_rho", low=0.0, high=1.0)

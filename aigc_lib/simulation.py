@@ -291,7 +291,6 @@ def prompt_draws(
     ``image_noise`` (N(0, noise_sd^2), the task's image). ``prompts``: as in :func:`simulate`.
     The n-th row depends only on ``seed`` and n (and ``prompts``), not on how the tasks are
     grouped into slots: :func:`workload` and :func:`aigc_lib.serving.requests` draw the same.
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
     total = validate.whole(total, "total")
