@@ -87,13 +87,16 @@ TUNED = ("probabilistic", "direct", "load-aware", "cascade", "router")
 """The policies with knobs, each tuned by the same protocol (:func:`configurations`)."""
 
 KNOBS = {
-    "probabilistic": "thresholds theta_1, theta_2 (as the shares of prompts below each)",
-    "direct": "thresholds theta_1, theta_2 (as the shares of prompts below each)",
-    "load-aware": "thresholds theta_1, theta_2 and kappa (threshold rise per second of backlog)",
-    "cascade": "escalation threshold (as the share of light images escalated)",
-    "router": "model pair and route threshold (as the share routed to the heavy model)",
+    "probabilistic": "theta_1, theta_2",
+    "direct": "theta_1, theta_2",
+    "load-aware": "theta_1, theta_2, kappa",
+    "cascade": "escalation threshold",
+    "router": "model pair, route threshold",
 }
-"""What each tunable policy tunes."""
+"""What each tunable policy tunes: the thresholds of eq. 9-10 (as the shares of prompts sent to the
+small and the large model), kappa (the thresholds' rise per second of backlog), the discriminator
+threshold (as the share of light images escalated), the router's pair of models and its route
+threshold (as the share of prompts routed to the heavy model)."""
 
 KNOWS = {
     "probabilistic (paper)": "the prompt's category",

@@ -481,7 +481,8 @@ def serve(
     belief, belief_sd = simulation.beliefs(scenario, group, deviation, xi, planner_rho)
     first = np.full(n, -1, dtype=np.int64)
     uniforms = None
-    base_thresholds = np.asarray(routing.thresholds or scenario.thresholds, dtype=float)
+    theta = scenario.thresholds if routing.thresholds is None else routing.thresholds
+    base_thresholds = np.asarray(theta, dtype=float)
     if rule in simulation.assignment_names(scenario):
         planned = scenario.replace(thresholds=tuple(base_thresholds))
         first = simulation.assign_models(
