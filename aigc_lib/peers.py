@@ -64,6 +64,7 @@ __all__ = [
     "choose",
     "compare",
     "interval",
+    "chosen",
     "describe",
     "table",
     "write_table",
@@ -457,6 +458,20 @@ def compare(
     )
 
 
+def chosen(tuning: pd.DataFrame) -> pd.DataFrame:
+    """The configuration each objective chose, in words: one row per (process, load, policy,
+    objective) of a :class:`Comparison`'s ``tuning`` table, with ``configuration``
+    (:func:`describe`).
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    rows = []
+    for objective in OBJECTIVES:
+        for r in tuning[tuning[f"chosen_{objective}"]].to_dict(orient="records"):
+            keys = {k: r[k] for k in ("process", "load", "policy")}
+            text = describe(r["policy"], r)
+            rows.append({**keys, "objective": objective, "configuration": text})
+    return pd.DataFrame(rows)
+
+
 def interval(values: Any, confidence: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t ``confidence`` interval of independent replicates: (mean, lo, hi).
 
@@ -635,8 +650,7 @@ def _thresholds(scenario: Scenario, small: float, large: float) -> tuple[float, 
 
 
 def describe(policy: str, knobs: Mapping[str, Any]) -> str:
-    """A configuration in words: the knobs a tuned ``policy`` chose (shares as percentages).
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    """A configuration in words: the knobs a tuned ``policy`` chose (shares as percentages)."""
     if policy not in TUNED:
         return _untuned(policy)
     if policy == "cascade":
