@@ -289,8 +289,9 @@ def prompt_draws(
     ``deviation`` e_n ~ N(0, sigma_k^2) (CLIPScore points; a prompt of ``prompts`` keeps its own
     for the whole run), ``predictor_noise`` xi_n (standard normal, the per-prompt predictor's),
     ``image_noise`` (N(0, noise_sd^2), the task's image). ``prompts``: as in :func:`simulate`.
-    The n-th row depends only on ``seed`` and n (and ``prompts``), not on how the tasks are
-    grouped into slots: :func:`workload` and :func:`aigc_lib.serving.requests` draw the same.
+    The draws depend on ``seed``, ``total`` and ``prompts`` only, not on how the tasks are grouped
+    into slots or spread in time: :func:`workload` and :func:`aigc_lib.serving.requests` draw the
+    same for the same number of tasks.
     """
     validate.instance(scenario, Scenario, "scenario")
     total = validate.whole(total, "total")
