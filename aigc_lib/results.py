@@ -52,6 +52,8 @@ COLOURS: dict[str, str] = {
     # peer serving policies (notebook 07)
     "cascade": "#AA4499",
     "router": "#88CCEE",
+    "probabilistic (paper)": "#000000",
+    "load-aware": "#999933",
     # the best of the single-model policies (notebooks 03 and 06)
     "best single model": "#661100",
 }

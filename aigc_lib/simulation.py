@@ -53,6 +53,13 @@ __all__ = [
     "slot_problem",
     "slot_problems",
     "assignment_names",
+    "prompt_draws",
+    "beliefs",
+    "assign_models",
+    "planner_curves",
+    "plan",
+    "true_scores",
+    "solver",
 ]
 
 ASSIGNMENTS = ("probabilistic", "direct", "random")
@@ -136,12 +143,11 @@ def simulate(
             f"assignment: expected one of {assignment_names(scenario)} (a model's name sends every "
             f"prompt to it), got {assignment!r}"
         )
-    solver = _solver(allocation, annealing_options, readings.step_tolerance)
+    solve = _solver(allocation, annealing_options, readings.step_tolerance)
     counts = _slot_sizes(
         scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots
     )
     n_models = len(scenario.models)
-    mu, sigma, s_bar = scenario.mu, scenario.sigma, scenario.mean_score
     rho = readings.predictor_rho if assignment == "probabilistic" else 0.0  # Direct: category only
     saturation = readings.saturation
 
@@ -151,47 +157,25 @@ def simulate(
     group, deviation = draws["group"].cat.codes.to_numpy(), draws["deviation"].to_numpy()
     xi, image_noise = draws["predictor_noise"].to_numpy(), draws["image_noise"].to_numpy()
     total = len(draws)
-    signal = rho * deviation + np.sqrt(1 - rho**2) * sigma[group] * xi
-    belief = mu[group] + rho * signal  # planner's mean of the prompt's medium-model score
-    belief_sd = np.sqrt(1 - rho**2) * sigma[group]
+    belief, belief_sd = beliefs(scenario, group, deviation, xi, rho)
 
     # --- assignment ----------------------------------------------------------------------------
-    if assignment == "random":
-        model = assign.assign_random(total, n_models, assign_rng)
-    elif assignment == "direct":
-        model = direct_models(scenario, readings)[group]
-    elif assignment in scenario.model_names:  # one model for every prompt
-        model = np.full(total, scenario.model_names.index(assignment), dtype=np.int64)
-    else:
-        model = _probabilistic(group, belief, belief_sd, scenario, rho, assign_rng)
+    model = assign_models(scenario, assignment, group, belief, belief_sd, readings, assign_rng)
 
     # --- allocation, one problem per slot ------------------------------------------------------
     key = slot * n_models + model
     n_per = np.bincount(key, minlength=n_slots * n_models).reshape(n_slots, n_models)
-    reference = np.array([m.zref for m in scenario.models], dtype=float)
-    expected = true_score(scenario, belief, model, reference[model], saturation)  # at each zref
-    sum_per = np.bincount(key, weights=expected, minlength=n_slots * n_models).reshape(
-        n_slots, n_models
-    )
-    prior_b = true_score(
-        scenario, s_bar, np.arange(n_models), reference, saturation
-    )  # models without tasks
-    mean_expected = np.divide(
-        sum_per, n_per, out=np.broadcast_to(prior_b, sum_per.shape).copy(), where=n_per > 0
-    )
-    slope = np.array([m.score_slope for m in scenario.models])
-    capped = reference if saturation is None else np.minimum(reference, saturation)
-    offset_b = mean_expected - slope * np.log(capped)
-
     steps_of = np.zeros((n_slots, n_models), dtype=np.int64)
     compute_of = np.zeros((n_slots, n_models))
     seconds_of = np.full((n_slots, n_models), np.nan)
     makespan_of = np.zeros((n_slots, n_models))
     planned = np.full(n_slots, np.nan)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
     for s in range(n_slots):
         if counts[s] == 0:
             continue
-        result = solver(slot_problem(scenario, n_per[s], slope, offset_b[s], readings), alloc_rng)
+        mine = slice(bounds[s], bounds[s + 1])
+        result = plan(scenario, model[mine], belief[mine], readings, solve, alloc_rng)
         steps_of[s], compute_of[s] = result.steps, result.compute_tflops
         seconds_of[s], makespan_of[s], planned[s] = (
             result.seconds_per_image,
@@ -201,7 +185,7 @@ def simulate(
 
     # --- ground truth: scores, latency, utility ------------------------------------------------
     steps = steps_of[slot, model]
-    score = true_score(scenario, mu[group] + deviation, model, steps, saturation) + image_noise
+    score = true_scores(scenario, group, deviation, model, steps, image_noise, saturation)
     if readings.latency == "fifo":
         order = np.argsort(key, kind="stable")
         starts = np.searchsorted(key[order], key[order], side="left")
@@ -282,20 +266,37 @@ def workload(
 ) -> pd.DataFrame:
     """The prompts of a run and the random numbers they carry: the same for every policy of a seed.
 
-    One row per task in arrival order: ``slot``, ``prompt_id``, ``group`` (ordered categorical of
-    the scenario's group names), ``deviation`` e_n ~ N(0, sigma_k^2) (CLIPScore points; a prompt
-    of ``prompts`` keeps its own for the whole run), ``predictor_noise`` xi_n (standard normal, the
-    per-prompt predictor's), ``image_noise`` (N(0, noise_sd^2), the task's image). Arguments as in
-    :func:`simulate`, which draws exactly these (common random numbers).
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``.
+    One row per task in arrival order: ``slot``, then the columns of :func:`prompt_draws` for
+    the run's tasks. Arguments as in :func:`simulate`, which draws exactly these (common random
+    numbers).
     """
     validate.instance(scenario, Scenario, "scenario")
     n_slots = validate.whole(n_slots, "n_slots")
     counts = _slot_sizes(
         scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots
     )
+    draws = prompt_draws(scenario, int(counts.sum()), seed, prompts)
+    draws.insert(0, "slot", np.repeat(np.arange(n_slots), counts))
+    return draws
+
+
+def prompt_draws(
+    scenario: Scenario, total: int, seed: int, prompts: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """``total`` prompts in arrival order and their random numbers, from the streams of ``seed``.
+
+    Columns: ``prompt_id``, ``group`` (ordered categorical of the scenario's group names),
+    ``deviation`` e_n ~ N(0, sigma_k^2) (CLIPScore points; a prompt of ``prompts`` keeps its own
+    for the whole run), ``predictor_noise`` xi_n (standard normal, the per-prompt predictor's),
+    ``image_noise`` (N(0, noise_sd^2), the task's image). ``prompts``: as in :func:`simulate`.
+    The draws depend on ``seed``, ``total`` and ``prompts`` only, not on how the tasks are grouped
+    into slots or spread in time: :func:`workload` and :func:`aigc_lib.serving.requests` draw the
+    same for the same number of tasks.
+    """
+    validate.instance(scenario, Scenario, "scenario")
+    total = validate.whole(total, "total")
     workload_rng, noise_rng = (np.random.default_rng(s) for s in streams(seed)[:2])
-    total, sigma = int(counts.sum()), scenario.sigma
+    sigma = scenario.sigma
     if prompts is None:
         shares = scenario.shares / scenario.shares.sum()
         group = workload_rng.choice(len(sigma), size=total, p=shares)
@@ -311,7 +312,6 @@ def workload(
         prompt_id = ids[pick]
     return pd.DataFrame(
         {
-            "slot": np.repeat(np.arange(n_slots), counts),
             "prompt_id": prompt_id,
             "group": pd.Categorical.from_codes(
                 group, categories=scenario.group_names, ordered=True
@@ -321,6 +321,113 @@ def workload(
             "image_noise": scenario.noise_sd * noise_rng.standard_normal(total),
         }
     )
+
+
+# --- the steps simulate shares with aigc_lib.serving ----------------------------------------------
+
+
+def beliefs(
+    scenario: Scenario, group: np.ndarray, deviation: np.ndarray, xi: np.ndarray, rho: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The planner's belief about each prompt's own medium-model score: mean and sd (points).
+
+    The predictor p_n = rho e_n + sqrt(1 - rho^2) sigma_k xi_n gives the belief
+    N(mu_k + rho p_n, (1 - rho^2) sigma_k^2); rho = 0 is the category prior N(mu_k, sigma_k^2).
+    """
+    sigma = scenario.sigma[group]
+    signal = rho * deviation + np.sqrt(1 - rho**2) * sigma * xi
+    return scenario.mu[group] + rho * signal, np.sqrt(1 - rho**2) * sigma
+
+
+def assign_models(
+    scenario: Scenario,
+    assignment: str,
+    group: np.ndarray,
+    belief: np.ndarray,
+    belief_sd: np.ndarray,
+    readings: Readings,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The model of each task under ``assignment`` (:func:`assignment_names`), in task order.
+
+    ``probabilistic``: eq. 9-10 from the category (``readings.information="category"``) or from
+    each prompt's belief (:func:`beliefs`); ``direct``: :func:`aigc_lib.readings.direct_models`;
+    ``random``: uniform; a model's name: that model. ``rng``: the run's assignment stream.
+    """
+    n_models = len(scenario.models)
+    if assignment == "random":
+        return assign.assign_random(group.size, n_models, rng)
+    if assignment == "direct":
+        return direct_models(scenario, readings)[group]
+    if assignment in scenario.model_names:  # one model for every prompt
+        return np.full(group.size, scenario.model_names.index(assignment), dtype=np.int64)
+    rho = readings.predictor_rho
+    return _probabilistic(group, belief, belief_sd, scenario, rho, rng)
+
+
+def planner_curves(
+    scenario: Scenario, model: np.ndarray, belief: np.ndarray, readings: Readings = DEFAULT
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the planner knows about a batch of tasks: tasks per model and its score curves.
+
+    Returns ``n_tasks`` (per model), ``score_a`` a_m and ``score_b`` b_m of shat_m(z) = a_m ln z +
+    b_m (docs/SPEC.md section 3): b_m is the mean over the batch's tasks on model m of their
+    expected score at zref_m under the belief, minus a_m ln zref_m (the scenario's mean prompt for
+    a model without tasks).
+    """
+    n_models = len(scenario.models)
+    saturation = readings.saturation
+    reference = np.array([m.zref for m in scenario.models], dtype=float)
+    expected = true_score(scenario, belief, model, reference[model], saturation)  # at each zref
+    n_per = np.bincount(model, minlength=n_models)
+    sum_per = np.bincount(model, weights=expected, minlength=n_models)
+    prior_b = true_score(scenario, scenario.mean_score, np.arange(n_models), reference, saturation)
+    mean_expected = np.divide(sum_per, n_per, out=prior_b.copy(), where=n_per > 0)
+    slope = np.array([m.score_slope for m in scenario.models])
+    capped = reference if saturation is None else np.minimum(reference, saturation)
+    return n_per, slope, mean_expected - slope * np.log(capped)
+
+
+def plan(
+    scenario: Scenario,
+    model: np.ndarray,
+    belief: np.ndarray,
+    readings: Readings,
+    solver: Allocator,
+    rng: np.random.Generator,
+) -> alloc.Allocation:
+    """Steps and compute shares for a batch of tasks: :func:`planner_curves`, then eq. 11 solved.
+
+    ``solver(problem, rng)``: an allocation policy (e.g. ``allocation.solve_exact``).
+    """
+    return solver(
+        slot_problem(scenario, *planner_curves(scenario, model, belief, readings), readings), rng
+    )
+
+
+def true_scores(
+    scenario: Scenario,
+    group: np.ndarray,
+    deviation: np.ndarray,
+    model: np.ndarray,
+    steps: np.ndarray,
+    noise: np.ndarray,
+    saturation: float | None = None,
+) -> np.ndarray:
+    """Each delivered image's CLIPScore (points): the ground truth of the prompt's own score
+    mu_k + e_n on its model at its steps (:func:`aigc_lib.scenario.true_score`), plus its noise."""
+    own = scenario.mu[group] + deviation
+    return true_score(scenario, own, model, steps, saturation) + noise
+
+
+def solver(
+    allocation: str | Allocator,
+    annealing_options: Mapping[str, Any] | None = None,
+    readings: Readings = DEFAULT,
+) -> Allocator:
+    """The allocation policy ``allocation`` (:data:`ALLOCATIONS` or a callable) as a function
+    ``(problem, rng) -> Allocation``."""
+    return _solver(allocation, annealing_options, readings.step_tolerance)
 
 
 def slot_problems(

@@ -1,4 +1,4 @@
-"""Notebook 07 (peer serving policies) run with small parameters: its metrics, figures and table."""
+"""Notebook 07 (serving under load) run with small parameters: its metrics, figures and table."""
 
 import math
 
@@ -6,8 +6,9 @@ import pytest
 
 from aigc_lib import peers
 
-FIGURES = ("configurations", "pareto", "load", "estimator_rho")
-LOADS = [5, 10, 20, 40]
+FIGURES = ("arrivals", "discriminator", "load", "quality_at_slo", "pareto", "backlog")
+LOADS = [0.5, 1.3]
+PROCESSES = ["poisson", "conv", "code"]
 
 
 @pytest.fixture(scope="module")
@@ -15,52 +16,70 @@ def run(notebook_results):
     return notebook_results("07")
 
 
-def test_metrics_record_the_run_and_keep_training_apart(run):
+def test_metrics_record_the_run_and_the_special_case(run):
     metrics, _ = run
-    assert (metrics["n_slots"], metrics["train_slots"], metrics["loads"]) == (20, 10, LOADS)
-    assert metrics["train_seeds"] and metrics["seed"] not in metrics["train_seeds"]
-    assert metrics["crn_same_workload"] is True
-    assert metrics["slo_seconds"] > 0 and metrics["policies"] == list(peers.POLICIES)
+    assert metrics["loads"] == LOADS and metrics["processes"] == PROCESSES
+    assert metrics["special_case"] is True  # the slot model is serve's special case
+    assert metrics["policies"] == list(peers.POLICIES) and metrics["tuned"] == list(peers.TUNED)
+    assert metrics["reference_seconds"] > 0
+    assert metrics["burstiness"]["code"]["cv"] > metrics["burstiness"]["conv"]["cv"]
 
 
-def test_every_policy_at_every_load_under_both_scenarios(run):
+def test_every_tunable_policy_tried_the_same_number_of_configurations(run):
+    metrics, _ = run
+    assert metrics["configurations_tried"] == {p: [metrics["n_configs"]] for p in peers.TUNED}
+    assert metrics["cells"] == len(LOADS) * len(PROCESSES)
+    chosen = {(r["process"], r["load"], r["policy"], r["objective"]) for r in metrics["chosen"]}
+    assert chosen == {
+        (process, load, policy, objective)
+        for process in PROCESSES
+        for load in LOADS
+        for policy in peers.TUNED
+        for objective in peers.OBJECTIVES
+    }
+
+
+def test_every_policy_at_every_load_of_every_process(run):
     rows = run[0]["comparison"]
-    cells = {(r["scenario"], r["policy"], r["tasks_per_slot"]) for r in rows}
-    assert cells == {
-        (s, p, n) for s in ("paper", "published") for p in peers.POLICIES for n in LOADS
+    cells = {(r["process"], r["load"], r["policy"], r["objective"]) for r in rows}
+    untuned = [p for p in peers.POLICIES if p not in peers.TUNED]
+    expected = {(pr, u, p, "none") for pr in PROCESSES for u in LOADS for p in untuned}
+    expected |= {
+        (pr, u, p, o)
+        for pr in PROCESSES
+        for u in LOADS
+        for p in peers.TUNED
+        for o in peers.OBJECTIVES
     }
+    assert cells == expected
     for r in rows:
-        assert 0.0 <= r["slo_violation_share"] <= 1.0
-        assert r["gpu_seconds_per_image"] > 0 and r["p95_latency"] > 0
-        assert all(math.isfinite(r[k]) for k in peers.METRICS)
+        assert 0.0 <= r["slo_attainment"] <= 1.0 and r["gpu_seconds_per_image"] > 0
+        assert r["p50_latency"] <= r["p95_latency"] <= r["p99_latency"]
+        assert r["goodput"] >= 0 and math.isfinite(r["mean_score"])
+        if r["process"] != "poisson":  # a trace window is rescaled to offer the load exactly
+            assert r["offered"] == pytest.approx(r["load"], rel=1e-3)
 
 
-def test_the_paper_policies_miss_the_slo_more_as_the_load_rises(run):
-    rows = [r for r in run[0]["comparison"] if r["scenario"] == "paper" and r["policy"] == "direct"]
-    share = {r["tasks_per_slot"]: r["slo_violation_share"] for r in rows}
-    assert share[LOADS[-1]] > share[LOADS[0]]
+def test_the_paper_thresholds_keep_the_slo_less_often_under_overload(run):
+    rows = [
+        r
+        for r in run[0]["comparison"]
+        if r["process"] == "poisson" and r["policy"] == "probabilistic (paper)"
+    ]
+    attainment = {r["load"]: r["slo_attainment"] for r in rows}
+    assert attainment[LOADS[-1]] < attainment[LOADS[0]]
 
 
-def test_the_router_is_tuned_at_least_as_well_as_the_cascade_it_contains(run):
-    tuned = {(r["scenario"], r["policy"], r["tasks_per_slot"]): r for r in run[0]["tuned"]}
-    assert len(tuned) == 2 * len(peers.PEERS) * len(LOADS)
-    for (scenario, policy, load), row in tuned.items():
-        if policy == "router":
-            cascade = tuned[(scenario, "cascade", load)]
-            assert row["train_utility"] >= cascade["train_utility"] - 1e-9
+def test_the_gain_discriminator_beats_random_and_the_low_score_rule_does_not(run):
+    curves = run[0]["discriminator"]
+    at = {(r["target"], r["rho"]): r["mean_score"] for r in curves if r["share"] == 0.5}
+    assert at[("gain", 1.0)] > at[("gain", 0.0)] > at[("low_score", 0.8)]
 
 
-def test_the_slo_objective_and_the_estimator_sweep_are_recorded(run):
-    metrics = run[0]
-    assert {(r["policy"], r["tasks_per_slot"]) for r in metrics["slo_tuned"]} == {
-        (p, n) for p in peers.PEERS for n in LOADS
-    }
-    assert sorted({r["rho"] for r in metrics["rho_sweep"]}) == [0.0, 1.0]
-    assert {r["policy"] for r in metrics["rho_sweep"]} == {
-        "probabilistic (prompt)",
-        "cascade",
-        "router",
-    }
+def test_overload_serves_everything(run):
+    overload = run[0]["overload"]
+    assert {r["policy"] for r in overload} >= {"probabilistic (paper)", "load-aware"}
+    assert all(r["all_served"] for r in overload)
 
 
 def test_every_figure_and_the_peers_table_are_written(run):
@@ -69,4 +88,9 @@ def test_every_figure_and_the_peers_table_are_written(run):
         path = folder / "figures" / f"{name}.png"
         assert path.is_file() and path.stat().st_size > 1000, name
     (md,) = peers.write_table(folder.parent)
+    text = md.read_text()
     assert md.name == "peers.md" and len(peers.table(folder.parent)) == len(metrics["comparison"])
+    for process in PROCESSES:
+        for load in LOADS:
+            assert f"## {process}, offered load {load:g}" in text
+    assert "1 |" in text and f"| {metrics['n_configs']} |" in text  # configurations per policy
