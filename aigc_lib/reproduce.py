@@ -327,7 +327,7 @@ def check_checkout(notebooks: Sequence[str | os.PathLike]) -> None:
             )
         kernel = kernel_library(folder)
         if kernel is None or kernel.resolve() != ROOT:
-            where = f"from {kernel}" if kernel is not None else "no aigc_lib at all"
+            where = f"aigc_lib from {kernel}" if kernel is not None else "no aigc_lib at all"
             raise CheckoutError(
                 f"checkout: a kernel started in {folder} imports {where}, not this checkout's "
                 f"({ROOT}): the environment ({sys.prefix}) is installed from another checkout; "
@@ -808,9 +808,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.profile is not None:
             lacking = [nb.stem for nb in notebooks if "profile" not in notebook_parameters(nb)]
             if lacking:
+                verb = "has" if len(lacking) == 1 else "have"
                 raise ValueError(
-                    f"profile: {', '.join(lacking)} take no parameter 'profile'; --profile runs "
-                    f"only notebooks that do (choose them with --only)"
+                    f"profile: {', '.join(lacking)} {verb} no parameter 'profile'; --profile runs "
+                    "only notebooks that take one (choose them with --only)"
                 )
             _check_profile(args.profile, args.allow_random_weights)
         chosen = parameters_per_notebook(load_parameters(args.params), notebooks, extra)
