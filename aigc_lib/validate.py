@@ -148,7 +148,7 @@ def check_rule(value: Any, rule: str, name: str, cwd: str | os.PathLike | None =
     if problem is not None:
         hint = ""
         if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
-            hint = " (a string: pass lists with papermill's -y or -r, not -p)"
+            hint = " (a string: papermill's -p and -r pass strings; give lists with -y or -f)"
         raise ValueError(f"{name}: expected {rule}, got {value!r}{problem}{hint}")
     return value
 
