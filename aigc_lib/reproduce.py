@@ -830,38 +830,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    try:
-        return _run_all(chosen, results_root, args.resume)
-    except OSError as err:  # an unwritable or busy results folder, a full disk: one line
+    try:  # one run at a time per results folder; an unwritable or busy one is one line
+        with folder_lock(results_root):
+            _remove_litter(results_root)
+            if not _run_notebooks(chosen, results_root, args.resume):
+                return 1
+            from aigc_lib import paper_vs_ours, peers
+
+            for written in [*paper_vs_ours.write(results_root), *peers.write_table(results_root)]:
+                print(f"[done] {written}")
+    except OSError as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 1
+    return 0
 
 
-def _run_all(chosen: Mapping[Path, dict], results_root: Path, resume: bool) -> int:
+def _run_notebooks(chosen: Mapping[Path, dict], results_root: Path, resume: bool) -> bool:
+    """Run each notebook (``--resume``: those whose inputs changed); False after a failure, which
+    is reported in one line."""
     import papermill
 
-    with folder_lock(results_root) as root:
-        _remove_litter(root)
-        for notebook, parameters in chosen.items():
-            if resume:
-                why = stale_inputs(notebook, root, {**_runner_parameters(notebook), **parameters})
-                if why is None:
-                    print(f"[skip] {notebook.stem}: its inputs did not change")
-                    continue
-                print(f"[run ] {notebook.stem} ({why})", flush=True)
-            else:
-                print(f"[run ] {notebook.stem}", flush=True)
-            try:
-                run_notebook(notebook, root, parameters)
-            except papermill.PapermillExecutionError as err:
-                where = " ".join(getattr(err, "__notes__", []))
-                print(f"error: {err.ename}: {_one_line(err.evalue)} ({where})", file=sys.stderr)
-                return 1
-        from aigc_lib import paper_vs_ours, peers
-
-        for written in [*paper_vs_ours.write(root), *peers.write_table(root)]:
-            print(f"[done] {written}")
-    return 0
+    for notebook, parameters in chosen.items():
+        if resume:
+            why = stale_inputs(
+                notebook, results_root, {**_runner_parameters(notebook), **parameters}
+            )
+            if why is None:
+                print(f"[skip] {notebook.stem}: its inputs did not change")
+                continue
+            print(f"[run ] {notebook.stem} ({why})", flush=True)
+        else:
+            print(f"[run ] {notebook.stem}", flush=True)
+        try:
+            run_notebook(notebook, results_root, parameters)
+        except papermill.PapermillExecutionError as err:
+            where = " ".join(getattr(err, "__notes__", []))
+            print(f"error: {err.ename}: {_one_line(err.evalue)} ({where})", file=sys.stderr)
+            return False
+    return True
 
 
 def _one_line(err: Any) -> str:

@@ -417,13 +417,14 @@ def test_a_profile_run_refuses_a_notebook_without_the_parameter(profile_setup, c
     assert not (committed / "profiles").exists()
 
 
-def test_a_random_weight_profile_is_refused_unless_asked_for(profile_setup, capsys, monkeypatch):
+def test_a_random_weight_profile_is_refused_unless_asked_for(
+    profile_setup, capsys, monkeypatch, no_tables
+):
     _, _, tiny = profile_setup
     with pytest.raises(SystemExit):
         reproduce.main(["--profile", str(tiny), "--only", "03"])
     assert "real_weights: false" in capsys.readouterr().err
     ran = []
     monkeypatch.setattr(reproduce, "run_notebook", lambda nb, root, p, *a, **k: ran.append(p))
-    monkeypatch.setattr(reproduce, "_run_all", lambda chosen, *a: ran.extend(chosen.values()) or 0)
     assert reproduce.main(["--profile", str(tiny), "--only", "03", "--allow-random-weights"]) == 0
     assert ran == [{"profile": str(tiny), "allow_random_weights": True}]
