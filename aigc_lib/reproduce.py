@@ -520,10 +520,19 @@ def _kernel_environment() -> dict[str, str]:
     return env
 
 
+_LEGACY = re.compile(r"^\.\d\d_.+\.(?:running|old)-[a-z0-9_]{8}$")  # runners before the lock
+
+
 def _remove_litter(root: Path) -> list[Path]:
     """Remove what ended runs left in ``root`` (running, old and staging folders of processes
-    that no longer run); called with the folder's lock held."""
-    return remove_dead_siblings(root, (RUNNING, OLD, results.STAGED_KIND))
+    that no longer run, and those of earlier runners, which named no process); called with the
+    folder's lock held."""
+    removed = remove_dead_siblings(root, (RUNNING, OLD, results.STAGED_KIND))
+    for entry in root.iterdir() if root.is_dir() else ():
+        if _LEGACY.match(entry.name) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def _copy_visible(source: Path, target: Path) -> None:

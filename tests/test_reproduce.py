@@ -90,6 +90,7 @@ def litter(published):
     _, root = published
     pid = dead_pid()
     dead = [f".99_demo.running-{pid}-ab12", f".99_demo.old-{pid}-cd34", f".99_demo.staged-{pid}-x"]
+    dead += [".99_demo.running-k2j4_x9q", ".99_demo.old-0a1b2c3d"]  # earlier runners' names
     for name in dead + [".99_demo.failed"]:
         (root / name).mkdir()
         (root / name / "metrics.json").write_text("{}")

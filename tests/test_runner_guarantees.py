@@ -428,3 +428,20 @@ def test_a_random_weight_profile_is_refused_unless_asked_for(
     monkeypatch.setattr(reproduce, "run_notebook", lambda nb, root, p, *a, **k: ran.append(p))
     assert reproduce.main(["--profile", str(tiny), "--only", "03", "--allow-random-weights"]) == 0
     assert ran == [{"profile": str(tiny), "allow_random_weights": True}]
+
+
+def test_a_failed_notebook_is_one_line_saying_where_its_output_is(
+    tmp_path, monkeypatch, capsys, no_tables
+):
+    def fails(notebook, root, parameters, *args, **kwargs):
+        err = papermill.PapermillExecutionError(
+            3, 3, "validate.parameters(...)", "ValueError", "n_slots: expected int >= 1, got 0", []
+        )
+        err.add_note(f"{notebook.stem} failed: its results are unchanged; partial output in X")
+        raise err
+
+    monkeypatch.setattr(reproduce, "run_notebook", fails)
+    assert reproduce.main(["--only", "01", "--results-dir", str(tmp_path / "r")]) == 1
+    err = one_line(capsys.readouterr().err)
+    assert err.startswith("error: ValueError: n_slots: expected int >= 1, got 0 (01_")
+    assert err.endswith("partial output in X)") and no_tables == []
