@@ -244,24 +244,28 @@ def test_a_list_given_as_a_string_says_how_to_pass_it(tmp_path):
         reproduce.check_parameters(notebook, {"steps": "[10, 14]"})
 
 
-def test_the_notebook_itself_refuses_a_bad_parameter_right_after_its_parameters(tmp_path):
-    """Run directly with papermill (no runner), notebook 01 stops at its check cell."""
-    out = tmp_path / "out.ipynb"
-    with pytest.raises(papermill.PapermillExecutionError, match=r"seed: expected int >= 0, got -3"):
-        papermill.execute_notebook(
-            str(reproduce.NOTEBOOKS_DIR / f"{NB01}.ipynb"),
-            str(out),
-            cwd=str(reproduce.NOTEBOOKS_DIR),
-            parameters={"seed": -3, "results_dir": str(tmp_path / "r"), "interactive": False},
-            kernel_name="python3",
-            progress_bar=False,
-        )
-    cells = json.loads(out.read_text())["cells"]
-    failed = [
-        c["id"] for c in cells if any(o["output_type"] == "error" for o in c.get("outputs", []))
-    ]
-    assert failed == ["check-parameters"]
-    assert not (tmp_path / "r").exists()
+@pytest.mark.parametrize(
+    "prefix, bad, match",
+    [
+        ("01", {"seed": "abc"}, r"^seed: expected int >= 0, got 'abc'$"),
+        (
+            "02",
+            {"steps": "[10, 14]"},
+            r"^steps: expected list of int >= 1, got '\[10, 14\]' \(a string",
+        ),
+    ],
+)
+def test_the_notebook_itself_refuses_a_bad_parameter_right_after_its_parameters(prefix, bad, match):
+    """Run directly with papermill or in JupyterLab (no runner), the cell after the parameters
+    cell stops the notebook with one line naming the parameter."""
+    (notebook,) = reproduce.find_notebooks([prefix])
+    code = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    at = next(i for i, c in enumerate(code) if "parameters" in c["metadata"].get("tags", []))
+    check = "".join(code[at + 1]["source"])
+    values = reproduce.parameter_defaults(notebook)
+    exec(check, dict(values))  # the defaults pass
+    with pytest.raises(ValueError, match=match):
+        exec(check, {**values, **bad})
 
 
 # ---------------------------------------------------------------- 4. one run at a time
