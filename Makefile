@@ -2,9 +2,11 @@
 #   make reproduce   set up, then execute every notebook headlessly into results/
 #   make test        set up, check the formatting (ruff), then run the tests (unit tests and every
 #                    notebook with small parameters)
-# Setup creates .venv unless a virtual environment is already active, installs the pinned
-# dependencies (requirements.lock) and this package (editable). CPU-only machine: prefix the command
-# with PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to get the CPU build of torch.
+# Setup first checks for PartiPrompts (standard library only: nothing is installed before it is
+# found or downloaded), then creates .venv unless a virtual environment is already active, installs
+# the pinned dependencies (requirements.lock) and this package (editable). CPU-only machine: prefix
+# the command with PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to get the CPU build of
+# torch (README: what to do when that host cannot be reached).
 # make lock rewrites requirements.lock from the environment, and environment.yml's pins from it. It re-runs only when
 # requirements.lock or pyproject.toml changed.
 
@@ -24,6 +26,7 @@ setup: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "PYTHON: $(PYTHON) is older than 3.11; run e.g. 'make test PYTHON=python3.12'"; exit 1; }
+	@$$(test -x $(PY) && echo $(PY) || echo $(PYTHON)) -S -m aigc_lib.prompts --check
 	@test -x $(PY) || $(PYTHON) -m venv $(ENV_DIR)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.lock
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .

@@ -10,19 +10,23 @@ Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import os
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Mapping, NamedTuple
-
-import numpy as np
-import pandas as pd
-import yaml
+from typing import TYPE_CHECKING, Mapping, NamedTuple
 
 from aigc_lib._io import atomic_write_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# numpy, pandas and yaml are imported where used: `python -m aigc_lib.prompts --check` runs on
+# the standard library alone, before `make setup` installs anything
 
 PARTIPROMPTS_URL = "https://raw.githubusercontent.com/google-research/parti/main/PartiPrompts.tsv"
 PARTIPROMPTS_MD5 = "975b3cf12ca946f1e994c89c02a55e3c"
@@ -67,6 +71,8 @@ _REMEDIES = (
 
 def load_challenge_groups(path: str | os.PathLike | None = None) -> dict[str, str]:
     """The default challenge -> group mapping (``data/challenge_groups.yaml``): {challenge: group}."""
+    import yaml
+
     raw = yaml.safe_load(Path(path or GROUPS_PATH).read_text(encoding="utf-8"))
     return {challenge: entry["group"] for challenge, entry in raw["challenges"].items()}
 
@@ -186,6 +192,9 @@ def _check_md5(data: bytes, source: str) -> None:
 
 def _parse(data: bytes, source: _Source) -> pd.DataFrame:
     """The Prompt, Category and Challenge columns of the TSV, checked for shape and empty fields."""
+    import numpy as np
+    import pandas as pd
+
     if not data.strip():
         raise ValueError(f"{source} is empty (expected the tab-separated PartiPrompts.tsv)")
     try:
@@ -254,6 +263,8 @@ def group_challenges(
     has the lowest scores. Scores in CLIPScore points.
     Taught in ``notebooks/01_prompts_and_clipscore_distributions.ipynb``.
     """
+    import numpy as np
+
     if not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
         raise ValueError(f"n_groups: expected a positive integer, got {n_groups!r}")
     names = list(mean_score_by_challenge)
@@ -290,3 +301,44 @@ def group_challenges(
         labels[i:j] = g - 1
         j = i
     return {names[order[p]]: int(labels[p]) for p in range(n)}
+
+
+def check_source() -> str:
+    """Find PartiPrompts as :func:`load_partiprompts` does (downloading and caching it when it is
+    nowhere) and check that it is the official file (md5); return one line saying where it is.
+
+    Standard library only, so ``make setup`` runs it (``python -m aigc_lib.prompts --check``)
+    before installing anything: without the file, a newcomer learns it at once, not after the
+    install. Raises the loader's one-line ``ValueError`` saying what to do.
+    """
+    data, source, downloaded = _locate(None, PARTIPROMPTS_URL)
+    digest = hashlib.md5(data).hexdigest()
+    if digest != PARTIPROMPTS_MD5:
+        raise ValueError(
+            f"{source} differs from the official PartiPrompts.tsv (md5 {digest}, expected "
+            f"{PARTIPROMPTS_MD5}): a truncated or edited copy gives wrong results. {_REMEDIES}"
+        )
+    if downloaded:
+        atomic_write_bytes(CACHE_PATH, data)
+        source = _Source("cache", _shown(CACHE_PATH))
+    return f"PartiPrompts: {source.file} (official file, md5 verified)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aigc_lib.prompts --check``: :func:`check_source`, one line, exit status 1 if
+    the file is missing or wrong."""
+    parser = argparse.ArgumentParser(prog="python -m aigc_lib.prompts", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="check for PartiPrompts.tsv")
+    args = parser.parse_args(argv)
+    if not args.check:
+        parser.error("nothing to do: pass --check")
+    try:
+        print(check_source())
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

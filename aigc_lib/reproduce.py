@@ -2,46 +2,105 @@
 
     python -m aigc_lib.reproduce                      # every notebook, default parameters
     python -m aigc_lib.reproduce --only 03 04         # some of them
+    python -m aigc_lib.reproduce --only 04 -p n_slots 50 -p weights "[0.1, 1.0]"  # YAML literals
     python -m aigc_lib.reproduce --params small.yaml  # {notebook stem or "all": {name: value}}
-    python -m aigc_lib.reproduce --resume             # skip notebooks already executed since last edited
+    python -m aigc_lib.reproduce --resume             # skip notebooks whose inputs did not change
+    python -m aigc_lib.reproduce --profile my_gpu.yaml  # 03-07 on a profile: results/profiles/my_gpu/
 
-Each notebook runs with its folder as working directory, the parameter ``results_dir`` set to
-``<results>/<notebook stem>/`` and ``interactive`` to False (static figures instead of sliders).
-Parameters are checked against the notebook's tagged parameters cell before anything runs: a
-mistyped name is an error, not a silently ignored value. Runs are atomic per results folder: a
-notebook runs in a temporary copy of its folder (a hidden sibling), which replaces the folder only
-when the run succeeded. A failed run leaves ``results/`` as it was and says where its partial
-output is (a folder in the system's temporary directory). After the notebooks,
-``results/paper_vs_ours`` and ``results/interpretations`` (.md and .csv) are regenerated from
-their metrics. PartiPrompts is checked first: without it nothing runs.
+Before anything runs. The project root is the checkout of the notebooks to run; the run is
+refused (one line) when the Python environment's ``aigc_lib``, the runner's or the one a kernel
+started beside the notebooks imports, belongs to another checkout (results land in this checkout
+only). Every parameter is checked: a name the notebook does not declare, a value whose type does
+not match the notebook's default (``-p n_slots abc`` against ``n_slots = 300``), and a value
+breaking the rule of the notebook's parameter-check cell (:func:`aigc_lib.validate.parameters`,
+read here without running it). PartiPrompts is checked. The results folder is locked: one run at a
+time per results folder, and a second run is refused with a message saying which process holds
+it. A read-only results folder gives one line.
+
+Each notebook runs with its folder as working directory, the parameter ``results_dir`` set to its
+results folder (relative to the notebooks' folder) and ``interactive`` to False (static figures
+instead of sliders). Runs are atomic per results folder: a notebook runs in a temporary copy of
+its folder (a hidden sibling, ``.<stem>.running-<pid>-<random>``), which replaces the folder only
+when the run succeeded. A failed run leaves the results folder as it was and keeps its partial
+output in ``<results>/.<stem>.failed/``, which the error names (the next successful run removes
+it). What killed runs left (running, old and staging folders of processes that no longer run) is
+removed when a run starts.
+
+The executed copy is written so that a rerun which changes nothing leaves the same bytes: no
+absolute path (the results folder, the checkout, the environment and the home folder are written
+relative or symbolically), stable cell ids, no timing metadata of papermill or the kernel, no
+progress bars (they carry rates and times), and ``metrics.json`` rounded
+(:func:`aigc_lib.results.write_metrics`).
+
+``--resume`` skips a notebook whose executed copy was made from the same inputs: a hash of the
+notebook, the library source, the data files (scenarios, profiles, FLOP table), the pinned
+requirements, PartiPrompts, every file a parameter names, and the parameters themselves (kept in
+``<results>/<stem>/.inputs.json``); it says what changed when it reruns one.
+
+``--profile PATH`` runs notebooks 03-07 (or those of ``--only``) with their parameter
+``profile`` set to PATH (passed on to ``scenario.load_scenario(profile=...)``) into
+``results/profiles/<profile stem>/``, never over the committed results; the profile is read
+first (a profile fitted on random weights is refused unless ``--allow-random-weights``, which sets
+the notebooks' parameter ``allow_random_weights``). After the notebooks, ``paper_vs_ours``,
+``interpretations`` and ``peers`` (.md and .csv) are regenerated from their metrics in the same
+results folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import functools
+import glob
+import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
-from aigc_lib._io import atomic_write_text, umask
+from aigc_lib import results
+from aigc_lib._io import (
+    atomic_write_text,
+    folder_lock,
+    remove_dead_siblings,
+    temporary_sibling,
+    write_json,
+)
 from aigc_lib.results import STAGING_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = results.PROJECT_ROOT
 NOTEBOOKS_DIR = ROOT / "notebooks"
 RESULTS_DIR = ROOT / "results"
+PROFILE_NOTEBOOKS = ("03", "04", "05", "06", "07")
+"""The notebooks ``--profile`` runs by default: those that evaluate the paper's methods on a
+scenario (notebooks 01 and 02 measure and fit; they do not take a profile)."""
+RUNNING, OLD = "running", "old"
+INPUTS_NAME = ".inputs.json"
+INJECTED_ID = "injected-parameters"
 
 
-def find_notebooks(only: Sequence[str] = (), notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The numbered notebooks ``NN_*.ipynb`` in order; ``only`` keeps those whose stem starts with an entry."""
-    found = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+class CheckoutError(ValueError):
+    """The Python environment's ``aigc_lib`` does not belong to the notebooks' checkout."""
+
+
+# ---------------------------------------------------------------- notebooks and their parameters
+
+
+def find_notebooks(
+    only: Sequence[str] = (), notebooks_dir: str | os.PathLike | None = None
+) -> list[Path]:
+    """The numbered notebooks ``NN_*.ipynb`` of ``notebooks_dir`` (default :data:`NOTEBOOKS_DIR`)
+    in order; ``only`` keeps those whose stem starts with an entry."""
+    folder = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
+    found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if only:
         unknown = [o for o in only if not any(p.stem.startswith(o) for p in found)]
         if unknown:
@@ -52,16 +111,134 @@ def find_notebooks(only: Sequence[str] = (), notebooks_dir: Path = NOTEBOOKS_DIR
     return found
 
 
-def notebook_parameters(notebook: str | os.PathLike) -> list[str]:
-    """The names in ``notebook``'s tagged parameters cell (papermill's inspection), sorted."""
+@functools.lru_cache(maxsize=64)
+def _inspect(path: str, mtime_ns: int) -> dict[str, dict]:
     import papermill
 
-    return sorted(papermill.inspect_notebook(str(notebook)))
+    return dict(papermill.inspect_notebook(path))
+
+
+def _inspected(notebook: str | os.PathLike) -> dict[str, dict]:
+    path = Path(notebook).resolve()
+    return _inspect(str(path), path.stat().st_mtime_ns)
+
+
+def notebook_parameters(notebook: str | os.PathLike) -> list[str]:
+    """The names in ``notebook``'s tagged parameters cell (papermill's inspection), sorted."""
+    return sorted(_inspected(notebook))
+
+
+_NO_DEFAULT = object()
+
+
+def parameter_defaults(notebook: str | os.PathLike) -> dict[str, Any]:
+    """Each parameter's default value (a literal of the parameters cell); a default that is not a
+    literal is left out."""
+    defaults = {}
+    for name, info in _inspected(notebook).items():
+        try:
+            defaults[name] = ast.literal_eval(str(info.get("default")))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return defaults
+
+
+def parameter_rules(notebook: str | os.PathLike) -> dict[str, str]:
+    """The rules of ``notebook``'s parameter-check cell, ``{parameter: rule}``: the code cell right
+    after the parameters cell, calling ``validate.parameters(name=(name, "rule"), ...)``
+    (:func:`aigc_lib.validate.parameters`). Read, not run. Empty when the notebook has no such
+    cell."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
+    code = [c for c in cells if c.get("cell_type") == "code"]
+    tagged = [
+        i for i, c in enumerate(code) if "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
+    if not tagged or tagged[0] + 1 >= len(code):
+        return {}
+    source = code[tagged[0] + 1].get("source", "")
+    try:
+        tree = ast.parse("".join(source) if isinstance(source, list) else source)
+    except SyntaxError:
+        return {}
+    rules = {}
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "parameters"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "validate"
+        ):
+            continue
+        for keyword in node.keywords:
+            value = keyword.value
+            if (
+                keyword.arg is not None
+                and isinstance(value, ast.Tuple)
+                and len(value.elts) == 2
+                and isinstance(value.elts[1], ast.Constant)
+                and isinstance(value.elts[1].value, str)
+            ):
+                rules[keyword.arg] = value.elts[1].value
+    return rules
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return None
+
+
+def _fits(value: Any, kind: str) -> bool:
+    got = _kind(value)
+    return got == kind or (kind == "float" and got == "int")
+
+
+def _check_like_default(stem: str, name: str, value: Any, default: Any) -> None:
+    """``value`` must have the type of the parameter's default (an int is a float; a list's items
+    the type of the default's items when those share one)."""
+    kind = _kind(default)
+    if default is None or kind is None:
+        return
+    hint = ""
+    if isinstance(value, str) and kind in ("list", "dict"):
+        hint = " (a string; give lists as YAML: -p steps '[1, 2]')"
+    if not _fits(value, kind):
+        raise ValueError(
+            f"parameters: {stem}: {name}: expected {'an' if kind == 'int' else 'a'} {kind} like "
+            f"its default {default!r}, got {value!r}{hint}"
+        )
+    if kind == "list" and default:
+        kinds = {_kind(item) for item in default}
+        if len(kinds) == 1 and (item_kind := kinds.pop()) in ("bool", "int", "float", "str"):
+            wrong = [item for item in value if not _fits(item, item_kind)]
+            if wrong:
+                raise ValueError(
+                    f"parameters: {stem}: {name}: expected a list of {item_kind} like its default "
+                    f"{default!r}, got {value!r} (item {wrong[0]!r})"
+                )
 
 
 def check_parameters(notebook: str | os.PathLike, parameters: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` naming any entry of ``parameters`` that ``notebook`` does not declare
-    (with the ones it does), or one the runner sets itself (``results_dir``)."""
+    """Check ``parameters`` for ``notebook`` before any kernel starts; ``ValueError`` in one line.
+
+    Refused: a name the notebook does not declare (listing the ones it does); ``results_dir``
+    (the runner sets it); a value whose type differs from the parameter's default; and, when the
+    notebook has a parameter-check cell (:func:`parameter_rules`), any parameter (given or default)
+    breaking its rule there (relative paths read from the notebook's folder, as in the kernel).
+    """
+    from aigc_lib import validate
+
     if not isinstance(parameters, Mapping):
         kind = type(parameters).__name__
         raise ValueError(f"parameters: expected a mapping of names to values, got {kind}")
@@ -78,68 +255,284 @@ def check_parameters(notebook: str | os.PathLike, parameters: Mapping[str, Any])
             f"parameters: {stem} has no parameter {', '.join(map(repr, unknown))}; "
             f"its parameters: {', '.join(known)}"
         )
+    defaults = parameter_defaults(notebook)
+    for name, value in parameters.items():
+        _check_like_default(stem, name, value, defaults.get(name))
+    values = {**defaults, **parameters}
+    for name, rule in parameter_rules(notebook).items():
+        if name == "results_dir" or name not in values:
+            continue
+        try:
+            validate.check_rule(values[name], rule, name, cwd=Path(notebook).parent)
+        except ValueError as err:
+            raise ValueError(f"parameters: {stem}: {err}") from None
+
+
+def _runner_parameters(notebook: Path) -> dict[str, Any]:
+    """What the runner sets besides ``results_dir``: ``interactive=False`` where declared."""
+    return {"interactive": False} if "interactive" in notebook_parameters(notebook) else {}
+
+
+# ---------------------------------------------------------------- the checkout
+
+
+def project_root(notebook: str | os.PathLike) -> Path | None:
+    """The checkout holding ``notebook`` (see :func:`aigc_lib.results.checkout_of`), or None."""
+    return results.checkout_of(Path(notebook).resolve().parent)
+
+
+def _kernel_python() -> str:
+    """The Python that papermill's ``python3`` kernel runs (its kernelspec; ``python`` there
+    means this interpreter, as jupyter_client reads it)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        command = KernelSpecManager().get_kernel_spec("python3").argv[0]
+    except (NoSuchKernel, IndexError):
+        return sys.executable
+    if re.fullmatch(r"python(\d(\.\d+)?)?", command):
+        return sys.executable
+    return shutil.which(command) or command
+
+
+@functools.lru_cache(maxsize=32)
+def kernel_library(folder: str) -> Path | None:
+    """The checkout whose ``aigc_lib`` a kernel started in ``folder`` imports (None: none)."""
+    code = (
+        "import importlib.util, os\n"
+        "spec = importlib.util.find_spec('aigc_lib')\n"
+        "print(os.path.realpath(spec.origin) if spec and spec.origin else '')"
+    )
+    done = subprocess.run(
+        [_kernel_python(), "-c", code], cwd=folder, capture_output=True, text=True, timeout=60
+    )
+    origin = done.stdout.strip()
+    return Path(origin).parent.parent if done.returncode == 0 and origin else None
+
+
+def check_checkout(notebooks: Sequence[str | os.PathLike]) -> None:
+    """Refuse (``CheckoutError``, one line) unless the ``aigc_lib`` of this process and of a
+    kernel started beside each notebook both belong to the notebooks' checkout.
+
+    A notebook outside any checkout (a copy elsewhere) runs with the imported package, which the
+    kernel must import as well. An environment installed from another checkout would otherwise
+    run that checkout's code and write into that checkout's ``results/``.
+    """
+    for folder in sorted({str(Path(nb).resolve().parent) for nb in notebooks}):
+        checkout = results.checkout_of(folder)
+        if checkout is not None and checkout != ROOT:
+            raise CheckoutError(
+                f"checkout: the notebooks are in {checkout}, but aigc_lib is imported from "
+                f"{ROOT}; run it with this checkout's environment (cd {checkout} && make setup)"
+            )
+        kernel = kernel_library(folder)
+        if kernel is None or kernel.resolve() != ROOT:
+            where = f"aigc_lib from {kernel}" if kernel is not None else "no aigc_lib at all"
+            raise CheckoutError(
+                f"checkout: a kernel started in {folder} imports {where}, not this checkout's "
+                f"({ROOT}): the environment ({sys.prefix}) is installed from another checkout; "
+                f"run make setup here (a fresh .venv) or pip install -e {ROOT}"
+            )
+
+
+# ---------------------------------------------------------------- inputs of a run (--resume)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+
+
+def _named_files(text: str, folder: Path) -> list[Path]:
+    """The files a parameter's string names, read from ``folder``: a file, a folder's files, or
+    a glob's matches; none when it names nothing on disk."""
+    if not text or "\n" in text or len(text) > 4096:
+        return []
+    path = Path(text) if os.path.isabs(text) else folder / text
+    if any(c in text for c in "*?["):
+        return sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+    try:
+        if path.is_file():
+            return [path]
+        if path.is_dir():
+            return sorted(p for p in path.rglob("*") if p.is_file() and p.name[0] != ".")
+    except OSError:
+        pass
+    return []
+
+
+def _partiprompts_file(root: Path) -> Path | None:
+    env = os.environ.get("PARTIPROMPTS_PATH")
+    path = Path(env) if env else root / "data" / "cache" / "PartiPrompts.tsv"
+    return path if path.is_file() else None
+
+
+def run_inputs(
+    notebook: str | os.PathLike, parameters: Mapping[str, Any], root: Path | None = None
+) -> dict[str, str]:
+    """What a run of ``notebook`` with ``parameters`` reads, each with its SHA-256: the notebook,
+    every file of ``aigc_lib/`` and ``data/`` (the download cache left out), ``pyproject.toml`` and
+    ``requirements.lock``, PartiPrompts, every file a parameter names (a path, a folder or a glob,
+    read from the notebook's folder), and the parameters (``results_dir`` left out: it names where
+    the run writes). ``root``: the checkout (default: the notebook's, else this package's)."""
+    notebook = Path(notebook).resolve()
+    root = Path(root or project_root(notebook) or ROOT).resolve()
+    inputs = {"notebook": _sha256(notebook)}
+    for sub in ("aigc_lib", "data"):
+        for path in sorted((root / sub).rglob("*")):
+            relative = path.relative_to(root)
+            skip = relative.parts[:2] == ("data", "cache") or "__pycache__" in relative.parts
+            if path.is_file() and not skip and not path.name.startswith("."):
+                inputs[str(relative)] = _sha256(path)
+    for name in ("pyproject.toml", "requirements.lock"):
+        if (root / name).is_file():
+            inputs[name] = _sha256(root / name)
+    partiprompts = _partiprompts_file(root)
+    if partiprompts is not None:
+        inputs["PartiPrompts.tsv"] = _sha256(partiprompts)
+    chosen = {k: v for k, v in parameters.items() if k != "results_dir"}
+    for name in sorted(chosen):
+        for text in _strings(chosen[name]):
+            for path in _named_files(text, notebook.parent):
+                inputs[f"parameter {name}: {_shown(path, root)}"] = _sha256(path)
+    blob = json.dumps(chosen, sort_keys=True, default=repr).encode("utf-8")
+    inputs["parameters"] = hashlib.sha256(blob).hexdigest()
+    return inputs
+
+
+def stale_inputs(
+    notebook: str | os.PathLike, results_root: str | os.PathLike, parameters: Mapping[str, Any]
+) -> str | None:
+    """Why ``notebook`` must run again into ``results_root`` (None: its executed copy there was
+    made from the same inputs, :func:`run_inputs`). ``parameters``: as the run gets them, the
+    runner's own (``interactive``) included."""
+    notebook = Path(notebook)
+    folder = Path(results_root) / notebook.stem
+    if not (folder / notebook.name).is_file():
+        return "not executed yet"
+    try:
+        recorded = json.loads((folder / INPUTS_NAME).read_text(encoding="utf-8"))["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no record of the inputs of its executed copy"
+    now = run_inputs(notebook, parameters)
+    changed = sorted(k for k in set(now) | set(recorded) if now.get(k) != recorded.get(k))
+    if not changed:
+        return None
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return f"changed: {shown}"
+
+
+# ---------------------------------------------------------------- running one notebook
 
 
 def run_notebook(
     notebook: Path,
-    results_root: Path = RESULTS_DIR,
+    results_root: Path | None = None,
     parameters: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> Path:
     """Execute one notebook with papermill into ``<results_root>/<stem>/<name>``; return that path.
 
-    ``parameters`` are checked first (:func:`check_parameters`). The notebook runs in a temporary
+    ``results_root`` defaults to the notebook's checkout's ``results/``. First the checkout
+    (:func:`check_checkout`) and ``parameters`` (:func:`check_parameters`) are checked. The run
+    holds the results folder's lock, removes what ended runs left there, and runs in a temporary
     copy of its results folder (hidden files left out, so no stale temporary survives), which
-    replaces the folder only when the run succeeded. On failure the folder is left as it was, the
-    partial output (the executed notebook up to the error, as ``<stem>.failed.ipynb``, and the
-    files written) is moved to a new folder in the system's temporary directory, and the
-    exception carries a note saying where.
+    replaces the folder only when the run succeeded, with the record of its inputs
+    (``.inputs.json``, for ``--resume``). On failure the folder is left as it was, the partial
+    output (the executed notebook up to the error, as ``<stem>.failed.ipynb``, and the files
+    written) is kept in ``<results_root>/.<stem>.failed/``, and the exception carries a note
+    saying where.
     """
     import papermill
 
     notebook = Path(notebook)
     parameters = dict(parameters or {})
+    check_checkout([notebook])
     check_parameters(notebook, parameters)
-    root = Path(results_root).resolve()
-    final_dir = root / notebook.stem
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=root, prefix=f".{notebook.stem}.running-"))
-    os.chmod(work, 0o777 & ~umask())  # mkdtemp makes 0700; the folder is swapped in as results
-    running = work / f".{notebook.stem}.running.ipynb"
-    # relative to the notebooks' folder, as results.results_folder reads it: executed copies name
-    # no machine's paths
-    params = {"results_dir": os.path.relpath(work, NOTEBOOKS_DIR)}
-    if "interactive" in notebook_parameters(notebook):
-        params["interactive"] = False  # headless: static figures instead of widgets nobody can move
-    params.update(parameters)
-    try:
-        if final_dir.is_dir():  # continue from it: sweep rows are reused, files not rewritten kept
-            _copy_visible(final_dir, work)
-        # the whole folder is swapped in: no staging inside; the kernel's working directory is the
-        # notebook's folder, so a relative PARTIPROMPTS_PATH is made absolute
-        env = {STAGING_ENV: "0"}
-        if os.environ.get("PARTIPROMPTS_PATH"):
-            env["PARTIPROMPTS_PATH"] = os.path.abspath(os.environ["PARTIPROMPTS_PATH"])
-        with _environment(env):
-            papermill.execute_notebook(
-                str(notebook),
-                str(running),
-                parameters=params,
-                cwd=str(notebook.parent),
-                kernel_name="python3",
-                progress_bar=progress,
+    if results_root is None:
+        results_root = (project_root(notebook) or ROOT) / "results"
+    params = {**_runner_parameters(notebook), **parameters}
+    with folder_lock(results_root) as root:
+        _remove_litter(root)
+        final_dir = root / notebook.stem
+        failed_dir = root / f".{notebook.stem}.failed"
+        work = temporary_sibling(final_dir, RUNNING)
+        running = work / f".{notebook.stem}.running.ipynb"
+        # relative to the notebooks' folder, as results.results_folder reads it: executed copies
+        # name no machine's paths
+        base = results.notebooks_folder(notebook.resolve().parent)
+        run_params = {"results_dir": os.path.relpath(work, base), **params}
+        try:
+            if final_dir.is_dir():  # continue from it: sweep rows are reused, other files kept
+                _copy_visible(final_dir, work)
+            with _environment(_kernel_environment()):
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(running),
+                    parameters=run_params,
+                    cwd=str(notebook.parent),
+                    kernel_name="python3",
+                    progress_bar=progress,
+                )
+            _finish_executed_copy(running, work / notebook.name, final_dir, notebook)
+            running.unlink()
+            write_json(work / INPUTS_NAME, {"inputs": run_inputs(notebook, params)})
+            _swap_in(work, final_dir)
+            shutil.rmtree(failed_dir, ignore_errors=True)  # a failure before this one: stale
+        except BaseException as err:
+            kept = _keep_failed(work, running, notebook, failed_dir)
+            err.add_note(
+                f"{notebook.stem} failed: {final_dir} is unchanged; partial output of this "
+                f"run (executed notebook up to the error, files written) in {kept}"
             )
-        _finish_executed_copy(running, work / notebook.name, final_dir / notebook.name, notebook)
-        running.unlink()
-        _swap_in(work, final_dir)
-    except BaseException as err:
-        failed = _keep_failed(work, running, notebook)
-        err.add_note(
-            f"{notebook.stem} failed: {final_dir} is unchanged; partial output of this "
-            f"run (executed notebook up to the error, files written) in {failed}"
-        )
-        raise
+            raise
     return final_dir / notebook.name
+
+
+def _kernel_environment() -> dict[str, str]:
+    """Environment of the kernel: no staging (the whole folder is swapped in), no progress bars
+    (the executed copy would keep their rates and times), PartiPrompts' path absolute (the
+    kernel's working folder is the notebook's)."""
+    env = {STAGING_ENV: "0", "TQDM_DISABLE": "1"}
+    if os.environ.get("PARTIPROMPTS_PATH"):
+        env["PARTIPROMPTS_PATH"] = os.path.abspath(os.environ["PARTIPROMPTS_PATH"])
+    return env
+
+
+_LEGACY = re.compile(r"^\.\d\d_.+\.(?:running|old)-[a-z0-9_]{8}$")  # runners before the lock
+
+
+def _remove_litter(root: Path) -> list[Path]:
+    """Remove what ended runs left in ``root`` (running, old and staging folders of processes
+    that no longer run, and those of earlier runners, which named no process); called with the
+    folder's lock held."""
+    removed = remove_dead_siblings(root, (RUNNING, OLD, results.STAGED_KIND))
+    for entry in root.iterdir() if root.is_dir() else ():
+        if _LEGACY.match(entry.name) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def _copy_visible(source: Path, target: Path) -> None:
@@ -174,34 +567,105 @@ def _swap_in(work: Path, final_dir: Path) -> None:
     if not final_dir.exists():
         os.rename(work, final_dir)
         return
-    old = final_dir.with_name(f".{final_dir.name}.old-{uuid.uuid4().hex[:8]}")
+    old = final_dir.with_name(f".{final_dir.name}.{OLD}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.rename(final_dir, old)
     os.rename(work, final_dir)
     shutil.rmtree(old)
 
 
-def _keep_failed(work: Path, running: Path, notebook: Path) -> Path | None:
-    """Move a failed run's folder out of the results folder; return where it went."""
+def _keep_failed(work: Path, running: Path, notebook: Path, failed_dir: Path) -> Path | None:
+    """Move a failed run's folder to ``failed_dir`` (replacing an older one); return it."""
     if not work.exists():
         return None
     if running.exists():
         os.replace(running, work / f"{notebook.stem}.failed.ipynb")
-    failed = Path(tempfile.mkdtemp(prefix=f"aigc-{notebook.stem}-failed-"))
-    shutil.move(str(work), str(failed / notebook.stem))
-    return failed / notebook.stem
+    shutil.rmtree(failed_dir, ignore_errors=True)
+    os.rename(work, failed_dir)
+    return failed_dir
 
 
-def _finish_executed_copy(running: Path, target: Path, final: Path, notebook: Path) -> None:
-    """Write the executed copy to ``target`` as it will read at ``final``: the temporary folder's
-    name replaced by the final one (so ``results_dir`` names the results folder) and papermill's
-    recorded paths made relative to the repository."""
-    text = running.read_text(encoding="utf-8").replace(target.parent.name, final.parent.name)
+# ---------------------------------------------------------------- the executed copy
+
+_TIMING_KEYS = ("start_time", "end_time", "duration")
+_PROGRESS = re.compile(
+    r"\d+%\|[^|\n]*\||\[\d+:\d\d(?::\d\d)?<|\d(?:\.\d+)?\s*(?:it|s|cell)/(?:s|it)\b"
+)
+_WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _finish_executed_copy(running: Path, target: Path, final_dir: Path, notebook: Path) -> None:
+    """Write the executed copy to ``target`` as it will read at ``final_dir``, the same bytes
+    whenever nothing changed: the temporary folder's name replaced by the final one (so
+    ``results_dir`` names the results folder), no absolute paths, papermill's recorded paths
+    relative to the repository, stable cell ids, no timing metadata, no progress bars."""
+    text = running.read_text(encoding="utf-8").replace(target.parent.name, final_dir.name)
     nb = json.loads(text)
-    meta = nb.get("metadata", {}).get("papermill", {})
-    for key, path in (("input_path", notebook), ("output_path", final)):
-        if key in meta:
-            meta[key] = _relative(Path(path))
-    atomic_write_text(target, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    meta = nb.get("metadata", {})
+    papermill_meta = meta.get("papermill", {})
+    for key, path in (("input_path", notebook), ("output_path", final_dir / notebook.name)):
+        if key in papermill_meta:
+            papermill_meta[key] = _relative(Path(path))
+    for key in _TIMING_KEYS:
+        papermill_meta.pop(key, None)
+    meta.pop("widgets", None)
+    source_ids = _source_ids(notebook)
+    seen: set[str] = set()
+    for index, cell in enumerate(nb.get("cells", [])):
+        cell_meta = cell.get("metadata", {})
+        cell_meta.pop("execution", None)  # the kernel's timestamps
+        for key in _TIMING_KEYS:
+            cell_meta.get("papermill", {}).pop(key, None)
+        if "injected-parameters" in cell_meta.get("tags", []):
+            cell["id"] = INJECTED_ID
+        elif cell.get("id") not in source_ids or cell.get("id") in seen:
+            cell["id"] = f"cell-{index:03d}"
+        seen.add(cell.get("id"))
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in map(_clean_output, cell["outputs"]) if o is not None]
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    base = results.notebooks_folder(notebook.resolve().parent)
+    atomic_write_text(target, _without_machine_paths(text, final_dir, base))
+
+
+def _source_ids(notebook: Path) -> set[str]:
+    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    return {c["id"] for c in cells if isinstance(c.get("id"), str)}
+
+
+def _clean_output(output: dict) -> dict | None:
+    """An output without progress bars (lines with rates or times) and widgets; None if empty."""
+    if output.get("output_type") == "stream":
+        text = "".join(output.get("text", ""))
+        lines = [line for line in text.splitlines(keepends=True) if not _PROGRESS.search(line)]
+        kept = "".join(lines)
+        if not kept:
+            return None
+        output["text"] = kept
+        return output
+    data = output.get("data")
+    if isinstance(data, dict) and _WIDGET in data:
+        return None  # a widget (a progress bar, a slider): nothing to see in a saved copy
+    return output
+
+
+def _without_machine_paths(text: str, final_dir: Path, base: Path) -> str:
+    """``text`` with the absolute paths of this machine replaced: the results folder and the
+    checkout relative to the notebooks' folder ``base`` (as ``results_dir`` is), the Python
+    environment as ``<python>``, the home folder as ``~``."""
+    replacements: list[tuple[str, str]] = []
+    for path, shown in (
+        (final_dir.parent, os.path.relpath(final_dir.parent, base)),
+        (ROOT, os.path.relpath(ROOT, base)),
+        (Path(sys.prefix), "<python>"),
+        (Path(sys.base_prefix), "<python>"),
+        (Path.home(), "~"),
+    ):
+        for form in {os.path.abspath(path), str(Path(path).resolve())}:
+            if len(form) > 1:
+                replacements.append((form, shown))
+    for form, shown in sorted(replacements, key=lambda r: -len(r[0])):
+        text = re.sub(rf"(?<![\w.-]){re.escape(form)}(?![\w.-])", lambda _: shown, text)
+    return text
 
 
 def _relative(path: Path) -> str:
@@ -211,14 +675,7 @@ def _relative(path: Path) -> str:
         return path.name
 
 
-def _is_fresh(notebook: Path, results_root: Path) -> bool:
-    executed = Path(results_root) / notebook.stem / notebook.name
-    if not executed.is_file():
-        return False
-    newest_source = max(
-        [notebook.stat().st_mtime] + [p.stat().st_mtime for p in (ROOT / "aigc_lib").glob("*.py")]
-    )
-    return executed.stat().st_mtime > newest_source
+# ---------------------------------------------------------------- the command
 
 
 def load_parameters(path: str | os.PathLike | None) -> dict[str, dict[str, Any]]:
@@ -238,12 +695,15 @@ def load_parameters(path: str | os.PathLike | None) -> dict[str, dict[str, Any]]
 
 
 def parameters_per_notebook(
-    params: Mapping[str, Mapping[str, Any]], notebooks: Sequence[Path]
+    params: Mapping[str, Mapping[str, Any]],
+    notebooks: Sequence[Path],
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[Path, dict[str, Any]]:
-    """Each notebook's parameters (``all`` then its own entry), every one checked before any runs.
+    """Each notebook's parameters (``all``, then its own entry, then ``extra``: the command
+    line's), every one checked before any runs.
 
     Raises ``ValueError`` for an entry naming no notebook, and for a parameter a notebook does
-    not declare (:func:`check_parameters`).
+    not declare or a value it refuses (:func:`check_parameters`).
     """
     stems = [p.stem for p in find_notebooks()] + [p.stem for p in notebooks]
     unknown = sorted(set(params) - {"all", *stems})
@@ -252,9 +712,48 @@ def parameters_per_notebook(
         raise ValueError(f"params: no notebook is named {unknown}; use 'all' or one of {known}")
     chosen = {}
     for notebook in notebooks:
-        chosen[notebook] = {**params.get("all", {}), **params.get(notebook.stem, {})}
+        chosen[notebook] = {
+            **params.get("all", {}),
+            **params.get(notebook.stem, {}),
+            **(extra or {}),
+        }
         check_parameters(notebook, chosen[notebook])
     return chosen
+
+
+def _literal(text: str) -> Any:
+    """A ``-p`` value read as a YAML literal (``20`` an int, ``1e-3`` a float, ``[1, 2]`` a list,
+    ``abc`` a string)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+    return value
+
+
+def profile_parameter(profile: str | os.PathLike, notebook: Path) -> str:
+    """How ``profile`` is passed to ``notebook``: relative to its folder (the kernel's working
+    folder) when inside the checkout, so the executed copy names no machine path, else absolute."""
+    path = Path(profile).resolve()
+    root = project_root(notebook) or ROOT
+    if root in path.parents:
+        return os.path.relpath(path, notebook.resolve().parent)
+    return str(path)
+
+
+def _check_profile(profile: str, allow_random_weights: bool) -> None:
+    """Read the profile as the notebooks will (``scenario.load_scenario(profile=...)``)."""
+    from aigc_lib import scenario
+
+    if not Path(profile).is_file():
+        raise ValueError(f"profile: {profile!r} is not a file (expected a profile YAML)")
+    scenario.load_scenario(profile=profile, allow_random_weights=allow_random_weights)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -266,14 +765,71 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--params", help="YAML of parameters per notebook stem (or 'all')")
     parser.add_argument(
-        "--results-dir", default=str(RESULTS_DIR), help="where results go (default: results/)"
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter of every notebook run, VALUE a YAML literal: -p n_slots 50, "
+        "-p steps '[1, 2, 4]'",
     )
     parser.add_argument(
-        "--resume", action="store_true", help="skip notebooks executed after their last change"
+        "--results-dir",
+        default=None,
+        help="where results go (default: results/; with --profile results/profiles/<stem>/)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="skip notebooks whose inputs did not change"
+    )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="a fitted profile (fit.write_profile) for notebooks 03-07: their parameter 'profile'",
+    )
+    parser.add_argument(
+        "--allow-random-weights",
+        action="store_true",
+        help="with --profile: accept a profile fitted on random weights (demonstrations only)",
     )
     args = parser.parse_args(argv)
+    if args.allow_random_weights and args.profile is None:
+        parser.error("--allow-random-weights: only with --profile")
+    try:
+        notebooks = find_notebooks(args.only)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.profile is not None and not args.only:
+        notebooks = [nb for nb in notebooks if nb.stem[:2] in PROFILE_NOTEBOOKS]
+    try:  # the environment, before anything else
+        check_checkout(notebooks)
+    except CheckoutError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    extra = {name: _literal(value) for name, value in args.parameter}
+    if args.profile is not None:
+        results_root = Path(args.results_dir or RESULTS_DIR / "profiles" / Path(args.profile).stem)
+        if results_root.resolve() == RESULTS_DIR.resolve():
+            parser.error("--results-dir: a profile's results never go over the committed results/")
+    else:
+        results_root = Path(args.results_dir or RESULTS_DIR)
     try:  # every argument is checked before anything runs
-        chosen = parameters_per_notebook(load_parameters(args.params), find_notebooks(args.only))
+        if args.profile is not None:
+            lacking = [nb.stem for nb in notebooks if "profile" not in notebook_parameters(nb)]
+            if lacking:
+                verb = "has" if len(lacking) == 1 else "have"
+                raise ValueError(
+                    f"profile: {', '.join(lacking)} {verb} no parameter 'profile'; --profile runs "
+                    "only notebooks that take one (choose them with --only)"
+                )
+            _check_profile(args.profile, args.allow_random_weights)
+        chosen = parameters_per_notebook(load_parameters(args.params), notebooks, extra)
+        if args.profile is not None:
+            for notebook, parameters in chosen.items():
+                parameters["profile"] = profile_parameter(args.profile, notebook)
+                if args.allow_random_weights:
+                    parameters["allow_random_weights"] = True
+                check_parameters(notebook, parameters)
     except ValueError as err:
         parser.error(str(err))
     from aigc_lib import prompts
@@ -283,18 +839,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    results_root = Path(args.results_dir)
-    for notebook, parameters in chosen.items():
-        if args.resume and _is_fresh(notebook, results_root):
-            print(f"[skip] {notebook.stem}: executed copy is up to date")
-            continue
-        print(f"[run ] {notebook.stem}", flush=True)
-        run_notebook(notebook, results_root, parameters)
-    from aigc_lib import paper_vs_ours, peers
+    try:  # one run at a time per results folder; an unwritable or busy one is one line
+        with folder_lock(results_root):
+            _remove_litter(results_root)
+            if not _run_notebooks(chosen, results_root, args.resume):
+                return 1
+            from aigc_lib import paper_vs_ours, peers
 
-    for written in [*paper_vs_ours.write(results_root), *peers.write_table(results_root)]:
-        print(f"[done] {written}")
+            for written in [*paper_vs_ours.write(results_root), *peers.write_table(results_root)]:
+                print(f"[done] {written}")
+    except OSError as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _run_notebooks(chosen: Mapping[Path, dict], results_root: Path, resume: bool) -> bool:
+    """Run each notebook (``--resume``: those whose inputs changed); False after a failure, which
+    is reported in one line."""
+    import papermill
+
+    for notebook, parameters in chosen.items():
+        if resume:
+            why = stale_inputs(
+                notebook, results_root, {**_runner_parameters(notebook), **parameters}
+            )
+            if why is None:
+                print(f"[skip] {notebook.stem}: its inputs did not change")
+                continue
+            print(f"[run ] {notebook.stem} ({why})", flush=True)
+        else:
+            print(f"[run ] {notebook.stem}", flush=True)
+        try:
+            run_notebook(notebook, results_root, parameters)
+        except papermill.PapermillExecutionError as err:
+            where = " ".join(getattr(err, "__notes__", []))
+            print(f"error: {err.ename}: {_one_line(err.evalue)} ({where})", file=sys.stderr)
+            return False
+    return True
+
+
+def _one_line(err: Any) -> str:
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"results-dir: cannot write {str(err.filename)!r} ({err.strerror})"
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 if __name__ == "__main__":

@@ -13,6 +13,16 @@ was, and says where its staged files are. A results folder is the ``results_dir`
 kernel (scripts, the tests, ``python -m aigc_lib.sweep``) files are written in place, as is every
 file of a run of :mod:`aigc_lib.reproduce`, which swaps a whole results folder in instead. The
 environment variable ``AIGC_STAGE_RESULTS`` overrides the choice: ``1`` stages, ``0`` does not.
+A staging folder is a hidden sibling of its results folder (``.<folder>.staged-<pid>-<random>``),
+never in the system's temporary directory: published, it is removed; left by a failed run, it
+holds that run's files (the failure says where) until the next run for the same folder, which
+removes those of processes no longer running.
+
+Where results go. A relative ``results_dir`` (every notebook's default ``"../results/<stem>"``)
+is read from the ``notebooks/`` folder of the checkout that holds the working folder, or, outside
+any checkout (a cell copied into an analysis elsewhere), from the installed package's checkout;
+a checkout whose ``aigc_lib`` is not the one imported is refused (:func:`notebooks_folder`), so
+results never land in another checkout.
 """
 
 from __future__ import annotations
@@ -21,13 +31,20 @@ import io
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from aigc_lib._io import atomic_write_bytes, write_json
+from aigc_lib._io import (
+    METRIC_DIGITS,
+    atomic_write_bytes,
+    remove_dead_siblings,
+    round_floats,
+    temporary_sibling,
+    write_json,
+)
 
 STAGING_ENV = "AIGC_STAGE_RESULTS"
+STAGED_KIND = "staged"  # staging folders: .<results folder>.staged-<pid>-<random>, beside it
 METRICS_NAME = "metrics.json"
 _stages: dict[Path, Path] = {}  # results folder (resolved) -> its staging folder, this process
 _hook_installed = False
@@ -100,19 +117,52 @@ def colours(names: Any) -> list[str]:
     return [COLOURS.get(str(n), "#7F7F7F") for n in names]
 
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-"""The folder a relative ``results_dir`` is read from (the notebooks' own folder)."""
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout this ``aigc_lib`` was imported from."""
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+"""That checkout's notebooks: where a relative ``results_dir`` is read from outside a checkout."""
+
+
+def checkout_of(path: str | os.PathLike) -> Path | None:
+    """The checkout of this project holding ``path`` (the nearest folder at or above it with
+    ``aigc_lib/__init__.py`` and ``notebooks/``), or None."""
+    path = Path(os.path.abspath(path))
+    for folder in (path, *path.parents):
+        if (folder / "aigc_lib" / "__init__.py").is_file() and (folder / "notebooks").is_dir():
+            return folder.resolve()
+    return None
+
+
+def notebooks_folder(cwd: str | os.PathLike | None = None) -> Path:
+    """The folder a relative ``results_dir`` is read from, for a kernel working in ``cwd``
+    (default: the working folder): the ``notebooks/`` of the checkout holding ``cwd``, else (no
+    checkout around: a cell copied elsewhere) the imported package's :data:`NOTEBOOKS_DIR`.
+
+    Raises ``ValueError`` when ``cwd`` lies in a checkout whose ``aigc_lib`` is not the one
+    imported (an environment installed from another checkout): its results would mix that
+    checkout's code with this one's notebooks, or land in the other checkout.
+    """
+    checkout = checkout_of(Path.cwd() if cwd is None else cwd)
+    if checkout is None:
+        return NOTEBOOKS_DIR
+    if checkout != PROJECT_ROOT:
+        raise ValueError(
+            f"results_dir: this notebook runs in the checkout {checkout}, but aigc_lib is "
+            f"imported from {PROJECT_ROOT}; install this checkout into the environment "
+            f"(cd {checkout} && make setup, or pip install -e {checkout})"
+        )
+    return checkout / "notebooks"
 
 
 def results_folder(results_dir: str | os.PathLike) -> Path:
-    """``results_dir`` as an absolute path: a relative one is taken from the notebooks' folder.
+    """``results_dir`` as an absolute path: a relative one is taken from :func:`notebooks_folder`.
 
     Every notebook's default (``"../results/<notebook>"``) therefore names the same folder
     whatever the working folder, so a cell copied into a notebook elsewhere writes where the
-    original did.
+    original did, and never into another checkout.
     """
     path = Path(results_dir)
-    return path if path.is_absolute() else (NOTEBOOKS_DIR / path).resolve()
+    return path if path.is_absolute() else (notebooks_folder() / path).resolve()
 
 
 def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110) -> Path:
@@ -135,6 +185,10 @@ def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110
 def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) -> Path:
     """Write a notebook's key numbers to ``<results_dir>/metrics.json`` (atomically).
 
+    Every float is written with :data:`METRIC_DIGITS` (12) significant digits
+    (:func:`aigc_lib._io.round_floats`): more than any result here means, and far from the float
+    noise of summation order (about 1e-15 relative, which depends on the BLAS build and the number
+    of threads), so that a rerun which changes nothing writes the same bytes. Keys are sorted.
     First publishes the files staged for ``results_dir`` (figures, sweep rows, profile: see the
     module's docstring), so ``metrics.json`` is written last. Returns its path. A relative
     ``results_dir`` is taken from the notebooks' folder (:func:`results_folder`).
@@ -145,7 +199,7 @@ def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) ->
         )
     results_dir = results_folder(results_dir)
     publish(results_dir)
-    return write_json(results_dir / METRICS_NAME, dict(metrics))
+    return write_json(results_dir / METRICS_NAME, round_floats(dict(metrics), METRIC_DIGITS))
 
 
 def staging_active() -> bool:
@@ -185,7 +239,8 @@ def staged_path(
             return path
     stage = _stages.get(folder)
     if stage is None or not stage.is_dir():
-        stage = _stages[folder] = Path(tempfile.mkdtemp(prefix=f"aigc-{folder.name}-staged-"))
+        remove_dead_siblings(folder.parent, (STAGED_KIND,), folder.name)  # of ended runs
+        stage = _stages[folder] = temporary_sibling(folder, STAGED_KIND)
         _report_unpublished_on_error()
     target = stage / absolute.relative_to(folder)
     if seed and absolute.is_dir() and not target.exists():

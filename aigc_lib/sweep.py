@@ -181,21 +181,90 @@ def _key(row: Mapping[str, Any]) -> tuple:
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
-    """The complete rows of one shard; a torn (unterminated or unparsable) last line is ignored."""
+    """The complete rows of one shard, each checked (:func:`check_row`).
+
+    A torn last line (no newline at its end: the image in flight when a sweep was stopped) is
+    ignored. Any other line that is not a valid row raises ``ValueError`` naming the file and the
+    line: a shard is written by this module only, so such a line was damaged or edited, and its
+    numbers must not reach ``sweep.csv``.
+    """
     path = Path(path)
     if not path.exists():
         return []
     rows = []
-    lines = path.read_bytes().split(b"\n")
+    data = path.read_bytes()
+    lines = data.split(b"\n")
     for number, line in enumerate(lines):
+        torn = number == len(lines) - 1  # no newline after it
         if not line.strip():
             continue
+        where = f"{path}, line {number + 1}"
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number < len(lines) - 1:
-                warnings.warn(f"{path}: skipping unreadable line {number + 1}", stacklevel=2)
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if torn:
+                continue
+            raise ValueError(f"{where}: not a JSON row; remove or fix that line") from None
+        if torn:  # a complete JSON line without its newline: the last write was cut
+            continue
+        rows.append(check_row(row, where))
     return rows
+
+
+def _finite(value: Any, low: float = -math.inf) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= low
+    )
+
+
+def check_row(row: Any, where: str = "row") -> dict:
+    """``row`` if it is a valid sweep row, else ``ValueError`` naming ``where`` and the field.
+
+    Checked: a JSON object with prompt_id (an int or a non-empty string), model (a string), steps
+    (an int >= 1), seed (an int >= 0), status ``ok`` or ``failed``; an ``ok`` row has a finite
+    clip_score and seconds >= 0 (finite), and peak_memory_gib empty or >= 0. NaN scores, negative
+    seconds and steps like ``"one"`` are refused here, before they reach ``sweep.csv``.
+    """
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected a JSON object (one sweep row), got {row!r}"[:300])
+    for key in KEY + ("status",):
+        if key not in row:
+            raise ValueError(f"{where}: missing field {key!r}")
+
+    def bad(field: str, expected: str) -> ValueError:
+        return ValueError(f"{where}: {field}: expected {expected}, got {row[field]!r}")
+
+    prompt_id = row["prompt_id"]
+    if isinstance(prompt_id, bool) or not (
+        isinstance(prompt_id, int) or (isinstance(prompt_id, str) and prompt_id.strip())
+    ):
+        raise bad("prompt_id", "an int or a non-empty string")
+    if not isinstance(row["model"], str) or not row["model"]:
+        raise bad("model", "a model name")
+    for field, low in (("steps", 1), ("seed", 0)):
+        value = row[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise bad(field, f"a whole number >= {low}")
+    if row["status"] not in ("ok", "failed"):
+        raise bad("status", "'ok' or 'failed'")
+    if row["status"] == "ok":
+        if not _finite(row.get("clip_score")):
+            raise ValueError(
+                f"{where}: clip_score: expected a finite number in an ok row, "
+                f"got {row.get('clip_score')!r}"
+            )
+        if not _finite(row.get("seconds"), 0.0):
+            raise ValueError(
+                f"{where}: seconds: expected a finite number >= 0 in an ok row, "
+                f"got {row.get('seconds')!r}"
+            )
+        peak = row.get("peak_memory_gib")
+        if peak is not None and not _finite(peak, 0.0):
+            raise bad("peak_memory_gib", "empty or a number >= 0")
+    return row
 
 
 def _repair(path: Path) -> None:

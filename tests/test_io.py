@@ -46,3 +46,44 @@ def test_overwrite_replaces_content_and_leaves_no_temporary(tmp_path, umask):
     assert json.loads(target.read_text()) == {"a": 2}
     assert [p.name for p in target.parent.iterdir()] == ["m.json"]
     assert mode(target) == 0o644
+
+
+def test_round_floats_keeps_12_significant_digits_and_leaves_the_rest():
+    import numpy as np
+
+    noisy = {"a": 0.1 + 0.2, "b": [1 / 3, np.float64(2 / 3)], "c": np.array([1e-20 / 3]), "n": 3}
+    rounded = _io.round_floats(noisy)
+    assert rounded == {
+        "a": 0.3,
+        "b": [0.333333333333, 0.666666666667],
+        "c": [3.33333333333e-21],
+        "n": 3,
+    }
+    assert _io.round_floats({"t": True, "s": "x", "none": None}) == {
+        "t": True,
+        "s": "x",
+        "none": None,
+    }
+    nan = _io.round_floats(float("nan"))
+    assert nan != nan and _io.round_floats(float("inf")) == float("inf")
+    # a sum in another order (float noise) gives the same rounded number
+    assert _io.round_floats(sum([0.1] * 10)) == _io.round_floats(1.0)
+
+
+def test_temporary_siblings_of_ended_processes_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    ended = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=-1).stdout
+    )
+    mine = _io.temporary_sibling(tmp_path / "03_x", "running")
+    assert mine.parent == tmp_path and mine.name.startswith(f".03_x.running-{os.getpid()}-")
+    assert oct(mode(mine)) == oct(0o777 & ~_io.umask())
+    dead = [tmp_path / f".03_x.running-{ended}-ab", tmp_path / f".04_y.staged-{ended}-cd"]
+    kept = [tmp_path / f".03_x.other-{ended}-ef", tmp_path / "03_x"]
+    for folder in dead + kept:
+        folder.mkdir()
+    assert _io.remove_dead_siblings(tmp_path, ("staged",), "03_x") == []  # another name
+    assert sorted(_io.remove_dead_siblings(tmp_path, ("running", "staged"))) == sorted(dead)
+    assert all(p.is_dir() for p in kept + [mine])

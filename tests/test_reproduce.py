@@ -1,5 +1,6 @@
 """The notebook runner (aigc_lib.reproduce) and direct papermill runs: a failed run changes no
-results folder, a successful one replaces it whole, parameters are checked before anything runs."""
+results folder, a successful one replaces it whole, parameters are checked before anything runs,
+one run at a time per results folder, and what killed runs left is removed."""
 
 import json
 import os
@@ -8,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -24,19 +26,36 @@ DEMO_CELLS = [
     "fig, ax = plt.subplots(); ax.plot([0, seed])\nresults.save_fig(fig, 'trace', results_dir)\n"
     "Path(results.results_folder(results_dir), 'own.txt').write_text(f'seed {seed}')  # by itself",
     "if seed < 0:\n    raise ValueError(f'seed: expected >= 0, got {seed}')",
-    "results.write_metrics({'seed': seed}, results_dir)",
+    # a progress bar (rates and times) and an absolute path, as notebooks show them
+    "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), disable=False, mininterval=0):\n    pass\n"
+    "results.results_folder(results_dir) / 'own.txt'",
+    "results.write_metrics({'seed': seed, 'third': 0.1 + 0.2}, results_dir)",
 ]
 
 
-def demo_notebook(folder, name="99_demo"):
+def demo_notebook(folder, name="99_demo", extra_parameters=""):
     """A small notebook written like the real ones: a parameters cell, save_fig, write_metrics."""
     nb = nbformat.v4.new_notebook(metadata=KERNEL)
-    params = "results_dir = '.'\ninteractive = True\nseed = 0"
+    params = "results_dir = '.'\ninteractive = True\nseed = 0" + extra_parameters
     nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})]
     nb.cells += [nbformat.v4.new_code_cell(code) for code in DEMO_CELLS]
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"demo-{index}"
     path = folder / f"{name}.ipynb"
+    folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+
+def system_temporaries():
+    """The project's folders in the system's temporary directory (there should be none)."""
+    return {p.name for p in Path(tempfile.gettempdir()).glob("aigc-*")}
+
+
+def dead_pid():
+    """The id of a process that has ended."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=-1)
+    return int(done.stdout)
 
 
 def tree(folder):
@@ -64,37 +83,64 @@ def published(tmp_path):
 
 
 @pytest.fixture
+def litter(published):
+    """What runs killed by SIGKILL left beside the results folder: a running copy, a swapped-out
+    folder, a kernel's staging folder, and an earlier failure's partial output; plus the
+    running folder of a process still alive (another run's: kept)."""
+    _, root = published
+    pid = dead_pid()
+    dead = [f".99_demo.running-{pid}-ab12", f".99_demo.old-{pid}-cd34", f".99_demo.staged-{pid}-x"]
+    dead += [".99_demo.running-k2j4_x9q", ".99_demo.old-0a1b2c3d"]  # earlier runners' names
+    for name in dead + [".99_demo.failed"]:
+        (root / name).mkdir()
+        (root / name / "metrics.json").write_text("{}")
+    alive = root / f".98_other.running-{os.getppid()}-ef56"
+    alive.mkdir()
+    return dead + [".99_demo.failed"], alive
+
+
+@pytest.fixture
 def normal_umask():
     old = os.umask(0o022)
     yield
     os.umask(old)
 
 
-def test_a_failed_run_leaves_results_byte_identical_and_says_where_its_output_is(published):
+def visible(folder):
+    return {k: v for k, v in tree(folder).items() if not any(p[0] == "." for p in Path(k).parts)}
+
+
+def test_a_failed_run_leaves_results_byte_identical_and_keeps_its_output_beside(published):
     notebook, root = published
-    before = tree(root)
+    before, temporaries = visible(root), system_temporaries()
     with pytest.raises(papermill.PapermillExecutionError, match="seed: expected >= 0") as err:
         reproduce.run_notebook(notebook, root, {"seed": -1}, progress=False)
-    assert tree(root) == before
+    assert visible(root) == before
     note = " ".join(getattr(err.value, "__notes__", []))
     assert f"{root / '99_demo'} is unchanged" in note
     failed = Path(note.rsplit(" in ", 1)[1])
-    assert failed.name == "99_demo" and root not in failed.parents
+    assert failed == root / ".99_demo.failed"  # beside the results, never in the system's tmp
     assert (failed / "own.txt").read_text() == "seed -1"  # the partial output
     assert "seed: expected >= 0" in (failed / "99_demo.failed.ipynb").read_text()
-    shutil.rmtree(failed.parent)
+    assert sorted(p.name for p in root.iterdir()) == [".99_demo.failed", ".aigc.lock", "99_demo"]
+    assert system_temporaries() <= temporaries
 
 
-def test_a_successful_run_replaces_the_folder_and_drops_stale_temporaries(published, normal_umask):
+def test_a_successful_run_replaces_the_folder_and_removes_what_killed_runs_left(
+    published, litter, normal_umask
+):
     notebook, root = published
+    dead, alive = litter
     executed = reproduce.run_notebook(notebook, root, {"seed": 3}, progress=False)
     folder = root / "99_demo"
     assert executed == folder / "99_demo.ipynb"
-    assert sorted(p.name for p in root.iterdir()) == ["99_demo"]  # no temporary folder left
-    assert not list(folder.glob(".*"))  # the stale .failed copy is gone
+    assert not any((root / name).exists() for name in dead)  # litter of ended processes: gone
+    assert alive.is_dir()  # a live process's folder is left alone
+    assert sorted(p.name for p in root.iterdir()) == sorted(["99_demo", ".aigc.lock", alive.name])
+    assert [p.name for p in folder.glob(".*")] == [".inputs.json"]  # stale .failed copy gone
     assert (folder / "own.txt").read_text() == "seed 3"
     assert (folder / "kept.txt").read_text() == "a file this run does not write"
-    assert json.loads((folder / "metrics.json").read_text()) == {"seed": 3}
+    assert json.loads((folder / "metrics.json").read_text()) == {"seed": 3, "third": 0.3}
     assert (folder / "figures" / "trace.png").read_bytes().startswith(b"\x89PNG")
     text = executed.read_text()
     assert ".running" not in text
@@ -103,6 +149,43 @@ def test_a_successful_run_replaces_the_folder_and_drops_stale_temporaries(publis
     for path in [folder, *folder.rglob("*")]:
         expected = 0o755 if path.is_dir() else 0o644
         assert oct(stat.S_IMODE(path.stat().st_mode)) == oct(expected), path
+
+
+def test_the_executed_copy_holds_no_machine_path_timing_or_progress_bar(published):
+    notebook, root = published
+    executed = reproduce.run_notebook(notebook, root, {"seed": 3}, progress=False)
+    text = executed.read_text()
+    nb = json.loads(text)
+    for absolute in (str(root), str(Path.home()) + "/", str(reproduce.ROOT)):
+        assert not re.search(rf"(?<![\w./-]){re.escape(absolute)}", text), absolute
+    shown = os.path.relpath(root / "99_demo" / "own.txt", results.notebooks_folder(root))
+    assert f"PosixPath('{shown}')" in text  # the path a cell returned, relative
+    assert not re.search(r"it/s|s/it|\d+%\|", text)  # the progress bar's rates and times
+    assert "widget-view" not in text and "widgets" not in nb["metadata"]
+    assert not {"start_time", "end_time", "duration"} & set(nb["metadata"]["papermill"])
+    for cell in nb["cells"]:
+        assert "execution" not in cell["metadata"]
+        assert not {"start_time", "end_time", "duration"} & set(
+            cell["metadata"].get("papermill", {})
+        )
+    ids = [cell["id"] for cell in nb["cells"]]
+    assert ids == ["demo-0", "injected-parameters"] + [f"demo-{i}" for i in range(1, 6)]
+
+
+def test_clean_output_drops_progress_lines_and_widgets_only():
+    stream = {
+        "output_type": "stream",
+        "name": "stderr",
+        "text": "kept line\n 33%|###       | 1/3 [00:00<00:01,  2.00it/s]\r100%|#| 3/3\n"
+        "Executing: 10 cell/s\nalso kept: 50% of prompts\n",
+    }
+    assert reproduce._clean_output(stream)["text"] == "kept line\nalso kept: 50% of prompts\n"
+    only_bar = {"output_type": "stream", "name": "stderr", "text": "  0%|  | 0/40 [00:00<?, ?it/s]"}
+    assert reproduce._clean_output(only_bar) is None
+    widget = {"output_type": "display_data", "data": {reproduce._WIDGET: {}, "text/plain": "x"}}
+    assert reproduce._clean_output(widget) is None
+    figure = {"output_type": "display_data", "data": {"image/png": "iVBOR"}}
+    assert reproduce._clean_output(figure) == figure
 
 
 def test_a_mistyped_parameter_is_refused_before_anything_runs(published):
@@ -133,7 +216,7 @@ def never_run(monkeypatch):
         (
             {"04_step_selection_and_resource_allocation": {"n_slot": 5}},
             "04_step_selection_and_resource_allocation has no parameter 'n_slot'; its parameters: "
-            "explore_slots, interactive, n_slots, other_scenario, results_dir, scenario_name, seed, weights",
+            ".*n_slots, .*results_dir",
         ),
         (
             {"all": {"seed": 1, "n_slots": 5}},
@@ -183,6 +266,7 @@ def test_reproduce_command_refuses_a_truncated_partiprompts_file(
 def test_a_failed_direct_papermill_run_changes_no_results_file(tmp_path, monkeypatch):
     """Finding 2: papermill notebooks/04_... out.ipynb --cwd notebooks -p seed 1 -p n_slots -5."""
     monkeypatch.delenv(results.STAGING_ENV, raising=False)  # the kernel decides: it stages
+    temporaries = system_temporaries()
     stem = "04_step_selection_and_resource_allocation"
     folder = tmp_path / "results" / stem  # a copy of the committed results, so git stays clean
     shutil.copytree(reproduce.RESULTS_DIR / stem, folder)
@@ -198,7 +282,11 @@ def test_a_failed_direct_papermill_run_changes_no_results_file(tmp_path, monkeyp
             progress_bar=False,
         )
     assert tree(folder) == before
-    assert f"{folder} left unchanged" in output.read_text()  # the failed cell says so
+    text = output.read_text()
+    assert f"{folder} left unchanged" in text  # the failed cell says so, and where its files are
+    (staged,) = folder.parent.glob(f".{stem}.staged-*")  # beside the results folder, not in /tmp
+    assert str(staged) in text
+    assert system_temporaries() <= temporaries
 
 
 def test_a_direct_papermill_run_publishes_at_its_last_cell(published, tmp_path, monkeypatch):
@@ -213,7 +301,8 @@ def test_a_direct_papermill_run_publishes_at_its_last_cell(published, tmp_path, 
         kernel_name="python3",
         progress_bar=False,
     )
-    assert json.loads((folder / "metrics.json").read_text()) == {"seed": 2}
+    assert json.loads((folder / "metrics.json").read_text()) == {"seed": 2, "third": 0.3}
+    assert not list(folder.parent.glob(".99_demo.staged-*"))  # published: staging removed
     assert (folder / "figures" / "trace.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -2,7 +2,10 @@
 before the notebook's last call, write_metrics, publishes it."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import matplotlib
 
@@ -52,6 +55,8 @@ def test_figures_wait_for_write_metrics(staging, published):
     assert path == published / "figures" / "trace.png"  # where it will be, not the staging folder
     assert snapshot(published) == before
     stage = results._stages[published]
+    assert stage.parent == published.parent  # beside the results folder, not in the system's tmp
+    assert stage.name.startswith(f".{published.name}.staged-{os.getpid()}-")
     assert sorted(p.name for p in (stage / "figures").iterdir()) == ["new.png", "trace.png"]
     results.write_metrics({"n": 1}, published)
     assert json.loads((published / "metrics.json").read_text()) == {"n": 1}
@@ -130,3 +135,23 @@ def test_a_relative_results_dir_is_read_from_the_notebooks_folder(tmp_path, monk
         == results.NOTEBOOKS_DIR.parent / "results" / "03_x"
     )
     assert results.results_folder(tmp_path / "r") == tmp_path / "r"
+
+
+def test_a_new_run_removes_the_staging_folder_a_killed_run_left(staging, published):
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=-1)
+    left = published.parent / f".{published.name}.staged-{int(ended.stdout)}-ab12"
+    other = published.parent / f".05_other.staged-{int(ended.stdout)}-cd34"  # another folder's
+    (left / "figures").mkdir(parents=True)
+    other.mkdir()
+    results.save_fig(figure(), "trace", published)
+    assert not left.exists() and other.is_dir()
+
+
+def test_metrics_are_written_with_12_significant_digits(tmp_path):
+    import numpy as np
+
+    path = results.write_metrics({"third": 0.1 + 0.2, "shares": np.array([1 / 3, 2 / 3])}, tmp_path)
+    assert json.loads(path.read_text()) == {
+        "third": 0.3,
+        "shares": [0.333333333333, 0.666666666667],
+    }

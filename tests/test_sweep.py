@@ -288,12 +288,81 @@ def test_prompts_split_across_processes_into_shards_that_merge(tmp_path, tiny):
     assert len(frame) == N_ROWS and set(frame["process_index"]) == {0, 1}
 
 
-def test_read_rows_skips_unreadable_lines(tmp_path):
+def good_row(**changes):
+    """One valid ok row, as the sweep writes it, with ``changes``."""
+    row = {c: None for c in sweep.COLUMNS} | {
+        "prompt_id": 11,
+        "group": "Basic",
+        "model": "sd15",
+        "steps": 2,
+        "seed": 0,
+        "seconds": 0.5,
+        "clip_score": 21.0,
+        "status": "ok",
+        "error": "",
+    }
+    return row | changes
+
+
+def write_lines(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_read_rows_ignores_only_a_torn_last_line(tmp_path):
     path = tmp_path / "rows-000.jsonl"
-    path.write_text('{"a": 1}\nnot json\n{"a": 2}\n{"a": ', encoding="utf-8")
-    with pytest.warns(UserWarning, match="line 2"):
-        assert sweep.read_rows(path) == [{"a": 1}, {"a": 2}]
+    rows = [good_row(), good_row(seed=1)]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    for torn in ('{"prompt_id": 11, "mod', json.dumps(good_row(seed=2))):  # cut mid-row or at \n
+        path.write_text(text + torn, encoding="utf-8")
+        assert sweep.read_rows(path) == rows
     assert sweep.read_rows(tmp_path / "missing.jsonl") == []
+
+
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ("not json", "line 2: not a JSON row"),
+        ('["a list"]', "line 2: expected a JSON object"),
+        (
+            json.dumps(good_row(steps="one")),
+            "line 2: steps: expected a whole number >= 1, got 'one'",
+        ),
+        (json.dumps(good_row(seed=-1)), "line 2: seed: expected a whole number >= 0"),
+        (
+            '{"prompt_id": 1, "model": "sd15", "steps": 2, "seed": 0}',
+            "line 2: missing field 'status'",
+        ),
+        (json.dumps(good_row(clip_score=float("nan"))), "line 2: clip_score: expected a finite"),
+        (json.dumps(good_row(clip_score=None)), "line 2: clip_score: expected a finite"),
+        (json.dumps(good_row(seconds=-0.1)), "line 2: seconds: expected a finite number >= 0"),
+        (json.dumps(good_row(status="done")), "line 2: status: expected 'ok' or 'failed'"),
+    ],
+    ids=[
+        "not-json",
+        "not-object",
+        "steps-one",
+        "seed",
+        "no-status",
+        "nan",
+        "no-score",
+        "negative-s",
+        "status",
+    ],
+)
+def test_a_bad_row_is_refused_with_its_file_and_line(tmp_path, line, match):
+    path = write_lines(tmp_path / "rows-000.jsonl", [json.dumps(good_row()), line])
+    with pytest.raises(ValueError, match=f"rows-000.jsonl, {match}"):
+        sweep.read_rows(path)
+    with pytest.raises(ValueError, match="line 2"):  # never merged into sweep.csv
+        sweep.merge_shards(tmp_path)
+    assert not (tmp_path / sweep.MERGED_NAME).exists()
+
+
+def test_a_failed_row_needs_no_score_or_time(tmp_path):
+    failed = good_row(status="failed", seconds=None, clip_score=None, error="OOM")
+    path = write_lines(tmp_path / "rows-000.jsonl", [json.dumps(failed)])
+    assert sweep.read_rows(path) == [failed]
 
 
 def test_merge_prefers_ok_rows_over_failed_duplicates(tmp_path):
@@ -303,7 +372,10 @@ def test_merge_prefers_ok_rows_over_failed_duplicates(tmp_path):
         "steps": 10,
         "seed": 0,
     }
-    lines = [row | {"status": "ok", "clip_score": 30.0}, row | {"status": "failed", "error": "x"}]
+    lines = [
+        row | {"status": "ok", "clip_score": 30.0, "seconds": 1.0},
+        row | {"status": "failed", "error": "x"},
+    ]
     (tmp_path / "rows-000.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8"
     )
