@@ -512,11 +512,12 @@ def run_notebook(
 
 def _kernel_environment() -> dict[str, str]:
     """Environment of the kernel: no staging (the whole folder is swapped in), no progress bars
-    (the executed copy would keep their rates and times), PartiPrompts' path absolute (the
-    kernel's working folder is the notebook's)."""
+    (the executed copy would keep their rates and times), the data paths absolute (the kernel's
+    working folder is the notebook's): PartiPrompts' file and the arrival traces' folder."""
     env = {STAGING_ENV: "0", "TQDM_DISABLE": "1"}
-    if os.environ.get("PARTIPROMPTS_PATH"):
-        env["PARTIPROMPTS_PATH"] = os.path.abspath(os.environ["PARTIPROMPTS_PATH"])
+    for name in ("PARTIPROMPTS_PATH", "AZURE_TRACES_DIR"):
+        if os.environ.get(name):
+            env[name] = os.path.abspath(os.environ[name])
     return env
 
 

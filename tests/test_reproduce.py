@@ -332,22 +332,27 @@ def test_make_test_without_partiprompts_prints_one_line(tmp_path):
     assert "PARTIPROMPTS_PATH" in output and "data/cache/PartiPrompts.tsv" in output
 
 
-def test_a_relative_partiprompts_path_reaches_the_kernel_as_absolute(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "variable, name", [("PARTIPROMPTS_PATH", "PartiPrompts.tsv"), ("AZURE_TRACES_DIR", "traces")]
+)
+def test_a_relative_data_path_reaches_the_kernel_as_absolute(tmp_path, monkeypatch, variable, name):
     source = tmp_path / "nb"
     source.mkdir()
     nb = nbformat.v4.new_notebook(metadata=KERNEL)
     code = (
-        "import os\nfrom aigc_lib import results\npath = os.environ['PARTIPROMPTS_PATH']\n"
-        "results.write_metrics({'env': path, 'exists': os.path.isfile(path)}, results_dir)"
+        f"import os\nfrom aigc_lib import results\npath = os.environ['{variable}']\n"
+        "results.write_metrics({'env': path, 'exists': os.path.exists(path)}, results_dir)"
     )
     nb.cells = [
         nbformat.v4.new_code_cell("results_dir = '.'", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(code),
     ]
     nbformat.write(nb, source / "98_env.ipynb")
-    (tmp_path / "PartiPrompts.tsv").write_text("x")
+    (tmp_path / name).mkdir() if variable == "AZURE_TRACES_DIR" else (tmp_path / name).write_text(
+        "x"
+    )
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PARTIPROMPTS_PATH", "PartiPrompts.tsv")  # relative to here, not to nb/
+    monkeypatch.setenv(variable, name)  # relative to here, not to nb/
     reproduce.run_notebook(source / "98_env.ipynb", tmp_path / "results", progress=False)
     metrics = json.loads((tmp_path / "results" / "98_env" / "metrics.json").read_text())
-    assert metrics == {"env": str(tmp_path / "PartiPrompts.tsv"), "exists": True}
+    assert metrics == {"env": str(tmp_path / name), "exists": True}
