@@ -348,9 +348,10 @@ def test_a_relative_data_path_reaches_the_kernel_as_absolute(tmp_path, monkeypat
         nbformat.v4.new_code_cell(code),
     ]
     nbformat.write(nb, source / "98_env.ipynb")
-    (tmp_path / name).mkdir() if variable == "AZURE_TRACES_DIR" else (tmp_path / name).write_text(
-        "x"
-    )
+    if variable == "AZURE_TRACES_DIR":
+        (tmp_path / name).mkdir()
+    else:
+        (tmp_path / name).write_text("x")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(variable, name)  # relative to here, not to nb/
     reproduce.run_notebook(source / "98_env.ipynb", tmp_path / "results", progress=False)
