@@ -146,7 +146,11 @@ class Scenario:
     fraction of C a model with tasks gets; ``noise_sd`` the per-image CLIPScore noise;
     ``tasks_per_slot`` the prompts arriving in one slot. ``name``: the scenario's name;
     ``premises``: the premises of :data:`PREMISES` it keeps (checked on load). ``provenance`` maps
-    dotted keys (``groups.Basic.mu``) to :class:`Provenance`.
+    dotted keys (``groups.Basic.mu``) to :class:`Provenance`. ``profile``: the name of the profile
+    of measurements whose values replace the scenario's (None: the scenario as shipped);
+    ``real_weights``: False when that profile was fitted on random-weight models (a demonstration
+    of the mechanism, not measurements of the real models). :attr:`label` says all of it in words,
+    for figure titles and tables.
     """
 
     models: tuple[ModelSpec, ...]
@@ -160,9 +164,25 @@ class Scenario:
     name: str = "custom"
     premises: tuple[str, ...] = ()
     provenance: Mapping[str, Provenance] = field(default_factory=dict, compare=False, repr=False)
+    profile: str | None = None
+    real_weights: bool = True
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    @property
+    def label(self) -> str:
+        """Where the numbers come from, in words: the scenario's name, and its profile if any.
+
+        ``"paper"``; ``"paper + profile latency_h200"``; a profile fitted on random weights adds
+        ``"(random weights: a demonstration, not the real models)"``.
+        """
+        if self.profile is None:
+            return self.name
+        text = f"{self.name} + profile {self.profile}"
+        if not self.real_weights:
+            text += " (random weights: a demonstration, not the real models)"
+        return text
 
     @property
     def model_names(self) -> list[str]:
@@ -265,13 +285,28 @@ def load_scenario(
     path = _scenario_path(name)
     raw = _resolve(path, seen=())
     if profile is not None:
-        raw = _apply_overrides(raw, _profile_overrides(profile, allow_random_weights), "profile")
+        body = _profile_body(profile)
+        raw = _apply_overrides(raw, _profile_overrides(body, allow_random_weights), "profile")
     if flops_path is None:
         flops_path = path.parent / _require(raw, "flops_table", str)
     scenario = _build(raw, _read_flops(flops_path))
     if profile is None:  # measurements may break a premise: a finding for premises(), not an error
         check_premises(scenario)
-    return scenario
+        return scenario
+    profile_name = "mapping" if isinstance(profile, Mapping) else Path(profile).stem
+    return dataclasses.replace(
+        scenario, profile=profile_name, real_weights=body.get("real_weights", True) is True
+    )
+
+
+def _profile_body(profile: str | os.PathLike | Mapping[str, Any]) -> Mapping:
+    if isinstance(profile, Mapping):
+        return profile
+    if not isinstance(profile, (str, os.PathLike)):
+        raise ValueError(
+            f"profile: expected the path of a profile YAML or a mapping, got {type(profile).__name__}"
+        )
+    return _read_yaml(Path(profile), "profile")
 
 
 def _scenario_path(name: str | os.PathLike | None) -> Path:
@@ -358,11 +393,7 @@ def _read_flops(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
-def _profile_overrides(
-    profile: str | os.PathLike | Mapping[str, Any], allow_random_weights: bool
-) -> Mapping:
-    if not isinstance(profile, Mapping):
-        profile = _read_yaml(Path(profile), "profile")
+def _profile_overrides(profile: Mapping[str, Any], allow_random_weights: bool) -> Mapping:
     if profile.get("real_weights", True) is not True and not allow_random_weights:
         raise ValueError(
             "profile: fitted on random-weight models (real_weights: false), not measurements "

@@ -198,7 +198,33 @@ def test_profile_from_file(tmp_path):
             }
         )
     )
-    assert sc.load_scenario(profile=path).groups[3].sigma == 4.0
+    loaded = sc.load_scenario(profile=path)
+    assert loaded.groups[3].sigma == 4.0
+    assert (loaded.profile, loaded.real_weights) == ("profile", True)
+    assert loaded.label == "paper + profile profile"
+
+
+def test_the_label_says_where_the_numbers_come_from(tmp_path):
+    assert sc.load_scenario().label == "paper" and sc.load_scenario().profile is None
+    body = {
+        "real_weights": False,
+        "overrides": {"groups.Complex.sigma": {"value": 4.0, "source": "measured", "reason": "r"}},
+    }
+    path = tmp_path / "profile_tiny_random.yaml"
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(ValueError, match="random-weight"):
+        sc.load_scenario("published", profile=path)
+    demo = sc.load_scenario("published", profile=path, allow_random_weights=True)
+    assert not demo.real_weights
+    assert demo.label == (
+        "published + profile profile_tiny_random "
+        "(random weights: a demonstration, not the real models)"
+    )
+    assert sc.load_scenario(profile={"overrides": body["overrides"]}).label == (
+        "paper + profile mapping"
+    )
+    with pytest.raises(ValueError, match="profile: expected the path"):
+        sc.load_scenario(profile=3)
 
 
 @pytest.mark.parametrize(
