@@ -322,16 +322,25 @@ def _beta(shared: pd.DataFrame, noise: float) -> float:
 def fit_times(rows: pd.DataFrame) -> pd.DataFrame:
     """Per model: seconds per image = overhead_s + z x per_step_s by least squares, with R^2.
 
-    ``mean_s`` is the mean seconds per image; for a model swept at one step count (SDXL-Turbo)
-    per_step_s and overhead_s cannot be separated and are NaN. Columns: model, n_rows, n_steps,
-    per_step_s, overhead_s, r2, mean_s.
+    The overhead is a time, so it is constrained to be >= 0: where the free line crosses zero
+    below (timing noise on a small, fast model), the line through the origin is fitted instead
+    (per_step_s = sum(z s) / sum(z^2), overhead_s = 0). ``mean_s`` is the mean seconds per image;
+    for a model swept at one step count (SDXL-Turbo) per_step_s and overhead_s cannot be
+    separated and are NaN. Columns: model, n_rows, n_steps, per_step_s, overhead_s, r2, mean_s.
     Taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
     ok = ok_rows(rows)
     ok = ok[np.isfinite(ok["seconds"])]
     out = []
     for model, sub in ok.groupby("model", sort=False):
-        line = fit_line(sub["steps"].to_numpy(float), sub["seconds"].to_numpy(float))
+        z, seconds = sub["steps"].to_numpy(float), sub["seconds"].to_numpy(float)
+        line = fit_line(z, seconds)
+        if line["intercept"] < 0:  # the constrained least squares optimum lies on overhead = 0
+            slope = float((z * seconds).sum() / (z * z).sum())
+            total = float(((seconds - seconds.mean()) ** 2).sum())
+            residual = float(((seconds - slope * z) ** 2).sum())
+            line = {**line, "slope": slope, "intercept": 0.0}
+            line["r2"] = 1.0 - residual / total if total > 0 else 1.0
         out.append(
             {
                 "model": model,

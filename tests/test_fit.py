@@ -347,3 +347,49 @@ def test_latency_profile_refuses_tiny_networks(tmp_path):
         load_scenario(profile=path)
     with pytest.raises(ValueError, match="latency: no model has"):
         fit.latency_overrides(LATENCY[LATENCY.component != "vae_decode"], source_note="x")
+
+
+def _timed(z, seconds):
+    n = len(z)
+    return pd.DataFrame(
+        {
+            "prompt_id": range(n),
+            "group": ["Basic"] * n,
+            "model": ["sd15"] * n,
+            "steps": z,
+            "seed": [0] * n,
+            "seconds": seconds,
+            "clip_score": [30.0] * n,
+            "status": ["ok"] * n,
+        }
+    )
+
+
+def test_fit_times_recovers_a_line_and_never_fits_a_negative_overhead():
+    z = np.array([1, 2, 4, 8, 1, 2, 4, 8])
+    exact = fit.fit_times(_timed(z, 0.3 + 0.05 * z)).iloc[0]
+    assert exact["per_step_s"] == pytest.approx(0.05) and exact["overhead_s"] == pytest.approx(0.3)
+    # timing noise that tilts the free line below zero: the line through the origin instead
+    noisy = np.array([0.01, 0.09, 0.21, 0.40, 0.02, 0.08, 0.19, 0.42])
+    assert fit.fit_line(z, noisy)["intercept"] < 0
+    row = fit.fit_times(_timed(z, noisy)).iloc[0]
+    assert row["overhead_s"] == 0.0
+    assert row["per_step_s"] == pytest.approx((z * noisy).sum() / (z * z).sum())
+    assert 0.9 < row["r2"] <= 1.0
+    profile = fit.profile_overrides(times=fit.fit_times(_timed(z, noisy)), source_note="s.csv")
+    assert profile["models.sd15.fixed_seconds"]["value"] == 0.0  # kept, not dropped
+
+
+@given(
+    st.lists(st.floats(0.001, 5.0), min_size=4, max_size=4),
+    st.lists(st.floats(0.001, 5.0), min_size=4, max_size=4),
+)
+@settings(max_examples=50, deadline=None)
+def test_fit_times_overhead_is_never_negative(first, second):
+    z = np.array([1, 2, 4, 8, 1, 2, 4, 8])
+    seconds = np.array(first + second)
+    row = fit.fit_times(_timed(z, seconds)).iloc[0]
+    free = fit.fit_line(z, seconds)
+    assert row["overhead_s"] >= 0
+    if free["intercept"] >= 0:  # the constraint does not bind: the free least squares line
+        assert (row["per_step_s"], row["overhead_s"]) == (free["slope"], free["intercept"])
