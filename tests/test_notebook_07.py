@@ -1,5 +1,6 @@
 """Notebook 07 (serving under load) run with small parameters: its metrics, figures and table."""
 
+import json
 import math
 
 import pytest
@@ -23,6 +24,15 @@ def test_metrics_record_the_run_and_the_special_case(run):
     assert metrics["policies"] == list(peers.POLICIES) and metrics["tuned"] == list(peers.TUNED)
     assert metrics["reference_seconds"] > 0
     assert metrics["burstiness"]["code"]["cv"] > metrics["burstiness"]["conv"]["cv"]
+
+
+def test_metrics_name_the_scenario_and_its_premises(run):
+    metrics, _ = run
+    assert metrics["scenario"] == "paper" and metrics["profile"] is None
+    assert metrics["real_weights"] is True and metrics["scenario_label"] == "paper"
+    checks = {(r["premise"], r["check"]): r for r in metrics["premises"]}
+    assert {premise for premise, _ in checks} == {"P1", "P2"}  # what the shipped scenario keeps
+    assert all(r["holds"] and r["slack"] >= 0 for r in checks.values())
 
 
 def test_every_tunable_policy_tried_the_same_number_of_configurations(run):
@@ -74,6 +84,39 @@ def test_the_gain_discriminator_beats_random_and_the_low_score_rule_does_not(run
     curves = run[0]["discriminator"]
     at = {(r["target"], r["rho"]): r["mean_score"] for r in curves if r["share"] == 0.5}
     assert at[("gain", 1.0)] > at[("gain", 0.0)] > at[("low_score", 0.8)]
+    # the by-hand paired differences agree with the curves, and their intervals exclude zero
+    against = {r["target"]: r for r in run[0]["discriminator_against_random"]}
+    assert against["gain"]["oracle"] is True and against["low_score"]["oracle"] is False
+    for kind, r in against.items():
+        assert r["mean_score"] == pytest.approx(at[(kind, r["rho"])], abs=1e-3)
+        assert r["against_random"] == pytest.approx(r["mean_score"] - at[("gain", 0.0)], abs=1e-3)
+        assert r["lo"] <= r["against_random"] <= r["hi"]
+    assert against["gain"]["lo"] > 0 and against["low_score"]["hi"] < 0
+
+
+def test_the_leader_table_gives_each_lead_with_its_interval(run):
+    metrics, _ = run
+    leads = metrics["leads"]
+    metric_names = {"mean_utility", "goodput", "mean_score within the SLO"}
+    assert {r["metric"] for r in leads} == metric_names
+    cells = {(r["process"], r["load"]) for r in leads if r["metric"] == "mean_utility"}
+    assert cells == {(p, u) for p in PROCESSES for u in LOADS}
+    rows = {
+        (r["process"], r["load"], r["policy"], r["objective"]): r for r in metrics["comparison"]
+    }
+    for r in leads:
+        if r["next"] is None:  # every policy equal, or the only one that kept the SLO
+            continue
+        assert r["lead"] >= 0 and r["lo"] <= r["lead"] <= r["hi"]
+        assert r["next"] not in r["best"].split(" = ")
+        if r["metric"] == "mean_utility":  # the lead is the difference of the two means
+            objective = {p: "utility" if p in peers.TUNED else "none" for p in peers.POLICIES}
+            best = r["best"].split(" = ")[0]
+            means = [
+                rows[(r["process"], r["load"], p, objective[p])]["mean_utility"]
+                for p in (best, r["next"])
+            ]
+            assert r["lead"] == pytest.approx(means[0] - means[1], abs=1e-3)
 
 
 def test_overload_serves_everything(run):
@@ -94,3 +137,14 @@ def test_every_figure_and_the_peers_table_are_written(run):
         for load in LOADS:
             assert f"## {process}, offered load {load:g}" in text
     assert "1 |" in text and f"| {metrics['n_configs']} |" in text  # configurations per policy
+    assert "Scenario: paper." in text  # the note names the scenario the metrics come from
+
+
+def test_the_peers_table_names_a_profile_run_as_such(run, tmp_path):
+    metrics, _ = run
+    label = "paper + profile my_gpu (random weights: a demonstration, not the real models)"
+    folder = tmp_path / peers.NOTEBOOK
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps(metrics | {"scenario_label": label}))
+    (md,) = peers.write_table(tmp_path)
+    assert f"Scenario: {label}." in md.read_text()

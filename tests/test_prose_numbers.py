@@ -25,8 +25,8 @@ import re
 
 import pytest
 
-NOTEBOOKS = ["01", "02", "03", "04", "05", "06"]
-"""Notebooks checked (07 joins when its rewrite lands: add its prefix here)."""
+NOTEBOOKS = ["01", "02", "03", "04", "05", "06", "07"]
+"""Notebooks checked (a new notebook: add its prefix here)."""
 
 ALLOWED: dict[str, dict[str, str]] = {
     "all": {
@@ -95,6 +95,17 @@ ALLOWED: dict[str, dict[str, str]] = {
         "+17.8% and": "the paper's words (Sec. IV-C)",
         "+12.7% utility": "the paper's words (Sec. IV-C)",
         "(1: agrees, 0: does not": "the heatmap's legend: a verdict is true or false",
+    },
+    "07": {
+        "MLSys 2025 (arXiv 2411.15381)": "DiffServe's citation: venue, year and arXiv id",
+        "(arXiv 2509.00642)": "HADIS's citation: its arXiv id",
+        "inference traces of 2023": "the traces' published name (Azure LLM inference traces 2023)",
+        "CC-BY 4.0": "the traces' licence",
+        "ISCA 2024": "the traces' citation: venue and year of Splitwise",
+        "so 1 means the GPU is busy": "offered load's definition: utilisation 1 is a GPU never idle",
+        "below utilisation 1": "offered load's definition: utilisation 1 is a GPU never idle",
+        "(loads above 1)": "overload's definition: offered utilisation above a GPU never idle",
+        "95th-percentile": "the definition of the p95 latency",
     },
 }
 """Reviewed phrases, per notebook prefix (``all`` applies everywhere): phrase -> reason."""
@@ -218,9 +229,9 @@ def test_every_reviewed_phrase_holds_a_number_and_a_reason():
             assert re.search(r"\d", phrase) and len(reason) > 10, (prefix, phrase)
 
 
-SHORT_CELLS = ["03", "04", "05", "06"]
+SHORT_CELLS = ["01", "02", "03", "04", "05", "06", "07"]
 """Notebooks whose code cells are at most 15 lines unless the markdown cell above says
-"Bookkeeping" (01, 02 and 07 join when they are split)."""
+"Bookkeeping"."""
 
 
 @pytest.mark.parametrize("prefix", SHORT_CELLS)
