@@ -841,7 +841,8 @@ def judge(
         )
     lam = numbers[numbers["part"] == "lambda"]
     if len(lam):
-        table = lam.pivot_table(index="key", columns="quantity", values="value")
+        # dropna=False: a quantity with no number (no task on a multi-step model) stays, as NaN
+        table = lam.pivot_table(index="key", columns="quantity", values="value", dropna=False)
         table.index = table.index.astype(float)
         table = table.sort_index()
         lo, hi = table.iloc[0], table.iloc[-1]

@@ -5,14 +5,20 @@ each notebook's table of numbers (``claims.csv``, :func:`aigc_lib.claims.write_n
 ``metrics.json``. Nothing is typed by hand, and nothing is tuned: the numbers are what the
 notebooks measured.
 
-* ``paper_vs_ours``: each claim of docs/SPEC.md section 6 under the default scenario ("paper") and
-  the default readings, judged as the paper states it (:func:`aigc_lib.claims.judge`), with a
-  ``why`` written from the mechanism the notebooks measured (notebooks 03, 04 and 06).
+* ``paper_vs_ours``: each claim of docs/SPEC.md section 6 under notebooks 03 and 04's scenario (by
+  default "paper") and the default readings, judged as the paper states it
+  (:func:`aigc_lib.claims.judge`), with a ``why`` written from the mechanism the notebooks measured
+  (notebooks 03, 04 and 06).
 * ``interpretations``: one row per (scenario, claim, reading): every reading of
   :func:`aigc_lib.readings.changed_alone` plus the per-model reading of "time consumption", under
   both named scenarios (notebook 06), with the paper's words that allow the reading and a
   ``flag`` (:func:`aigc_lib.readings.caveat`). :func:`agreement_shares` leaves rows flagged
   "baseline changed" out.
+
+Each page says which scenario and which profile of measurements its numbers come from, read from
+the notebooks' ``metrics.json`` (:func:`sources`): ``python -m aigc_lib.reproduce --profile PATH``
+runs the notebooks with a profile into a results folder of its own, and its pages name the profile,
+and say so when it was fitted on random weights (a demonstration, not the real models).
 
 Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
 """
@@ -69,6 +75,75 @@ def _numbers(results_root: str | os.PathLike, notebook: str) -> pd.DataFrame | N
     return claims.read_numbers(path) if path.is_file() else None
 
 
+def sources(results_root: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Where each notebook's numbers come from, read from its ``metrics.json``: ``{notebook:
+    {"scenarios": [names], "profile": name or None, "real_weights": bool}}`` for notebooks 03, 04
+    and 06 (those that have not run are left out; metrics written before profiles existed read as
+    no profile).
+    """
+    out = {}
+    for notebook in (NB03, NB04, NB06):
+        metrics = _read(results_root, notebook)
+        if metrics is None:
+            continue
+        names = metrics.get("scenarios") or [metrics.get("scenario", "paper")]
+        out[notebook] = {
+            "scenarios": [str(n) for n in names],
+            "profile": metrics.get("profile"),
+            "real_weights": metrics.get("real_weights", True) is not False,
+        }
+    return out
+
+
+def _source_text(found: Mapping[str, Mapping[str, Any]], notebooks: tuple[str, ...]) -> str:
+    """Which scenario and profile the numbers of ``notebooks`` come from, in words."""
+    chosen = {nb: found[nb] for nb in notebooks if nb in found}
+    if not chosen:
+        return 'scenario "paper" (`data/scenarios/paper.yaml`, whose unmeasured numbers are assumptions)'
+    keys = {(tuple(s["scenarios"]), s["profile"], s["real_weights"]) for s in chosen.values()}
+    if len(keys) > 1:
+        each = "; ".join(
+            f"notebook {nb[:2]}: {', '.join(s['scenarios'])}"
+            + (f" with the profile {s['profile']}" if s["profile"] else " (no profile)")
+            for nb, s in chosen.items()
+        )
+        return f"**different sources per notebook** ({each}): rerun them together"
+    source = next(iter(chosen.values()))
+    names = " and ".join(f'"{n}"' for n in source["scenarios"])
+    files = ", ".join(f"`data/scenarios/{n}.yaml`" for n in source["scenarios"])
+    noun = "scenarios" if len(source["scenarios"]) > 1 else "scenario"
+    text = f"{noun} {names} ({files}, whose unmeasured numbers are assumptions)"
+    if source["profile"] is not None:
+        text += (
+            f' with the profile "{source["profile"]}" of measurements (its numbers replace the '
+            "scenario's; the others stay as shipped)"
+        )
+    return text
+
+
+def _caveat(found: Mapping[str, Mapping[str, Any]], notebooks: tuple[str, ...]) -> str:
+    """A sentence for a profile fitted on random weights (empty otherwise)."""
+    if all(found[nb]["real_weights"] for nb in notebooks if nb in found):
+        return ""
+    return (
+        " **The profile was fitted on random weights: a demonstration of the mechanism, not "
+        "measurements of the real models.**"
+    )
+
+
+def _command(found: Mapping[str, Mapping[str, Any]]) -> str:
+    profiles = {s["profile"] for s in found.values()} - {None}
+    return "`python -m aigc_lib.reproduce --profile`" if profiles else "`make reproduce`"
+
+
+def _slopes(context: Mapping[str, Mapping]) -> str:
+    """How the ``why`` lines name the step slopes: assumed, or the scenario's under a profile."""
+    profile = context.get(NB04, {}).get("profile") or context.get(NB03, {}).get("profile")
+    if profile is None:
+        return "the assumed step slopes"
+    return f"the step slopes of the scenario with the profile {profile}"
+
+
 def table(results_root: str | os.PathLike) -> pd.DataFrame:
     """The default comparison (columns ``COLUMNS``); claims whose notebook has no numbers are left out.
 
@@ -112,7 +187,7 @@ def why(row: Mapping[str, Any], numbers: pd.DataFrame, context: Mapping[str, Map
     if key in ("score_vs_random", "utility_vs_random") and not row["direction_agrees"]:
         return _oracle(nb03)
     if key in TIME_CLAIMS or (key.startswith("utility_vs_") and key not in ASSIGNMENT_CLAIMS):
-        return _allocation_why(key, row, numbers, nb04)
+        return _allocation_why(key, row, numbers, nb04, _slopes(context))
     if key == "alloc_score" and not row["direction_agrees"]:
         steps = _lookup(numbers, "mean_steps", "optimal_step")
         return (
@@ -120,7 +195,9 @@ def why(row: Mapping[str, Any], numbers: pd.DataFrame, context: Mapping[str, Map
             f"and Optimal-step's {steps:.0f} steps score highest (notebook 04)"
         )
     if key == "lambda_trend" and not row["direction_agrees"]:
-        return "the step slopes are assumptions (data/scenarios/paper.yaml)"
+        if _slopes(context) == "the assumed step slopes":
+            return "the step slopes are assumptions (data/scenarios/paper.yaml)"
+        return f"{_slopes(context)} decide it (notebook 04)"
     if key == "time_each_model_vs_optimal_step" and not row["direction_agrees"]:
         return "Optimal-step runs the most steps on every model, so this needs a faster split (notebook 04)"
     return ""
@@ -204,7 +281,11 @@ def _single(numbers: pd.DataFrame, nb03: Mapping[str, Any]) -> str:
 
 
 def _allocation_why(
-    key: str, row: Mapping[str, Any], numbers: pd.DataFrame, nb04: Mapping[str, Any]
+    key: str,
+    row: Mapping[str, Any],
+    numbers: pd.DataFrame,
+    nb04: Mapping[str, Any],
+    slopes: str = "the assumed step slopes",
 ) -> str:
     other = key.split("_vs_")[1]
     ours = _percent(numbers, key)
@@ -238,7 +319,7 @@ def _allocation_why(
     if other == "optimal_step":
         text += (
             f"annealing runs {steps['annealing']:.1f} steps on average against Optimal-step's "
-            f"{steps['optimal_step']:.0f}: with the assumed step slopes an extra step adds less score "
+            f"{steps['optimal_step']:.0f}: with {slopes} an extra step adds less score "
             "than lambda x its queueing time (notebook 04)"
         )
     else:
@@ -371,8 +452,10 @@ def to_markdown(frame: pd.DataFrame, title: str, note: str) -> str:
 def _interpretations_note(results_root: str | os.PathLike, frame: pd.DataFrame) -> str:
     shares = agreement_shares(frame)
     flagged = ", ".join(flagged_readings(frame)) or "none"
+    found = sources(results_root)
     lines = [
-        "Generated by `make reproduce` from notebook 06's numbers. One row per scenario, claim and "
+        f"Generated by {_command(found)} from notebook 06's numbers: "
+        f"{_source_text(found, (NB06,))}.{_caveat(found, (NB06,))} One row per scenario, claim and "
         "reading, each reading changed alone from the default; `direction_agrees` judges the claim as "
         "the paper states it (a claim about several models disagrees when a model served no task: "
         "no `nan` counts as agreeing). Do not edit by hand.",
@@ -422,17 +505,21 @@ def write(results_root: str | os.PathLike) -> list[Path]:
     main = table(results_root)
     if not main.empty:
         write_csv(Path(results_root) / "paper_vs_ours.csv", main)
+        found = sources(results_root)
         note = (
-            'Generated by `make reproduce` from the notebooks\' numbers: scenario "paper" '
-            "(`data/scenarios/paper.yaml`, whose unmeasured numbers are assumptions) and the default "
+            f"Generated by {_command(found)} from the notebooks' numbers: "
+            f"{_source_text(found, (NB03, NB04))}, and the default "
             "reading of every open point (docs/SPEC.md section 2b), with each single model as a "
-            'baseline. Other readings and the scenario "published": `interpretations.md`. Do not '
-            "edit by hand."
+            "baseline. Other readings and scenarios: `interpretations.md`. Do not edit by hand."
+            + _caveat(found, (NB03, NB04))
         )
+        title = "The paper's claims beside ours"
+        profiles = {found[nb]["profile"] for nb in (NB03, NB04) if nb in found} - {None}
+        if profiles:
+            title += " (profile " + ", ".join(sorted(profiles)) + ")"
         written.append(
             atomic_write_text(
-                Path(results_root) / "paper_vs_ours.md",
-                to_markdown(main, "The paper's claims beside ours", note),
+                Path(results_root) / "paper_vs_ours.md", to_markdown(main, title, note)
             )
         )
     readings = interpretations(results_root)

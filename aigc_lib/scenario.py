@@ -833,11 +833,14 @@ def premise_margins(scenario: Scenario, saturation_steps: float | None = None) -
     little": a loss of at most :data:`P2_MAX_LOSS`) and the smallest value elsewhere. Columns:
     ``binding`` (CLIPScore points or seconds), ``side``, ``bound``, ``slack`` (>= 0 when the
     check holds everywhere), ``steps`` and ``subject`` where it binds, ``holds`` (at every row).
+    A check that cannot be evaluated (P2 when the thresholds leave an interval without prompts of
+    the mix, as a measured profile can: value NaN) binds with a NaN slack and does not hold.
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
     table = premises(scenario, saturation_steps)
     keys = ["premise", "check"]
-    binding = table.loc[table.groupby(keys, sort=False)["slack"].idxmin()].set_index(keys)
+    order = table.assign(order=table["slack"].fillna(-np.inf))  # NaN: not evaluable, binds
+    binding = table.loc[order.groupby(keys, sort=False)["order"].idxmin()].set_index(keys)
     out = binding[["value", "side", "bound", "slack", "steps", "subject"]].rename(
         columns={"value": "binding"}
     )

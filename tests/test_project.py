@@ -239,15 +239,10 @@ def test_committed_executed_notebooks_are_reproducible_byte_for_byte(path):
     assert not re.search(r"\d+(?:\.\d+)?(?:it|s)/(?:s|it)\b|\d+%\|", text), "a progress bar"
 
 
-PENDING_CHECK_CELL = {"03", "04", "05", "06"}  # the coordinator adds theirs (issue 20)
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_parameter_is_checked_right_after_the_parameters_cell(path):
     """Each notebook's cell after its parameters cell checks every parameter (validate.parameters);
     the runner reads the same rules before any kernel starts."""
-    if path.stem[:2] in PENDING_CHECK_CELL:
-        pytest.skip("check cell not yet added to this notebook")
     rules = reproduce.parameter_rules(path)
     assert sorted(rules) == reproduce.notebook_parameters(path)
     from aigc_lib import validate

@@ -264,7 +264,9 @@ def test_reproduce_command_refuses_a_truncated_partiprompts_file(
 
 
 def test_a_failed_direct_papermill_run_changes_no_results_file(tmp_path, monkeypatch):
-    """Finding 2: papermill notebooks/04_... out.ipynb --cwd notebooks -p seed 1 -p n_slots -5."""
+    """Finding 2: papermill notebooks/04_... out.ipynb --cwd notebooks -p seed 1, failing after
+    figures were staged. (Its ``-p n_slots -5`` now stops in the parameter-check cell, before
+    anything is staged; an unknown ``other_scenario`` passes that cell and fails in section 7.)"""
     monkeypatch.delenv(results.STAGING_ENV, raising=False)  # the kernel decides: it stages
     temporaries = system_temporaries()
     stem = "04_step_selection_and_resource_allocation"
@@ -272,12 +274,18 @@ def test_a_failed_direct_papermill_run_changes_no_results_file(tmp_path, monkeyp
     shutil.copytree(reproduce.RESULTS_DIR / stem, folder)
     before = tree(folder)
     output = tmp_path / "out.ipynb"
-    with pytest.raises(papermill.PapermillExecutionError, match="n_slots"):
+    with pytest.raises(papermill.PapermillExecutionError, match="no-such-scenario"):
         papermill.execute_notebook(
             str(reproduce.NOTEBOOKS_DIR / f"{stem}.ipynb"),
             str(output),
             cwd=str(reproduce.NOTEBOOKS_DIR),
-            parameters={"seed": 1, "n_slots": -5, "results_dir": str(folder), "interactive": False},
+            parameters={
+                "seed": 1,
+                "n_slots": 2,
+                "other_scenario": "no-such-scenario",
+                "results_dir": str(folder),
+                "interactive": False,
+            },
             kernel_name="python3",
             progress_bar=False,
         )
