@@ -19,9 +19,10 @@ it. A read-only results folder gives one line.
 
 Each notebook runs with its folder as working directory, the parameter ``results_dir`` set to its
 results folder (relative to the notebooks' folder) and ``interactive`` to False (static figures
-instead of sliders). Runs are atomic per results folder: a notebook runs in a temporary copy of
-its folder (a hidden sibling, ``.<stem>.running-<pid>-<random>``), which replaces the folder only
-when the run succeeded. A failed run leaves the results folder as it was and keeps its partial
+instead of sliders). Runs are atomic per results folder: a notebook runs in a new folder (a hidden
+sibling, ``.<stem>.running-<pid>-<random>``, holding only the step sweeps of the old one, which
+a resumed sweep reuses: :data:`CARRIED`), which replaces the folder only when the run succeeded;
+a figure the notebook no longer draws does not survive. A failed run leaves the results folder as it was and keeps its partial
 output in ``<results>/.<stem>.failed/``, which the error names (the next successful run removes
 it). What killed runs left (running, old and staging folders of processes that no longer run) is
 removed when a run starts.
@@ -456,9 +457,8 @@ def run_notebook(
 
     ``results_root`` defaults to the notebook's checkout's ``results/``. First the checkout
     (:func:`check_checkout`) and ``parameters`` (:func:`check_parameters`) are checked. The run
-    holds the results folder's lock, removes what ended runs left there, and runs in a temporary
-    copy of its results folder (hidden files left out, so no stale temporary survives), which
-    replaces the folder only when the run succeeded, with the record of its inputs
+    holds the results folder's lock, removes what ended runs left there, and runs in a new
+    temporary folder holding the step sweeps of the old one (:data:`CARRIED`), which replaces the folder only when the run succeeded, with the record of its inputs
     (``.inputs.json``, for ``--resume``). On failure the folder is left as it was, the partial
     output (the executed notebook up to the error, as ``<stem>.failed.ipynb``, and the files
     written) is kept in ``<results_root>/.<stem>.failed/``, and the exception carries a note
@@ -484,8 +484,8 @@ def run_notebook(
         base = results.notebooks_folder(notebook.resolve().parent)
         run_params = {"results_dir": os.path.relpath(work, base), **params}
         try:
-            if final_dir.is_dir():  # continue from it: sweep rows are reused, other files kept
-                _copy_visible(final_dir, work)
+            if final_dir.is_dir():  # continue from it: its step sweeps' rows are reused
+                _carry_over(final_dir, work)
             with _environment(_kernel_environment()):
                 papermill.execute_notebook(
                     str(notebook),
@@ -536,16 +536,20 @@ def _remove_litter(root: Path) -> list[Path]:
     return removed
 
 
-def _copy_visible(source: Path, target: Path) -> None:
-    """Copy ``source``'s contents into the existing folder ``target``, leaving out hidden names."""
+CARRIED = ("sweep_*",)
+"""What a run takes over from the results folder it replaces: the step sweeps' folders (notebook
+02, ``sweep_<weights>/``), whose finished images a resumed sweep skips. Everything else (figures,
+metrics, tables, profiles) the run writes anew, so a figure a notebook no longer draws does not
+survive it."""
+
+
+def _carry_over(source: Path, target: Path) -> None:
+    """Copy the folders of ``source`` that match :data:`CARRIED` into the existing folder
+    ``target``, leaving out hidden names."""
     hidden = shutil.ignore_patterns(".*")
     for entry in source.iterdir():
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
+        if entry.is_dir() and any(entry.match(pattern) for pattern in CARRIED):
             shutil.copytree(entry, target / entry.name, ignore=hidden)
-        else:
-            shutil.copy2(entry, target / entry.name)
 
 
 @contextlib.contextmanager

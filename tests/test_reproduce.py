@@ -76,7 +76,10 @@ def published(tmp_path):
     (folder / "figures").mkdir(parents=True)
     (folder / "figures" / "trace.png").write_bytes(b"old figure")
     (folder / "own.txt").write_text("old")
-    (folder / "kept.txt").write_text("a file this run does not write")
+    (folder / "stale.txt").write_text("a file this run does not write")
+    (folder / "figures" / "dropped.png").write_bytes(b"a figure this run does not draw")
+    (folder / "sweep_tiny").mkdir()
+    (folder / "sweep_tiny" / "rows-000.jsonl").write_text('{"done": 1}\n')
     (folder / "metrics.json").write_text('{"seed": 0}\n')
     (folder / ".99_demo.failed.ipynb").write_text("{}")
     return demo_notebook(tmp_path), root
@@ -139,7 +142,9 @@ def test_a_successful_run_replaces_the_folder_and_removes_what_killed_runs_left(
     assert sorted(p.name for p in root.iterdir()) == sorted(["99_demo", ".aigc.lock", alive.name])
     assert [p.name for p in folder.glob(".*")] == [".inputs.json"]  # stale .failed copy gone
     assert (folder / "own.txt").read_text() == "seed 3"
-    assert (folder / "kept.txt").read_text() == "a file this run does not write"
+    # what the run did not write is gone, but a step sweep's rows are carried over to be reused
+    assert not (folder / "stale.txt").exists() and not (folder / "figures" / "dropped.png").exists()
+    assert (folder / "sweep_tiny" / "rows-000.jsonl").read_text() == '{"done": 1}\n'
     assert json.loads((folder / "metrics.json").read_text()) == {"seed": 3, "third": 0.3}
     assert (folder / "figures" / "trace.png").read_bytes().startswith(b"\x89PNG")
     text = executed.read_text()
