@@ -225,8 +225,7 @@ def test_committed_executed_notebooks_are_reproducible_byte_for_byte(path):
     text = path.read_text(encoding="utf-8")
     nb = json.loads(text)
     ids = [cell.get("id") for cell in nb["cells"]]
-    if reproduce.INJECTED_ID not in ids:
-        pytest.xfail(f"{path.parent.name} predates the runner of issue 20: make reproduce")
+    assert reproduce.INJECTED_ID in ids, "executed by an older runner: run make reproduce"
     assert machine_paths(text) == []
     assert not {"start_time", "end_time", "duration"} & set(nb["metadata"].get("papermill", {}))
     source = json.loads((ROOT / "notebooks" / path.name).read_text(encoding="utf-8"))
