@@ -543,9 +543,10 @@ def serve(
     heads = [0] * n_models
     remaining, started, img_steps = [1.0] * n, [False] * n, [0] * n
     join_k, join_tau = [0] * n, [0.0] * n
-    done_k, done_tau, final_model, final_steps = [-1] * n, [0.0] * n, [-1] * n, [0] * n
-    light_k, light_tau, light_steps = [-1] * n, [0.0] * n, [0] * n
-    log: list[tuple] = []
+    out = _Outcome.empty(n, k_req)
+    done_k, done_tau, final_model, final_steps = out.done_k, out.done_tau, out.model, out.steps
+    light_k, light_tau, light_steps = out.light_k, out.light_tau, out.light_steps
+    log = out.log
     shifted: dict[tuple, np.ndarray] = {}  # load_aware: cumulative eq. 9-10 rows per queue state
     p, k = 0, (k_sorted[0] if n else 0)
     while True:
@@ -617,26 +618,8 @@ def serve(
             heads[m] = h
         k += 1
 
-    return _result(
-        scenario,
-        requests,
-        policy,
-        readings,
-        period,
-        allocation,
-        group,
-        deviation,
-        np.asarray(first_l, dtype=np.int64),
-        k_req,
-        done_k,
-        done_tau,
-        final_model,
-        final_steps,
-        light_k,
-        light_tau,
-        light_steps,
-        log,
-    )
+    out.first = first_l
+    return _result(scenario, requests, policy, readings, period, allocation, group, deviation, out)
 
 
 def summarise(
@@ -762,26 +745,55 @@ def _cumulative(scenario: Scenario, thresholds: np.ndarray) -> np.ndarray:
     return np.cumsum(probs, axis=1)[:, :-1]
 
 
+@dataclass(eq=False)
+class _Outcome:
+    """What the event loop records per request (plain lists, indexed by request), and its plans.
+
+    ``k_req``: the planning instant that routes each request; ``first``: the model it was routed
+    to; ``done_k``, ``done_tau``: the period and the seconds into it at which its last image
+    finished; ``model``, ``steps``: that image's model and steps; ``light_*``: the same for the
+    light image of an escalated request (``light_k`` -1: not escalated); ``log``: one row per plan.
+    """
+
+    k_req: np.ndarray
+    first: list[int]
+    done_k: list[int]
+    done_tau: list[float]
+    model: list[int]
+    steps: list[int]
+    light_k: list[int]
+    light_tau: list[float]
+    light_steps: list[int]
+    log: list[tuple]
+
+    @classmethod
+    def empty(cls, n: int, k_req: np.ndarray) -> "_Outcome":
+        return cls(
+            k_req,
+            [-1] * n,
+            [-1] * n,
+            [0.0] * n,
+            [-1] * n,
+            [0] * n,
+            [-1] * n,
+            [0.0] * n,
+            [0] * n,
+            [],
+        )
+
+
 def _result(
-    scenario,
-    requests,
-    policy,
-    readings,
-    period,
-    allocation,
-    group,
-    deviation,
-    first,
-    k_req,
-    done_k,
-    done_tau,
-    final_model,
-    final_steps,
-    light_k,
-    light_tau,
-    light_steps,
-    log,
+    scenario, requests, policy, readings, period, allocation, group, deviation, out: _Outcome
 ) -> ServingResult:
+    first = np.asarray(out.first, dtype=np.int64)
+    k_req, done_k, done_tau, final_model, final_steps = (
+        out.k_req,
+        out.done_k,
+        out.done_tau,
+        out.model,
+        out.steps,
+    )
+    light_k, light_tau, light_steps, log = out.light_k, out.light_tau, out.light_steps, out.log
     n_models = len(scenario.models)
     names = scenario.model_names
     d = requests.draws
