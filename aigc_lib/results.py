@@ -68,7 +68,7 @@ COLOURS: dict[str, str] = {
     "dual_annealing": "#44AA99",
     # peer serving policies (notebook 07)
     "cascade": "#AA4499",
-    "router": "#88CCEE",
+    "router": "#CC6677",
     "probabilistic (paper)": "#000000",
     "load-aware": "#999933",
     # the best of the single-model policies (notebooks 03 and 06)
