@@ -102,8 +102,8 @@ def machine_paths(text):
 
 
 def test_absolute_paths_are_recognised():
-    text = "PosixPath('/work/x/results/a.png') ../results/b.png 2.5 TFLOP/s <python>/lib/x.py ~/y"
-    assert machine_paths(text) == ["/work/x/results/a.png"]
+    text = "PosixPath('/srv/x/results/a.png') ../results/b.png 2.5 TFLOP/s <python>/lib/x.py ~/y"
+    assert machine_paths(text) == ["/srv/x/results/a.png"]
     assert machine_paths('{"image/png": "iVBOR/+a/b/c", "text/plain": "/tmp/x/y"}') == ["/tmp/x/y"]
 
 
