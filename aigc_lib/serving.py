@@ -543,7 +543,7 @@ def serve(
     heads = [0] * n_models
     remaining, started, img_steps = [1.0] * n, [False] * n, [0] * n
     join_k, join_tau = [0] * n, [0.0] * n
-    out = _Outcome.empty(n, k_req)
+    out = _Outcome.empty(n, k_req, first_l)
     done_k, done_tau, final_model, final_steps = out.done_k, out.done_tau, out.model, out.steps
     light_k, light_tau, light_steps = out.light_k, out.light_tau, out.light_steps
     log = out.log
@@ -618,7 +618,6 @@ def serve(
             heads[m] = h
         k += 1
 
-    out.first = first_l
     return _result(scenario, requests, policy, readings, period, allocation, group, deviation, out)
 
 
@@ -767,10 +766,11 @@ class _Outcome:
     log: list[tuple]
 
     @classmethod
-    def empty(cls, n: int, k_req: np.ndarray) -> "_Outcome":
+    def empty(cls, n: int, k_req: np.ndarray, first: list[int]) -> "_Outcome":
+        """Nothing finished yet: ``first`` is each request's first model (the router fills it)."""
         return cls(
             k_req,
-            [-1] * n,
+            first,
             [-1] * n,
             [0.0] * n,
             [-1] * n,

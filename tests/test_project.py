@@ -1,5 +1,6 @@
 """Project hygiene: clean source notebooks, consistent package lists, no data copies, CI command."""
 
+import functools
 import json
 import os
 import re
@@ -260,25 +261,19 @@ def test_setup_checks_partiprompts_before_installing_anything(tmp_path):
     assert check < recipe.index("-m venv") < recipe.index("pip install")
     # the check needs the standard library only (-S: no site-packages, as before the install)
     env = dict(os.environ, PARTIPROMPTS_PATH=str(tmp_path / "missing.tsv"))
-    done = subprocess.run(
+    check_alone = functools.partial(  # the check needs the standard library only (-S)
+        subprocess.run,
         [sys.executable, "-S", "-m", "aigc_lib.prompts", "--check"],
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+    done = check_alone(env=env)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: PARTIPROMPTS_PATH: ")
     env["PARTIPROMPTS_PATH"] = os.environ["PARTIPROMPTS_PATH"]
-    done = subprocess.run(
-        [sys.executable, "-S", "-m", "aigc_lib.prompts", "--check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = check_alone(env=env)
     assert done.returncode == 0 and "md5 verified" in done.stdout, done.stderr
 
 
