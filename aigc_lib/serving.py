@@ -139,9 +139,10 @@ METRICS = (
 )
 """The numbers :func:`summarise` gives for one run (also :data:`COUNTS`)."""
 
-COUNTS = ("n_served", "n_dropped", *(f"dropped_{r}" for r in ("admission", "expired")))
-"""The conservation counts :func:`summarise` adds: arrivals (``n_requests``) = ``n_served`` +
-``n_dropped``, and ``n_dropped`` = the sum of ``dropped_<reason>`` over :data:`DROP_REASONS`."""
+COUNTS = ("n_served", "n_dropped", "dropped_admission", "dropped_expired", "n_fell_back")
+"""The counts :func:`summarise` adds: arrivals (``n_requests``) = ``n_served`` + ``n_dropped``,
+``n_dropped`` = the sum of ``dropped_<reason>`` over :data:`DROP_REASONS`; ``n_fell_back``:
+escalated requests that kept their light image (served)."""
 
 SHARING = ("shares", "work-conserving", "whole-gpus")
 """How the GPUs are shared between models (:class:`Server`). ``"shares"`` (the paper's): each
