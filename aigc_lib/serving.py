@@ -590,18 +590,9 @@ def serve(
     ``settings["counts"]``. docs/SPEC.md section 8.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
-    validate.instance(scenario, Scenario, "scenario")
-    validate.instance(requests, Requests, "requests")
-    validate.instance(policy, Policy, "policy")
-    validate.instance(readings, Readings, "readings")
-    period = validate.number(slot_seconds, "slot_seconds", low=0.0, low_open=True)
-    slo = validate.number(slo_seconds, "slo_seconds", low=0.0, low_open=True)
-    if readings.latency != "fifo":
-        raise ValueError(
-            f"readings: serve models queues, so latency must be 'fifo', got {readings.latency!r}"
-        )
-    _check_server(server)
-    max_batch = _check_batch(policy.max_batch)
+    period, slo, max_batch = _check_serve(
+        scenario, requests, policy, slot_seconds, readings, server, slo_seconds
+    )
     solve = simulation.solver(allocation, annealing_options, readings)
     assign_rng, alloc_rng = (
         np.random.default_rng(s) for s in simulation.streams(requests.seed)[2:]
@@ -736,6 +727,22 @@ def _cascade(scenario, requests, escalation, readings) -> tuple[list[bool], int,
     view = discriminator(scenario, requests, rho, target, light, heavy, readings)
     cut = escalation_threshold(scenario, share, rho, target, light, heavy, readings)
     return (view["output"].to_numpy() >= cut).tolist(), light, heavy, share
+
+
+def _check_serve(scenario, requests, policy, slot_seconds, readings, server, slo_seconds):
+    """The arguments of :func:`serve`, checked: the period, the SLO and the largest batch."""
+    validate.instance(scenario, Scenario, "scenario")
+    validate.instance(requests, Requests, "requests")
+    validate.instance(policy, Policy, "policy")
+    validate.instance(readings, Readings, "readings")
+    period = validate.number(slot_seconds, "slot_seconds", low=0.0, low_open=True)
+    slo = validate.number(slo_seconds, "slo_seconds", low=0.0, low_open=True)
+    if readings.latency != "fifo":
+        raise ValueError(
+            f"readings: serve models queues, so latency must be 'fifo', got {readings.latency!r}"
+        )
+    _check_server(server)
+    return period, slo, _check_batch(policy.max_batch)
 
 
 def _check_server(server: Any) -> None:
@@ -1294,6 +1301,30 @@ def _result(
     scenario, requests, policy, readings, period, allocation, route, engine, extra
 ) -> ServingResult:
     """The tasks and plans tables of a run (:class:`ServingResult`)."""
+    settings = {
+        "policy": policy.name,
+        "routing": policy.routing,
+        "escalation": policy.escalation,
+        "knobs": dict(policy.knobs),
+        "slot_seconds": period,
+        "seed": requests.seed,
+        "n_requests": len(requests),
+        "allocation": allocation if isinstance(allocation, str) else "callable",
+        "readings": readings,
+        "scenario": scenario.name,
+        "n_models": len(scenario.models),
+        **extra,
+        "counts": _counts(engine.out),
+    }
+    return ServingResult(
+        tasks=_tasks(scenario, requests, readings, period, route, engine),
+        plans=_plans(scenario, engine, period),
+        settings=settings,
+    )
+
+
+def _tasks(scenario, requests, readings, period, route, engine) -> pd.DataFrame:
+    """One row per request (:class:`ServingResult`); a dropped request has NaN outcomes."""
     out, names = engine.out, scenario.model_names
     served = np.asarray(out.done_k) >= 0
     model = np.where(served, np.asarray(out.model, dtype=np.int64), 0)
@@ -1322,7 +1353,7 @@ def _result(
         np.nan,
     )
     cat = lambda codes: pd.Categorical.from_codes(codes, categories=names, ordered=True)  # noqa: E731
-    tasks = pd.DataFrame(
+    return pd.DataFrame(
         {
             "request": np.arange(len(requests)),
             "arrival": requests.arrival,
@@ -1345,22 +1376,6 @@ def _result(
             "fell_back": np.asarray(out.fell_back, dtype=bool),
         }
     )
-    settings = {
-        "policy": policy.name,
-        "routing": policy.routing,
-        "escalation": policy.escalation,
-        "knobs": dict(policy.knobs),
-        "slot_seconds": period,
-        "seed": requests.seed,
-        "n_requests": len(requests),
-        "allocation": allocation if isinstance(allocation, str) else "callable",
-        "readings": readings,
-        "scenario": scenario.name,
-        "n_models": len(names),
-        **extra,
-        "counts": _counts(out),
-    }
-    return ServingResult(tasks=tasks, plans=_plans(scenario, engine, period), settings=settings)
 
 
 def _gpu_seconds(scenario, engine, model, steps, escalated) -> np.ndarray:
