@@ -74,6 +74,7 @@ __all__ = [
     "batch_factor",
     "load_seconds",
     "estimator_seconds",
+    "spec_numbers",
     "requests",
     "serve",
     "summarise",
@@ -408,6 +409,39 @@ def estimator_seconds(data: Mapping[str, Any] | None = None) -> dict[str, float]
     GPU, charged when :attr:`Server.charge_estimators` (data/serving.yaml)."""
     d = serving_data() if data is None else data
     return {k: float(v) for k, v in d["estimator_seconds"]["value"].items()}
+
+
+def spec_numbers(scenario: Scenario | None = None) -> str:
+    """The numbers of docs/SPEC.md section 8, as the markdown table the SPEC carries between its
+    ``serving-numbers`` markers (a test checks they agree; paste this to update them): the load
+    unit and, per model, the batch rule's g_m, its throughput gain at the largest published
+    batch, the loading time and the estimator charge. ``scenario``: default "paper"."""
+    from aigc_lib.scenario import load_scenario  # the default scenario, read only when needed
+
+    scenario = load_scenario() if scenario is None else scenario
+    validate.instance(scenario, Scenario, "scenario")
+    data = serving_data()
+    g, load = batch_fractions(scenario, data), load_seconds(scenario, data)
+    cost = estimator_seconds(data)
+    lines = [
+        f"Load unit (scenario {scenario.name!r}): {reference_seconds(scenario):.3f} GPU-seconds "
+        "per image (`serving.reference_seconds`).",
+        "",
+        "| model | g_m | largest published batch b | throughput gain at b, b / (1 + g_m (b - 1)) "
+        "| load, s |",
+        "|---|---|---|---|---|",
+    ]
+    for m, name in enumerate(scenario.model_names):
+        b = max(data["batch_curves"][name]["batch"])
+        lines.append(
+            f"| {name} | {g[m]:.3f} | {b} | {b / batch_factor(g[m], b):.2f} | {load[m]:.3f} |"
+        )
+    lines += [
+        "",
+        f"Estimators, when charged: predictor {cost['predictor'] * 1e3:.1f} ms and discriminator "
+        f"{cost['discriminator'] * 1e3:.1f} ms of the whole GPU per request.",
+    ]
+    return "\n".join(lines)
 
 
 # --- thresholds from shares -----------------------------------------------------------------------

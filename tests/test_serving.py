@@ -632,3 +632,30 @@ def test_empty_and_torn_traces_are_refused_naming_the_file(tmp_path, text, match
     path.write_text(text)
     with pytest.raises(ValueError, match=rf"hostile\.csv.*{match}"):
         arrivals.read_trace(path)
+
+
+def test_spec_section_8_carries_the_numbers_the_code_computes(sc):
+    """docs/SPEC.md section 8: its generated block is serving.spec_numbers(), and the numbers its
+    prose quotes are the ones the code and the data give."""
+    from pathlib import Path
+
+    spec = (Path(__file__).resolve().parent.parent / "docs" / "SPEC.md").read_text()
+    section = spec[spec.index("## 8. Serving under load") :]
+    block = section.split("<!-- serving-numbers:start -->\n")[1].split(
+        "\n<!-- serving-numbers:end"
+    )[0]
+    assert block == serving.spec_numbers(sc), "paste serving.spec_numbers() into docs/SPEC.md"
+    code = arrivals.load_trace("code")
+    gaps = arrivals.silent_gaps(code)
+    n, span = code.size, np.ptp(code)
+    busy = (n - 1 - gaps["count"]) / (span - gaps["seconds"]) / ((n - 1) / span)
+    link = serving.serving_data()["host_link_gb_per_s"]["value"]
+    quoted = [
+        f"longer than\n  {arrivals.SILENT_GAP_FACTOR:.0f} times the median gap",
+        f"more than {arrivals.SILENT_SHARE_WARNING:.0%} of it",
+        f"silent {gaps['share']:.0%} of its hour, busy\n  periods at {busy:.1f} times the rate",
+        f"/ {link} GB/s",
+    ]
+    for text in quoted:
+        assert text in section, text
+    assert arrivals.silent_gaps(arrivals.load_trace("conv"))["count"] == 0
