@@ -10,20 +10,29 @@ prompt of a slot arrives at its start and a task's latency is its place in its m
   arrived since the last instant (:class:`Routing`) and the planner sets every model's steps and
   share of the GPU for the requests queued now, new and carried over, with the library's own
   allocation code (:func:`aigc_lib.simulation.slot_problem`, eq. 11, and an allocation policy);
-* each model serves its queue first-in first-out at its share until the next instant; an image not
-  finished by then continues at the new share with the steps it started with (a request in service
-  keeps its model and steps); an image not yet started takes the steps of the plan under which it
-  starts;
+* each model serves its queue first-in first-out at its share until the next instant, in batches
+  of up to :attr:`Policy.max_batch` (default 1: one image at a time; a batch's time follows the
+  batch rule of :func:`batch_factor`, fitted to published curves in ``data/serving.yaml``); a
+  batch not finished by then continues at the new share with the steps it started with; a batch
+  not yet started takes the steps of the plan under which it starts;
+* the GPUs (:class:`Server`): one or N, shared by fixed ``"shares"`` (the paper's, the default),
+  ``"work-conserving"`` shares, or ``"whole-gpus"`` that each hold one model and load a model's
+  weights when a plan moves them (:data:`SHARING`, :func:`load_seconds`); estimators may be
+  charged GPU time (:func:`estimator_seconds`);
 * an :class:`Escalation` (a cascade) regenerates some light images on a heavier model: the request
   joins the heavy queue when its light image is done;
+* with :attr:`Policy.admission`, a request that can no longer meet the SLO given the work ahead of
+  it is dropped at once, with its reason (:data:`DROP_REASONS`); otherwise nothing is dropped and
+  the run continues after the last arrival until every queue is empty. Every run checks
+  arrivals = served + dropped;
 * the ground truth scores every delivered image (:func:`aigc_lib.simulation.true_scores`), and a
-  request's latency is its completion minus its arrival. Nothing is dropped: every request is
-  served, the run continues after the last arrival until every queue is empty.
+  request's latency is its completion minus its arrival.
 
-With every request of slot s arriving at s T and the GPU idle at each slot's start, :func:`serve`
-gives the per-task scores and latencies of :func:`aigc_lib.simulation.simulate` (the paper's model
-as a special case; tested). :func:`reference_seconds` and :func:`arrival_rate` express load as
-utilisation of the GPU; :func:`summarise` gives goodput, SLO attainment and latency percentiles.
+With every request of slot s arriving at s T, the GPU idle at each slot's start and every knob at
+its default, :func:`serve` gives the per-task scores and latencies of
+:func:`aigc_lib.simulation.simulate` (the paper's model as a special case; tested).
+:func:`reference_seconds` and :func:`arrival_rate` express load as utilisation of one GPU;
+:func:`summarise` gives goodput, SLO attainment, latency percentiles and the drop counts.
 
 Units: seconds, CLIPScore points, TFLOPS. Taught in ``notebooks/07_peer_serving_policies.ipynb``.
 """
