@@ -398,7 +398,13 @@ def batch_fractions(scenario: Scenario, data: Mapping[str, Any] | None = None) -
 
 def batch_factor(fraction: float, batch: int) -> float:
     """How many batch-1 image times a batch of ``batch`` takes: 1 + ``fraction`` x (batch - 1);
-    exactly 1.0 at batch 1 (data/serving.yaml, ``batch_rule``)."""
+    exactly 1.0 at batch 1 (data/serving.yaml, ``batch_rule``; docs/SPEC.md section 8).
+    ``fraction``: g_m of :func:`batch_fractions`, in [0, 1]. Taught in notebook 07."""
+    g = validate.number(fraction, "fraction", low=0.0, high=1.0)
+    return _factor(g, validate.whole(batch, "batch", low=1))
+
+
+def _factor(fraction: float, batch: int) -> float:
     return 1.0 + fraction * (batch - 1) if batch > 1 else 1.0
 
 
@@ -860,7 +866,7 @@ class _Planner:
         batch = tuple(max(1, min(self.max_batch, c)) for c in counts)
         scenario = self.variants.get(batch)
         if scenario is None:
-            scale = [batch_factor(g, b) / b for g, b in zip(self.fractions, batch)]
+            scale = [_factor(g, b) / b for g, b in zip(self.fractions, batch)]
             models = tuple(
                 dataclasses.replace(
                     m, step_seconds=m.step_seconds * s, fixed_seconds=m.fixed_seconds * s
@@ -1141,7 +1147,7 @@ class _Engine:
         waiting = len(self.queues[m]) - self.nxt[m]
         b = max(1, min(self.max_batch, waiting + len(fresh)))
         image = self.eff_step[m] * steps + self.eff_fixed[m]
-        each = batch_factor(self.fractions[m], b) / b * image + self.charges[m] * self.capacity
+        each = _factor(self.fractions[m], b) / b * image + self.charges[m] * self.capacity
         ahead = waiting * each + sum(
             s.left * s.work + s.load_left * s.rate
             for s in self.slots
@@ -1204,7 +1210,7 @@ class _Engine:
 
     def _image(self, m: int, z: int, b: int) -> float:
         """Effective TFLOP of a batch of b images of model m at z steps (data/serving.yaml)."""
-        return batch_factor(self.fractions[m], b) * (z * self.eff_step[m] + self.eff_fixed[m])
+        return _factor(self.fractions[m], b) * (z * self.eff_step[m] + self.eff_fixed[m])
 
     def _charge(self, m: int, members: list[int]) -> float:
         """Estimator work (effective TFLOP) of a batch: first-stage images only."""

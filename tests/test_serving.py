@@ -458,6 +458,10 @@ def test_the_published_curves_make_batching_help_the_small_models_and_barely_sdx
     assert gain["sd15"] == pytest.approx(32 * 1780 / 25350, rel=0.1)
     assert gain["sdxl"] == pytest.approx(16 * 6100 / 79110, rel=0.05)
     assert serving.batch_factor(g["sdxl"], 1) == 1.0
+    with pytest.raises(ValueError, match="batch"):
+        serving.batch_factor(0.5, 0)
+    with pytest.raises(ValueError, match="fraction"):
+        serving.batch_factor(1.5, 2)
 
 
 @settings(
