@@ -893,8 +893,18 @@ class _Planner:
                 )
                 hit = self._unpack(alloc.solve_exact(problem))
                 self._cache[key] = hit
-            return hit
-        return self._unpack(self._search(scenario, counts, pending, belief))
+        else:
+            hit = self._unpack(self._search(scenario, counts, pending, belief))
+        return hit if batch is None else self._one_image(*hit)
+
+    def _one_image(self, steps, compute, _):
+        """A batch plan's seconds per image are per image of its batch: give those of one image."""
+        models = self.scenario.models
+        seconds = [
+            float(m.image_seconds(z)) * self.scenario.capacity_tflops / c if c > 0 else math.inf
+            for m, z, c in zip(models, steps, compute)
+        ]
+        return steps, compute, seconds
 
     def _search(self, scenario, counts, pending, belief) -> alloc.Allocation:
         """Any other allocator sees the planner's curves of the requests queued now."""

@@ -449,6 +449,18 @@ def test_a_batch_takes_the_batch_rule_times_one_image(sc):
     assert per_image == pytest.approx(sc.models[0].image_seconds(1) * (1 + 7 * g) / 8)
 
 
+def test_a_batch_of_one_after_a_full_batch_takes_one_image_time(sc):
+    """Five at once, batches of at most four: four together, then the fifth alone."""
+    result = run(sc, np.zeros(5), with_knobs(policy("sdxl-turbo"), max_batch=4), slot_seconds=100.0)
+    g = serving.batch_fractions(sc)[0]
+    share = result.plans["compute_sdxl-turbo"].iloc[0] / sc.capacity_tflops
+    image = sc.models[0].image_seconds(1) / share
+    completion = result.tasks["completion"].to_numpy()
+    np.testing.assert_allclose(completion[:4], image * (1 + 3 * g), rtol=1e-12)
+    assert completion[4] == pytest.approx(completion[3] + image, rel=1e-12)
+    assert list(result.tasks["batch"]) == [4, 4, 4, 4, 1]
+
+
 def test_the_published_curves_make_batching_help_the_small_models_and_barely_sdxl(sc):
     g = dict(zip(sc.model_names, serving.batch_fractions(sc)))
     gain = {m: 32 / serving.batch_factor(g[m], 32) for m in ("sdxl-turbo", "sd15")}
