@@ -1342,7 +1342,7 @@ def _whole_gpus(counts: list[int], compute: list[float], n_gpus: int) -> list[in
     total = sum(compute[m] for m in work)
     ideal = {m: (compute[m] / total if total > 0 else 1 / len(work)) * n_gpus for m in work}
     for m in work:
-        want[m] = int(math.floor(ideal[m]))
+        want[m] = math.floor(ideal[m])
     order = sorted(work, key=lambda m: (want[m] - ideal[m], m))
     for m in order[: n_gpus - sum(want)]:
         want[m] += 1

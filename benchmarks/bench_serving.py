@@ -19,14 +19,14 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
+import argparse
+import math
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from aigc_lib import arrivals, prompts, serving  # noqa: E402
-from aigc_lib.scenario import load_scenario  # noqa: E402
+from aigc_lib import arrivals, prompts, serving
+from aigc_lib.scenario import load_scenario
 
 HOUR_TARGET, FOUR_HOUR_TARGET = 10.0, 40.0
 
