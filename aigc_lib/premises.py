@@ -47,6 +47,7 @@ __all__ = [
     "with_premise",
     "large_minus_small",
     "verdict",
+    "batch_interval",
     "assignment_runs",
     "serving_runs",
     "assignment_claims",
@@ -145,9 +146,11 @@ def _interval(diff: np.ndarray) -> tuple[float, float, float]:
     return float(row["mean"]), float(row["low"]), float(row["high"])
 
 
-def _batch_interval(diff: np.ndarray, n_batches: int) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over ``n_batches`` consecutive batch means (queues correlate
-    neighbouring requests; batch means are close to independent)."""
+def batch_interval(diff: np.ndarray, n_batches: int) -> tuple[float, float, float]:
+    """Mean of ``diff`` (e.g. per-request utilities or their paired differences, in request order)
+    and its 95% t-interval over ``n_batches`` consecutive batch means: queues correlate
+    neighbouring requests, batch means are close to independent."""
+    validate.whole(n_batches, "n_batches", low=2)
     batches = np.array([b.mean() for b in np.array_split(np.asarray(diff, float), n_batches)])
     mean = float(np.mean(diff))
     half = stats.t.ppf(0.975, n_batches - 1) * batches.std(ddof=1) / math.sqrt(n_batches)
@@ -295,7 +298,7 @@ def serving_claims(
     pairs = (("cascade", single), ("router", single), ("cascade", "router"))
     rows = []
     for claim, (a, b) in zip(SERVING_CLAIMS, pairs):
-        mean, low, high = _batch_interval(utilities[a] - utilities[b], n_batches)
+        mean, low, high = batch_interval(utilities[a] - utilities[b], n_batches)
         rows.append(
             {"claim": claim, "mean": mean, "low": low, "high": high, "versus": f"{a} vs {b}"}
         )
@@ -316,12 +319,13 @@ def sweep(
     n_requests: int,
     load: float,
     seed: int,
+    share: float = 0.25,
 ) -> pd.DataFrame:
     """Every claim's verdict at every point of the premise grid (slope scale x residual corr).
 
     At each ``slope_scale`` (:func:`with_premise`) the slot-model runs (:func:`assignment_runs`,
     ``n_slots``) are made once and the serving runs (:func:`serving_runs`, ``n_requests`` at
-    ``load``) once per residual correlation; each ``residual_corr`` of ``residual_corrs`` with
+    ``load``; the cascade escalates and the router routes ``share``) once per residual correlation; each ``residual_corr`` of ``residual_corrs`` with
     spread ``residual_sd`` then gives :func:`assignment_claims` and :func:`serving_claims` on the
     same random numbers. One row per point and claim: ``slope_scale``, ``large_minus_small``
     (beta_large - beta_small), ``residual_corr``, ``claim``, ``mean``, ``low``, ``high`` (percent
@@ -340,7 +344,7 @@ def sweep(
         runs = assignment_runs(base, n_slots, seed)
         for corr in corrs:
             point = with_premise(base, 1.0, corr, residual_sd)
-            served = serving_runs(point, n_requests, load, seed)
+            served = serving_runs(point, n_requests, load, seed, share, share)
             both = pd.concat(
                 [
                     assignment_claims(point, runs, seed).assign(unit="percent"),

@@ -160,6 +160,15 @@ def test_the_residual_does_not_move_the_slot_models_claims_across_zero(grid):
         assert not {"agrees", "disagrees"} <= set(cell["verdict"])
 
 
+def test_the_cascade_gains_on_the_router_as_hard_prompts_gain_more(grid):
+    """Theory: the router sends the prompts predicted to score highest to the large model (it
+    encodes "easy prompts gain most"); the cascade's discriminator estimates each prompt's gain
+    from its light image, whichever camp holds. Mirroring the slopes must favour the cascade."""
+    pair = grid[grid["claim"] == "cascade beats router"].set_index(["residual_corr", "slope_scale"])
+    for corr in (1.0, 0.0):
+        assert pair.loc[(corr, -1.0), "mean"] > pair.loc[(corr, 1.0), "mean"]
+
+
 def test_sweep_rejects_bad_parameters(sc):
     with pytest.raises(ValueError, match="residual_corrs"):
         premises.sweep(sc, [1.0], [1.2], 1.0, 4, 40, 0.7, 0)
