@@ -168,8 +168,8 @@ def assignment_runs(
     One frame per policy (``slot``, ``prompt_id``, model index ``m``, ``utility``) from
     :func:`aigc_lib.simulation.simulate` (``allocation``, default the exact optimum). The
     residual does not change what any of these policies decides (none sees it), so a sweep runs
-    them once per slope and adds residuals with :func:`assignment_claims`.
-    Taught in ``notebooks/08_which_prompts_gain.ipynb``.
+    them once per slope and adds residuals with :func:`assignment_claims`. The step behind
+    :func:`sweep` and :func:`camp_robustness` of ``notebooks/08_which_prompts_gain.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
     out = {}

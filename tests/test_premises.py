@@ -51,6 +51,16 @@ def test_bad_residual_parameters_raise_naming_them(sc, changes, argument):
         sc.replace(**changes)
 
 
+def test_a_scenario_file_with_a_bad_residual_is_refused_naming_the_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\nextends: paper\npremises: []\noverrides:\n"
+        "  residual_corr: {value: 2.0, source: assumption, reason: a test}\n"
+    )
+    with pytest.raises(ValueError, match="residual_corr"):
+        scenario.load_scenario(path)
+
+
 def test_bad_residual_argument_raises(sc):
     with pytest.raises(ValueError, match="residual"):
         scenario.true_score(sc, 30.0, 0, 1, residual=np.nan)
