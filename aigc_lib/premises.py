@@ -169,7 +169,7 @@ def assignment_runs(
     :func:`aigc_lib.simulation.simulate` (``allocation``, default the exact optimum). The
     residual does not change what any of these policies decides (none sees it), so a sweep runs
     them once per slope and adds residuals with :func:`assignment_claims`. The step behind
-    :func:`sweep` and :func:`camp_robustness` of ``notebooks/08_which_prompts_gain.ipynb``.
+    :func:`sweep` and :func:`camp_robustness` (notebook 08).
     """
     validate.instance(scenario, Scenario, "scenario")
     out = {}
