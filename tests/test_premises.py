@@ -123,6 +123,16 @@ def test_escalation_advantage_is_monotone_in_the_slope_and_the_residual_correlat
     assert by_corr[0] < by_corr[1] < by_corr[2]
 
 
+def test_serving_runs_add_each_delivered_images_residual(sc):
+    point = premises.with_premise(sc, 1.0, 0.0, 1.0)
+    plain = premises.serving_runs(sc, 40, 0.7, 0)
+    noisy = premises.serving_runs(point, 40, 0.7, 0)
+    r = scenario.residuals(point, 40, np.random.default_rng([0, 27]))
+    np.testing.assert_allclose(noisy["sdxl-turbo"] - plain["sdxl-turbo"], r[:, 0])
+    np.testing.assert_allclose(noisy["sd15"], plain["sd15"])  # the medium model has none
+    assert not np.allclose(noisy["cascade"], plain["cascade"])
+
+
 # --- verdicts and the sweep ----------------------------------------------------------------------
 
 
