@@ -65,6 +65,8 @@ _TOP_KEYS = {
     "capacity_tflops",
     "min_share",
     "noise_sd",
+    "residual_sd",
+    "residual_corr",
     "tasks_per_slot",
     "models",
     "groups",
@@ -144,7 +146,10 @@ class Scenario:
     points per second; ``capacity_tflops`` is C, the GPU in effective TFLOPS (the unit in which the
     allocator shares it; each model's seconds are for the whole GPU); ``min_share`` the smallest
     fraction of C a model with tasks gets; ``noise_sd`` the per-image CLIPScore noise;
-    ``tasks_per_slot`` the prompts arriving in one slot. ``name``: the scenario's name;
+    ``tasks_per_slot`` the prompts arriving in one slot. ``residual_sd`` tau (CLIPScore points) and
+    ``residual_corr`` rho_r: the spread of the prompt-and-model-specific residual r_nm of
+    :func:`true_score` and its correlation between two models (:func:`residual_covariance`;
+    defaults 0 and 1: no residual). ``name``: the scenario's name;
     ``premises``: the premises of :data:`PREMISES` it keeps (checked on load). ``provenance`` maps
     dotted keys (``groups.Basic.mu``) to :class:`Provenance`. ``profile``: the name of the profile
     of measurements whose values replace the scenario's (None: the scenario as shipped);
@@ -161,6 +166,8 @@ class Scenario:
     min_share: float
     noise_sd: float
     tasks_per_slot: int
+    residual_sd: float = 0.0
+    residual_corr: float = 1.0
     name: str = "custom"
     premises: tuple[str, ...] = ()
     provenance: Mapping[str, Provenance] = field(default_factory=dict, compare=False, repr=False)
@@ -535,6 +542,22 @@ def _named_entries(raw: Mapping, key: str, allowed: set[str]) -> list[Mapping]:
     return entries
 
 
+def _groups(raw: dict, prov: dict) -> list[GroupPrior]:
+    """The group priors of a raw scenario, validated (provenance recorded in ``prov``)."""
+    groups = []
+    for g in _named_entries(raw, "groups", _GROUP_KEYS):
+        where = f"groups.{g['name']}."
+        groups.append(
+            GroupPrior(
+                name=g["name"],
+                mu=_number(g, "mu", where, prov),
+                sigma=_number(g, "sigma", where, prov, low=0),
+                share=_number(g, "share", where, prov, low=0, low_open=False, high=1),
+            )
+        )
+    return groups
+
+
 def _build(raw: dict, flops: pd.DataFrame) -> Scenario:
     prov: dict[str, Provenance] = {}
     step_options = _numbers(raw, "step_options", "", prov)
@@ -561,17 +584,7 @@ def _build(raw: dict, flops: pd.DataFrame) -> Scenario:
                 zref=_number(m, "zref", where, prov, low=0),
             )
         )
-    groups = []
-    for g in _named_entries(raw, "groups", _GROUP_KEYS):
-        where = f"groups.{g['name']}."
-        groups.append(
-            GroupPrior(
-                name=g["name"],
-                mu=_number(g, "mu", where, prov),
-                sigma=_number(g, "sigma", where, prov, low=0),
-                share=_number(g, "share", where, prov, low=0, low_open=False, high=1),
-            )
-        )
+    groups = _groups(raw, prov)
     premises = raw.get("premises", [])
     if not isinstance(premises, list) or any(p not in PREMISES for p in premises):
         raise ValueError(f"premises: expected a list of names among {PREMISES}, got {premises!r}")
@@ -589,11 +602,18 @@ def _build(raw: dict, flops: pd.DataFrame) -> Scenario:
         tasks_per_slot=int(
             _number(raw, "tasks_per_slot", "", prov, low=1, low_open=False, whole=True)
         ),
+        residual_sd=_optional(raw, "residual_sd", 0.0, prov, low=0, low_open=False),
+        residual_corr=_optional(raw, "residual_corr", 1.0, prov, low=0, low_open=False, high=1),
         name=name,
         premises=tuple(premises),
         provenance=MappingProxyType(prov),
     )
     return scenario
+
+
+def _optional(raw: Mapping, key: str, default: float, prov: dict, **bounds: Any) -> float:
+    """A top-level number that older scenario files and profiles may lack (then ``default``)."""
+    return _number(raw, key, "", prov, **bounds) if key in raw else default
 
 
 def _validate(s: Scenario) -> None:
@@ -624,6 +644,16 @@ def _validate(s: Scenario) -> None:
     if s.min_share * len(s.models) > 1:
         raise ValueError(
             f"min_share: {s.min_share} x {len(s.models)} models exceeds the whole capacity"
+        )
+    if not (isinstance(s.residual_sd, (int, float)) and math.isfinite(s.residual_sd)) or (
+        s.residual_sd < 0
+    ):
+        raise ValueError(
+            f"residual_sd: expected a finite number >= 0 points, got {s.residual_sd!r}"
+        )
+    if not (isinstance(s.residual_corr, (int, float)) and 0 <= s.residual_corr <= 1):
+        raise ValueError(
+            f"residual_corr: expected a correlation in [0, 1], got {s.residual_corr!r}"
         )
     if (
         isinstance(s.tasks_per_slot, bool)
@@ -663,16 +693,30 @@ def true_score(
     model: Any,
     steps: Any,
     saturation_steps: float | None = None,
+    residual: Any = None,
 ) -> np.ndarray:
     """Expected CLIPScore of a prompt on a model after some steps: the simulator's ground truth.
 
-    s_nm(z) = Sbar + d_m + beta_m (x_n - Sbar) + a_m ln(z / zref_m) (docs/SPEC.md section 3), with
-    x_n = mu_k + e_n the prompt's own CLIPScore on the medium model at its reference steps (the axis
-    of the priors and thresholds), in CLIPScore points. ``prompt_score`` x_n, ``model`` (indices,
-    0 = smallest) and ``steps`` z broadcast against each other; the result has their broadcast
-    shape. Image noise is not included (the simulator adds N(0, noise_sd^2) per image).
-    ``saturation_steps``: the saturating reading of :func:`score_curve`.
-    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
+    The joint per-prompt model (docs/SPEC.md section 3), in CLIPScore points:
+    s_nm(z) = Sbar + d_m + beta_m (x_n - Sbar) + a_m ln(z / zref_m) + r_nm, with x_n = mu_k + e_n
+    the prompt's own CLIPScore on the medium model at its reference steps (the axis of the priors
+    and thresholds). Two named parts decide which prompts gain from a larger model:
+
+    * beta_m, the *category-level slope* (``score_beta``): how model m's score moves with the
+      prompt's own score. beta_large - beta_small > 0: easy prompts gain most from the larger
+      model (the paper's premise, the default); < 0: hard prompts gain most (DiffServe's);
+    * r_nm, the *prompt-and-model-specific residual* (``residual``, default none): what a prompt
+      scores on model m beyond its category-level line, r_n ~ N(0, Sigma) with spread
+      ``scenario.residual_sd`` and correlation ``scenario.residual_corr`` between models
+      (:func:`residual_covariance`; drawn by :func:`residuals`). It is what a per-query
+      discriminator can exploit; with the default spread 0 it is zero and today's numbers hold.
+
+    ``prompt_score`` x_n, ``model`` (indices, 0 = smallest), ``steps`` z and ``residual`` r_nm
+    (points, already taken at each entry's model) broadcast against each other; the result has
+    their broadcast shape. Image noise is not included (the simulator adds N(0, noise_sd^2) per
+    image). ``saturation_steps``: the saturating reading of :func:`score_curve`.
+    Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb`` and
+    ``notebooks/08_which_prompts_gain.ipynb`` (the residual).
     """
     validate.instance(scenario, Scenario, "scenario")
     x = np.asarray(prompt_score, dtype=float)
@@ -687,7 +731,56 @@ def true_score(
     slope = np.array([s.score_slope for s in scenario.models])[m]
     zref = np.array([s.zref for s in scenario.models])[m]
     s_bar = scenario.mean_score
-    return s_bar + d + beta * (x - s_bar) + slope * score_curve(z, zref, saturation_steps)
+    score = s_bar + d + beta * (x - s_bar) + slope * score_curve(z, zref, saturation_steps)
+    if residual is None:
+        return score
+    r = np.asarray(residual, dtype=float)
+    if not np.all(np.isfinite(r)):
+        raise ValueError("residual: expected finite residuals in CLIPScore points")
+    return score + r
+
+
+def residual_covariance(scenario: Scenario) -> np.ndarray:
+    """Covariance of the residuals r_n of one prompt across the models, shape (M, M), points^2.
+
+    The medium model's residual is 0 by definition (x_n is its own score); every other model has
+    variance tau^2 (``residual_sd`` squared) and two of them covary by rho_r tau^2
+    (``residual_corr``): rho_r = 1, a prompt that is unusually good on one model is as good on
+    the others (then the heavy-minus-light difference has no residual at all); rho_r = 0, the
+    models' residuals are independent (a poor light image says the heavy one gains more).
+    Taught in ``notebooks/08_which_prompts_gain.ipynb``.
+    """
+    validate.instance(scenario, Scenario, "scenario")
+    n = len(scenario.models)
+    tau, rho = scenario.residual_sd, scenario.residual_corr
+    cov = tau**2 * (rho * np.ones((n, n)) + (1 - rho) * np.eye(n))
+    ref = scenario.reference_model
+    cov[ref, :] = 0.0
+    cov[:, ref] = 0.0
+    return cov
+
+
+def residuals(scenario: Scenario, n_prompts: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw the residuals r_nm of ``n_prompts`` prompts on every model, shape (n_prompts, M), points.
+
+    r_nm = tau (sqrt(rho_r) u_n + sqrt(1 - rho_r) v_nm) with u_n, v_nm standard normal (the
+    covariance of :func:`residual_covariance`), 0 for the medium model. With ``residual_sd`` 0
+    the result is all zeros and ``rng`` is not used. Pass it to :func:`true_score` as
+    ``residual=r[n, model]``. Taught in ``notebooks/08_which_prompts_gain.ipynb``.
+    """
+    validate.instance(scenario, Scenario, "scenario")
+    n = validate.whole(n_prompts, "n_prompts", low=0)
+    validate.instance(rng, np.random.Generator, "rng")
+    n_models = len(scenario.models)
+    out = np.zeros((n, n_models))
+    if scenario.residual_sd == 0 or n == 0:
+        return out
+    rho = scenario.residual_corr
+    common = rng.standard_normal((n, 1))
+    own = rng.standard_normal((n, n_models))
+    out = scenario.residual_sd * (math.sqrt(rho) * common + math.sqrt(1 - rho) * own)
+    out[:, scenario.reference_model] = 0.0
+    return out
 
 
 def level_mean_scores(scenario: Scenario) -> np.ndarray:
@@ -746,67 +839,12 @@ def premises(scenario: Scenario, saturation_steps: float | None = None) -> pd.Da
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
-    names = scenario.model_names
-    n = len(names)
-    ref = scenario.reference_model
     low, high = level_mean_scores(scenario)[[0, -1]]
     rows = []
-    models = np.arange(n)
     for z in _step_grid(scenario):
         steps = _steps_at(scenario, z)
-        seconds = np.array([m.image_seconds(s) for m, s in zip(scenario.models, steps)])
-        for k, group in enumerate(scenario.group_names):
-            score = true_score(scenario, scenario.mu[k], models, steps, saturation_steps)
-            for m in range(n - 1):
-                rows.append(
-                    (
-                        "P1",
-                        "score",
-                        z,
-                        f"{group}: {names[m]} < {names[m + 1]}",
-                        score[m + 1] - score[m],
-                        0.0,
-                        score[m + 1] > score[m],
-                    )
-                )
-        for m in range(n - 1):
-            rows.append(
-                (
-                    "P1",
-                    "time",
-                    z,
-                    f"{names[m]} < {names[m + 1]}",
-                    seconds[m + 1] - seconds[m],
-                    0.0,
-                    seconds[m + 1] > seconds[m],
-                )
-            )
-        lo = true_score(scenario, low, models, steps, saturation_steps)
-        hi = true_score(scenario, high, models, steps, saturation_steps)
-        loss = lo[ref] - lo[0]
-        gain = hi[-1] - hi[ref]
-        rows.append(
-            (
-                "P2",
-                "low loses little",
-                z,
-                f"{names[0]} vs {names[ref]}",
-                loss,
-                P2_MAX_LOSS,
-                bool(loss <= P2_MAX_LOSS),
-            )
-        )
-        rows.append(
-            (
-                "P2",
-                "high gains",
-                z,
-                f"{names[-1]} vs {names[ref]}",
-                gain,
-                P2_MIN_GAIN,
-                bool(gain >= P2_MIN_GAIN),
-            )
-        )
+        rows += _p1_rows(scenario, z, steps, saturation_steps)
+        rows += _p2_rows(scenario, z, steps, (low, high), saturation_steps)
     frame = pd.DataFrame(
         rows, columns=["premise", "check", "steps", "subject", "value", "bound", "holds"]
     )
@@ -819,6 +857,65 @@ def premises(scenario: Scenario, saturation_steps: float | None = None) -> pd.Da
     )
     frame["holds"] = frame["holds"].astype(bool)
     return frame
+
+
+def _p1_rows(
+    scenario: Scenario, z: int, steps: np.ndarray, saturation_steps: float | None
+) -> list[tuple]:
+    """P1 of :func:`premises` at step count ``z``: score rows per group, then time rows."""
+    names = scenario.model_names
+    n = len(names)
+    models = np.arange(n)
+    rows = []
+    for k, group in enumerate(scenario.group_names):
+        score = true_score(scenario, scenario.mu[k], models, steps, saturation_steps)
+        for m in range(n - 1):
+            gap = score[m + 1] - score[m]
+            subject = f"{group}: {names[m]} < {names[m + 1]}"
+            rows.append(("P1", "score", z, subject, gap, 0.0, score[m + 1] > score[m]))
+    seconds = np.array([m.image_seconds(s) for m, s in zip(scenario.models, steps)])
+    for m in range(n - 1):
+        gap = seconds[m + 1] - seconds[m]
+        subject = f"{names[m]} < {names[m + 1]}"
+        rows.append(("P1", "time", z, subject, gap, 0.0, seconds[m + 1] > seconds[m]))
+    return rows
+
+
+def _p2_rows(
+    scenario: Scenario,
+    z: int,
+    steps: np.ndarray,
+    level_means: tuple[float, float],
+    saturation_steps: float | None,
+) -> list[tuple]:
+    """P2 of :func:`premises` at step count ``z``: the low interval's loss, the high one's gain."""
+    names = scenario.model_names
+    ref = scenario.reference_model
+    models = np.arange(len(names))
+    lo = true_score(scenario, level_means[0], models, steps, saturation_steps)
+    hi = true_score(scenario, level_means[1], models, steps, saturation_steps)
+    loss = lo[ref] - lo[0]
+    gain = hi[-1] - hi[ref]
+    return [
+        (
+            "P2",
+            "low loses little",
+            z,
+            f"{names[0]} vs {names[ref]}",
+            loss,
+            P2_MAX_LOSS,
+            bool(loss <= P2_MAX_LOSS),
+        ),
+        (
+            "P2",
+            "high gains",
+            z,
+            f"{names[-1]} vs {names[ref]}",
+            gain,
+            P2_MIN_GAIN,
+            bool(gain >= P2_MIN_GAIN),
+        ),
+    ]
 
 
 UPPER_BOUND_CHECKS = ("low loses little",)

@@ -25,7 +25,7 @@ import re
 
 import pytest
 
-NOTEBOOKS = ["01", "02", "03", "04", "05", "06", "07"]
+NOTEBOOKS = ["01", "02", "03", "04", "05", "06", "07", "08"]
 """Notebooks checked (a new notebook: add its prefix here)."""
 
 ALLOWED: dict[str, dict[str, str]] = {
@@ -106,6 +106,9 @@ ALLOWED: dict[str, dict[str, str]] = {
         "below utilisation 1": "offered load's definition: utilisation 1 is a GPU never idle",
         "(loads above 1)": "overload's definition: offered utilisation above a GPU never idle",
         "95th-percentile": "the definition of the p95 latency",
+    },
+    "08": {
+        "MLSys 2025": "DiffServe's citation: venue and year",
     },
 }
 """Reviewed phrases, per notebook prefix (``all`` applies everywhere): phrase -> reason."""
@@ -229,7 +232,7 @@ def test_every_reviewed_phrase_holds_a_number_and_a_reason():
             assert re.search(r"\d", phrase) and len(reason) > 10, (prefix, phrase)
 
 
-SHORT_CELLS = ["01", "02", "03", "04", "05", "06", "07"]
+SHORT_CELLS = ["01", "02", "03", "04", "05", "06", "07", "08"]
 """Notebooks whose code cells are at most 15 lines unless the markdown cell above says
 "Bookkeeping"."""
 
