@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from claim_numbers import MODELS, numbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aigc_lib import claims, metrics, simulation
 from aigc_lib.readings import Readings, changed_alone
 from aigc_lib.scenario import load_scenario, premises
-from claim_numbers import MODELS, numbers
 
 SC = load_scenario()
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from claim_numbers import numbers
 
 from aigc_lib import claims
 from aigc_lib import paper_vs_ours as pvo
 from aigc_lib.readings import changed_alone
-from claim_numbers import numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 MECHANISM = {
