@@ -227,3 +227,15 @@ def test_the_committed_tables_read_one_workload():
         claim_id = next(k for k, v in claims.CLAIMS.items() if v[0] == row["claim"])
         assert verdicts[claim_id]["verdict"] == row["verdict"]
         assert verdicts[claim_id]["interval"] == row["interval"]
+
+
+def test_notebook_03_runs_the_workload_of_the_tables():
+    """Notebook 03's paired utility gain over Direct is the tables' number, interval included."""
+    main = pd.read_csv(ROOT / "results" / "paper_vs_ours.csv").set_index("claim")
+    row = main.loc[claims.CLAIMS["utility_vs_direct"][0]]
+    nb03 = json.loads((ROOT / "results" / pvo.NB03 / "metrics.json").read_text())
+    nb06 = json.loads((ROOT / "results" / pvo.NB06 / "metrics.json").read_text())
+    assert (nb03["n_slots"], nb03["seed"]) == (nb06["n_slots"], nb06["seed"])
+    gain = nb03["utility_gain_pct"]["direct"]
+    assert (gain["low"], gain["high"]) == pytest.approx((row["low"], row["high"]))
+    assert nb03["rho_break_even"] == pytest.approx(nb06["rho_break_even"]["paper"])
