@@ -239,3 +239,21 @@ def test_notebook_03_runs_the_workload_of_the_tables():
     gain = nb03["utility_gain_pct"]["direct"]
     assert (gain["low"], gain["high"]) == pytest.approx((row["low"], row["high"]))
     assert nb03["rho_break_even"] == pytest.approx(nb06["rho_break_even"]["paper"])
+
+
+def test_the_interpretations_page_opens_with_what_flips(tmp_path):
+    measured(tmp_path)
+    frame = pvo.interpretations(tmp_path)
+    pick = (frame["scenario"] == "paper") & (frame["reading"] == "latency=per_image")
+    frame.loc[pick & (frame["claim"] == claims.CLAIMS["utility_vs_equal"][0]), "verdict"] = (
+        "not shown"
+    )
+    lines = pvo.flips(frame)
+    assert (
+        "- paper, latency=per_image: Annealing vs Equal-allocation: utility (agrees -> not shown)"
+        in lines
+    )
+    assert "- published, latency=per_image: no verdict changes" in lines
+    pvo.write(tmp_path)
+    page = (tmp_path / "interpretations.md").read_text()
+    assert page.index("What flips between readings") < page.index("| scenario | claim |")
