@@ -11,9 +11,15 @@ filter (:func:`value`).
   and the three single-model policies with annealing, the allocation methods with probabilistic
   assignment, a lambda sweep); :func:`measure_many` does it for several scenarios and readings
   across CPU cores (:func:`aigc_lib.parallel.run`).
-* :func:`judge` states each claim as the paper states it and says whether ours agrees in direction,
-  with a ``flag`` where the reading makes the comparison something else (a baseline given other
-  resources, an oracle: :func:`aigc_lib.readings.caveat`).
+* Every comparison carries its paired 95% interval over slots (``low``, ``high``):
+  :func:`slot_sums` gives each run's per-slot sums, :func:`paired_interval` resamples the slots of
+  two runs together (:func:`resample_weights`).
+* Claims are data: :data:`RECORDS` holds a :class:`Claim` per claim, naming the quantities it
+  speaks of (:class:`Quantity`, per model and per benchmark), the paper's side, its stated size and
+  what its words mean in numbers. One generic judge, :func:`judge_claim`, gives one of
+  :data:`VERDICTS` from the named intervals (:func:`verdict`) and the size apart
+  (:func:`size_verdict`); :func:`judge` applies it to a table, flagging an oracle with its
+  measured rank (:func:`oracle_rank`).
 * :func:`slot_gain_stats` reads "up to 2.5%": mean with its 95% interval, maximum, share of slots
   won, and how often the maximum of 10 slots reaches 2.5% when the true mean gain is zero
   (:func:`null_max_probability`).
@@ -33,9 +39,9 @@ Units: CLIPScore points, seconds, percent. Taught in
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -45,6 +51,7 @@ import pandas as pd
 from aigc_lib import assignment, metrics, parallel, results, simulation, validate
 from aigc_lib._io import atomic_write_text
 from aigc_lib.readings import DEFAULT, Readings, caveat
+from aigc_lib.readings import TIME_CONSUMPTION as TIME_READINGS
 from aigc_lib.scenario import Scenario, premises, true_score
 
 __all__ = [
@@ -63,6 +70,20 @@ __all__ = [
     "write_numbers",
     "read_numbers",
     "judge",
+    "judge_claim",
+    "verdict",
+    "size_verdict",
+    "named",
+    "interval_of",
+    "oracle_rank",
+    "Claim",
+    "Quantity",
+    "RECORDS",
+    "VERDICTS",
+    "slot_sums",
+    "resample_weights",
+    "paired_interval",
+    "lambda_change_numbers",
     "slot_gain_stats",
     "null_max_probability",
     "annealing_bounds",
@@ -157,16 +178,12 @@ CLAIMS = {
 }
 """claim id -> (claim, the paper's figure, where the paper says it)."""
 
-BASELINES = {
-    "score_vs_direct": ("direct",),
-    "utility_vs_direct": ("direct",),
-    "score_cdf": ("direct", "random"),
-    "quality_up_to": ("direct", "random", "equal", "optimal_step"),
-}
-"""The assignment baselines each claim compares against, where a reading may change them."""
+COLUMNS = ("part", "quantity", "policy", "versus", "key", "unit", "value", "low", "high")
+"""The columns of a table of numbers (plus ``scenario`` and ``reading`` from :func:`measure`):
+``low`` and ``high`` are the 95% interval of a paired comparison (NaN for a plain number)."""
 
-COLUMNS = ("part", "quantity", "policy", "versus", "key", "unit", "value")
-"""The columns of a table of numbers (plus ``scenario`` and ``reading`` from :func:`measure`)."""
+N_BOOT = 2000
+"""Resamples of slots for the paired bootstrap intervals (:func:`paired_interval`)."""
 
 QUANTILES = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))
 """The quantiles at which first-order dominance of the score CDF is judged (5% to 95%)."""
@@ -177,6 +194,7 @@ PROMPT_POLICY = "probabilistic (prompt)"
 
 _ALLOCATION_METHODS = ("annealing", "equal", "optimal_step")
 _STAT_UNITS = {
+    "max10": "%",
     "mean": "%",
     "low": "%",
     "high": "%",
@@ -189,7 +207,10 @@ _STAT_UNITS = {
 # --- the table of numbers -----------------------------------------------------------------------
 
 
-def _row(part: str, quantity: str, unit: str, value: Any, policy="", versus="", key="") -> dict:
+def _row(
+    part: str, quantity: str, unit: str, value: Any, policy="", versus="", key="", band=None
+) -> dict:
+    low, high = (math.nan, math.nan) if band is None else band
     return {
         "part": part,
         "quantity": quantity,
@@ -198,6 +219,8 @@ def _row(part: str, quantity: str, unit: str, value: Any, policy="", versus="", 
         "key": str(key),
         "unit": unit,
         "value": float(value),
+        "low": float(low),
+        "high": float(high),
     }
 
 
@@ -216,60 +239,73 @@ def assignment_numbers(
     ``"probabilistic"``, and may hold ``"direct"``, ``"random"`` and single-model policies (a
     model's name). Per policy: ``mean_score``, ``mean_utility`` (points), ``mean_latency`` (s),
     ``score_by_model`` and ``tasks`` per model (NaN / 0 where the policy sent it none). Against
-    each other policy (``versus``), for Probabilistic: ``score_gain`` per model (points),
-    ``slot_gain_pct`` (:func:`slot_gain_stats`), ``utility_difference`` (mean paired per-slot
-    difference with its 95% interval, points), ``quality_gain_pct`` (of the mean task score) and
-    ``cdf`` (``above``: how many of :data:`QUANTILES` of Probabilistic's task scores lie above the
-    other's; ``of``: how many quantiles; ``ks``: the largest distance between the two CDFs).
+    each other policy (``versus``), for Probabilistic, each with its paired 95% interval in
+    ``low`` and ``high`` (:func:`paired_interval`, slots resampled with ``rng``): ``score_gain``
+    per model (points), ``slot_gain_pct`` (:func:`slot_gain_stats`; its ``mean`` row carries the
+    interval, its ``max10`` row the largest of ten slots), ``utility_difference`` (mean paired
+    per-slot difference, points), ``quality_gain_pct`` (of the mean task score), ``quantile_gain``
+    (points, at the quartiles ``q25``, ``q50``, ``q75`` of the task scores) and ``cdf``
+    (``above``: how many of :data:`QUANTILES` lie above the other's; ``of``; ``ks``).
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
     if not isinstance(runs, Mapping) or "probabilistic" not in runs:
         raise ValueError("runs: expected a mapping {policy: SimulationResult} with 'probabilistic'")
     rng = np.random.default_rng(0) if rng is None else rng
-    rows: list[dict] = []
-    part = "assignment"
     models = list(runs["probabilistic"].tasks["model"].cat.categories)
-    by_model = {}
-    for p, r in runs.items():
-        tasks = r.tasks
-        by_model[p] = tasks.groupby("model", observed=False)["score"].mean().reindex(models)
-        counts = tasks["model"].value_counts().reindex(models, fill_value=0)
-        rows.append(_row(part, "mean_score", "points", tasks["score"].mean(), p))
-        rows.append(_row(part, "mean_utility", "points", np.nanmean(r.slots["utility"]), p))
-        rows.append(_row(part, "mean_latency", "s", tasks["latency"].mean(), p))
-        rows += [
-            _row(part, "score_by_model", "points", v, p, key=m) for m, v in by_model[p].items()
-        ]
-        rows += [_row(part, "tasks", "tasks", n, p, key=m) for m, n in counts.items()]
-    ref = runs["probabilistic"]
-    mine = ref.slots["utility"].to_numpy()
+    rows = [r for p, run in runs.items() for r in _policy_rows("assignment", p, run, models)]
+    weights = resample_weights(len(runs["probabilistic"].slots), rng)
     for o, r in runs.items():
-        if o == "probabilistic":
-            continue
-        gains = by_model["probabilistic"] - by_model[o]
-        rows += [
-            _row(part, "score_gain", "points", v, "probabilistic", o, m) for m, v in gains.items()
-        ]
-        stats = slot_gain_stats(mine, r.slots["utility"].to_numpy(), rng=rng, n_draws=null_draws)
-        rows += [
-            _row(part, "slot_gain_pct", _STAT_UNITS[k], v, "probabilistic", o, k)
-            for k, v in stats.items()
-        ]
-        diff = metrics.interval(mine - r.slots["utility"].to_numpy()).iloc[0]
-        rows += [
-            _row(part, "utility_difference", "points", diff[k], "probabilistic", o, k)
-            for k in ("mean", "low", "high")
-        ]
-        s_ref, s_o = ref.tasks["score"].mean(), r.tasks["score"].mean()
-        rows.append(
-            _row(part, "quality_gain_pct", "%", 100 * (s_ref - s_o) / s_o, "probabilistic", o)
-        )
-        for k, v in _dominance(ref.tasks["score"], r.tasks["score"]).items():
-            rows.append(
-                _row(part, "cdf", "quantiles" if k != "ks" else "share", v, "probabilistic", o, k)
-            )
+        if o != "probabilistic":
+            rows += _versus_rows(runs["probabilistic"], r, o, models, weights, rng, null_draws)
     rows += [_row("meta", "model_order", "index", i, key=m) for i, m in enumerate(models)]
     return _frame(rows)
+
+
+def _policy_rows(part: str, policy: str, run: simulation.SimulationResult, models) -> list[dict]:
+    """One policy's plain numbers: mean score, utility, latency; score and tasks per model."""
+    tasks = run.tasks
+    by_model = tasks.groupby("model", observed=False)["score"].mean().reindex(models)
+    counts = tasks["model"].value_counts().reindex(models, fill_value=0)
+    rows = [
+        _row(part, "mean_score", "points", tasks["score"].mean(), policy),
+        _row(part, "mean_utility", "points", np.nanmean(run.slots["utility"]), policy),
+        _row(part, "mean_latency", "s", tasks["latency"].mean(), policy),
+    ]
+    rows += [_row(part, "score_by_model", "points", v, policy, key=m) for m, v in by_model.items()]
+    return rows + [_row(part, "tasks", "tasks", n, policy, key=m) for m, n in counts.items()]
+
+
+def _versus_rows(ref, other, o, models, weights, rng, null_draws) -> list[dict]:
+    """Probabilistic against policy ``o``: every paired comparison with its interval."""
+    part, p = "assignment", "probabilistic"
+    a, b = slot_sums(ref, models), slot_sums(other, models)
+    rows = [
+        _row(part, "score_gain", "points", v, p, o, m, band)
+        for m, (v, *band) in zip(models, paired_interval(_score_gain, a, b, weights))
+    ]
+    mine, theirs = ref.slots["utility"].to_numpy(), other.slots["utility"].to_numpy()
+    stats = slot_gain_stats(mine, theirs, rng=rng, n_draws=null_draws)
+    bands = {
+        "mean": (stats["low"], stats["high"]),
+        "max10": (stats.pop("max10_low"), stats.pop("max10_high")),
+    }
+    rows += [
+        _row(part, "slot_gain_pct", _STAT_UNITS.get(k, "%"), v, p, o, k, bands.get(k))
+        for k, v in stats.items()
+    ]
+    diff = metrics.interval(mine - theirs).iloc[0]
+    band = (diff["low"], diff["high"])
+    rows += [
+        _row(part, "utility_difference", "points", diff[k], p, o, k, band if k == "mean" else None)
+        for k in ("mean", "low", "high")
+    ]
+    ((v, *band),) = paired_interval(_quality_gain, a, b, weights)
+    rows.append(_row(part, "quality_gain_pct", "%", v, p, o, band=band))
+    for k, (v, *band) in zip(_QUARTILES, _quantile_gains(ref, other, weights)):
+        rows.append(_row(part, "quantile_gain", "points", v, p, o, k, band))
+    for k, v in _dominance(ref.tasks["score"], other.tasks["score"]).items():
+        rows.append(_row(part, "cdf", "quantiles" if k != "ks" else "share", v, p, o, k))
+    return rows
 
 
 def _dominance(mine: pd.Series, other: pd.Series) -> dict[str, float]:
@@ -283,86 +319,211 @@ def _dominance(mine: pd.Series, other: pd.Series) -> dict[str, float]:
     return {"above": above, "of": len(q), "ks": float(np.abs(cdf_a - cdf_b).max())}
 
 
-def allocation_numbers(runs: Mapping[str, simulation.SimulationResult]) -> pd.DataFrame:
+# --- paired intervals over slots ----------------------------------------------------------------
+
+
+def slot_sums(result: simulation.SimulationResult, models: Sequence[str]) -> dict[str, np.ndarray]:
+    """One run's per-slot sums, the samples every paired interval resamples.
+
+    Arrays of shape (n_slots, len(models)): ``score`` (sum of task scores, points), ``tasks``
+    (count), ``makespan`` (N_m t_m, s; 0 where the model served nothing), ``served`` (1 where it
+    served); shape (n_slots, 1): ``utility`` (the slot's utility, 0 where NaN), ``slots`` (1 where
+    finite), ``steps`` and ``multi`` (sum and count of steps of multi-step models' tasks).
+    """
+    n, slot_index = len(result.slots), pd.Index(result.slots["slot"])
+    tasks = result.tasks
+    s = slot_index.get_indexer(tasks["slot"])
+    m = pd.Categorical(tasks["model"].astype(str), categories=list(models)).codes
+    out = {k: np.zeros((n, len(models))) for k in ("score", "tasks", "makespan", "served")}
+    np.add.at(out["score"], (s, m), tasks["score"].to_numpy(float))
+    np.add.at(out["tasks"], (s, m), 1.0)
+    span = metrics.time_consumption(result)
+    sm = (
+        slot_index.get_indexer(span["slot"]),
+        pd.Categorical(span["model"].astype(str), categories=list(models)).codes,
+    )
+    out["makespan"][sm] = span["makespan"].to_numpy(float)
+    out["served"][sm] = 1.0
+    u = result.slots["utility"].to_numpy(float)
+    out["utility"], out["slots"] = (
+        np.where(np.isfinite(u), u, 0.0)[:, None],
+        np.isfinite(u)[:, None] * 1.0,
+    )
+    top = tasks.groupby("model", observed=True)["steps"].transform("max").to_numpy() > 1
+    out["steps"], out["multi"] = np.zeros((n, 1)), np.zeros((n, 1))
+    np.add.at(out["steps"][:, 0], s[top], tasks["steps"].to_numpy(float)[top])
+    np.add.at(out["multi"][:, 0], s[top], 1.0)
+    return out
+
+
+def resample_weights(n_slots: int, rng: np.random.Generator, n_boot: int = N_BOOT) -> np.ndarray:
+    """Bootstrap weights over slots, shape (1 + n_boot, n_slots): row 0 is the sample itself
+    (every slot once), each other row how often each slot is drawn in one resample."""
+    validate.whole(n_slots, "n_slots", low=1)
+    idx = rng.integers(0, n_slots, size=(int(n_boot), int(n_slots)))
+    weights = np.zeros((int(n_boot), int(n_slots)))
+    np.add.at(weights, (np.arange(int(n_boot))[:, None], idx), 1.0)
+    return np.vstack([np.ones(int(n_slots)), weights])
+
+
+def paired_interval(stat, a: Mapping, b: Mapping, weights: np.ndarray) -> list[tuple]:
+    """A statistic of two runs on one workload with its paired 95% interval over slots.
+
+    ``stat(A, B)``: the statistic from two dicts of slot sums (:func:`slot_sums`) summed with one
+    row of weights (each a (rows, k) array), returning (rows, k). ``weights``:
+    :func:`resample_weights`; both runs are resampled at the same slots, so the interval is
+    paired. Returns ``[(value, low, high)]`` per column k: the value on the sample itself and the
+    2.5% and 97.5% percentiles of the resamples (NaN where the value is NaN).
+    """
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        draws = stat({k: weights @ v for k, v in a.items()}, {k: weights @ v for k, v in b.items()})
+        low, high = np.nanpercentile(draws[1:], [2.5, 97.5], axis=0)
+    value = draws[0]
+    return [
+        (float(v), float(lo), float(hi)) if np.isfinite(v) else (float(v), math.nan, math.nan)
+        for v, lo, hi in zip(value, low, high)
+    ]
+
+
+def _score_gain(a: Mapping, b: Mapping) -> np.ndarray:
+    return a["score"] / a["tasks"] - b["score"] / b["tasks"]
+
+
+def _quality_gain(a: Mapping, b: Mapping) -> np.ndarray:
+    sa, sb = a["score"].sum(1) / a["tasks"].sum(1), b["score"].sum(1) / b["tasks"].sum(1)
+    return (100 * (sa - sb) / sb)[:, None]
+
+
+def _utility_change(a: Mapping, b: Mapping) -> np.ndarray:
+    ua, ub = a["utility"] / a["slots"], b["utility"] / b["slots"]
+    return 100 * (ua - ub) / np.abs(ub)
+
+
+def _time_difference(a: Mapping, b: Mapping) -> np.ndarray:
+    return a["makespan"] / a["served"] - b["makespan"] / b["served"]
+
+
+def _time_change(a: Mapping, b: Mapping) -> np.ndarray:
+    """``makespan`` (change of the mean over shared models) and ``per_model_pct``, percent."""
+    ta, tb = a["makespan"] / a["served"], b["makespan"] / b["served"]
+    shared = np.isfinite(ta) & np.isfinite(tb)
+    ma = np.nanmean(np.where(shared, ta, np.nan), axis=1)
+    mb = np.nanmean(np.where(shared, tb, np.nan), axis=1)
+    per_model = np.nanmean(np.where(shared, 100 * (ta - tb) / tb, np.nan), axis=1)
+    return np.column_stack([100 * (ma - mb) / mb, per_model])
+
+
+def _lambda_change(a: Mapping, b: Mapping) -> np.ndarray:
+    """Smallest lambda minus largest: mean steps, mean task score, mean time consumption."""
+
+    def three(r):
+        time = np.nanmean(r["makespan"] / r["served"], axis=1)
+        return [r["steps"][:, 0] / r["multi"][:, 0], r["score"].sum(1) / r["tasks"].sum(1), time]
+
+    return np.column_stack([x - y for x, y in zip(three(a), three(b))])
+
+
+_QUARTILES = ("q25", "q50", "q75")
+
+
+def _quantile_gains(ref, other, weights: np.ndarray) -> list[tuple]:
+    """Quartile differences of task scores (points), with paired 95% intervals over slots."""
+    q = np.array([0.25, 0.5, 0.75])
+
+    def quartiles(result):
+        slot_index = pd.Index(result.slots["slot"])
+        score = result.tasks["score"].to_numpy(float)
+        order = np.argsort(score, kind="stable")
+        cw = np.cumsum(weights[:, slot_index.get_indexer(result.tasks["slot"])[order]], axis=1)
+        at = [(cw < k * cw[:, -1:]).sum(axis=1) for k in q]
+        return np.column_stack([score[order][np.minimum(i, score.size - 1)] for i in at])
+
+    draws = quartiles(ref) - quartiles(other)
+    low, high = np.percentile(draws[1:], [2.5, 97.5], axis=0)
+    return [(float(v), float(lo), float(hi)) for v, lo, hi in zip(draws[0], low, high)]
+
+
+def allocation_numbers(
+    runs: Mapping[str, simulation.SimulationResult], rng: np.random.Generator | None = None
+) -> pd.DataFrame:
     """The allocation claims' numbers from runs of ``annealing``, ``equal`` and ``optimal_step``
     (the same assignment and workload; keys of ``runs``).
 
     Per method: ``mean_utility``, ``mean_score`` (points), ``mean_latency`` (s), ``mean_steps``
     (of the multi-step models), ``score_by_model`` (points) and ``time_consumption`` per model
     (mean makespan N_m t_m over the slots the model served, s). Against each baseline, for
-    annealing: ``time_change_pct`` under both readings of "time consumption" (``makespan``: the
-    change of the mean over models; ``per_model_pct``: the mean of per-model changes),
+    annealing, each with its paired 95% interval (``low``, ``high``; slots resampled with
+    ``rng``, :func:`paired_interval`): ``time_change_pct`` under both readings of "time
+    consumption" (``makespan``: the change of the mean over models; ``per_model_pct``: the mean
+    of per-model changes), ``time_difference`` per model (s), ``score_gain`` per model (points),
     ``utility_change_pct`` (of the mean utilities), ``utility_difference`` (mean paired per-slot
-    difference with its 95% interval, points) and ``quality_gain_pct`` (of the mean task score).
+    difference, points) and ``quality_gain_pct`` (of the mean task score).
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
     missing = [m for m in _ALLOCATION_METHODS if m not in runs]
     if missing:
         raise ValueError(f"runs: expected runs of {_ALLOCATION_METHODS}, missing {missing}")
-    part, rows = "allocation", []
-    span = {}
-    for m in _ALLOCATION_METHODS:
-        r = runs[m]
-        span[m] = _makespans(r)
-        summary = metrics.summarise(r)
-        for q, unit in (
-            ("mean_utility", "points"),
-            ("mean_score", "points"),
-            ("mean_steps", "steps"),
-        ):
-            rows.append(_row(part, q, unit, summary[q], m))
-        rows.append(_row(part, "mean_latency", "s", r.tasks["latency"].mean(), m))
-        scores = r.tasks.groupby("model", observed=True)["score"].mean()
-        rows += [_row(part, "score_by_model", "points", v, m, key=k) for k, v in scores.items()]
-        rows += [_row(part, "time_consumption", "s", v, m, key=k) for k, v in span[m].items()]
-    mine = runs["annealing"]
+    rng = np.random.default_rng(0) if rng is None else rng
+    models = list(runs["annealing"].tasks["model"].cat.categories)
+    rows = [r for m in _ALLOCATION_METHODS for r in _method_rows(m, runs[m])]
+    weights = resample_weights(len(runs["annealing"].slots), rng)
     for o in ("optimal_step", "equal"):
-        shared = [k for k in span["annealing"] if k in span[o]]
-        a = np.array([span["annealing"][k] for k in shared])
-        b = np.array([span[o][k] for k in shared])
-        rows.append(
-            _row(
-                part,
-                "time_change_pct",
-                "%",
-                100 * (a.mean() - b.mean()) / b.mean(),
-                "annealing",
-                o,
-                "makespan",
-            )
-        )
-        rows.append(
-            _row(
-                part,
-                "time_change_pct",
-                "%",
-                np.mean(100 * (a - b) / b),
-                "annealing",
-                o,
-                "per_model_pct",
-            )
-        )
-        u_a, u_o = mine.slots["utility"].mean(), runs[o].slots["utility"].mean()
-        rows.append(
-            _row(part, "utility_change_pct", "%", 100 * (u_a - u_o) / abs(u_o), "annealing", o)
-        )
-        diff = metrics.interval(
-            mine.slots["utility"].to_numpy() - runs[o].slots["utility"].to_numpy()
-        ).iloc[0]
-        rows += [
-            _row(part, "utility_difference", "points", diff[k], "annealing", o, k)
-            for k in ("mean", "low", "high")
-        ]
-        s_a, s_o = mine.tasks["score"].mean(), runs[o].tasks["score"].mean()
-        rows.append(_row(part, "quality_gain_pct", "%", 100 * (s_a - s_o) / s_o, "annealing", o))
-    models = list(mine.tasks["model"].cat.categories)
+        rows += _allocation_versus(runs["annealing"], runs[o], o, models, weights)
     rows += [_row("meta", "model_order", "index", i, key=m) for i, m in enumerate(models)]
     return _frame(rows)
 
 
+def _method_rows(method: str, run: simulation.SimulationResult) -> list[dict]:
+    part, summary = "allocation", metrics.summarise(run)
+    rows = [
+        _row(part, q, unit, summary[q], method)
+        for q, unit in (
+            ("mean_utility", "points"),
+            ("mean_score", "points"),
+            ("mean_steps", "steps"),
+        )
+    ]
+    rows.append(_row(part, "mean_latency", "s", run.tasks["latency"].mean(), method))
+    scores = run.tasks.groupby("model", observed=True)["score"].mean()
+    rows += [_row(part, "score_by_model", "points", v, method, key=k) for k, v in scores.items()]
+    spans = _makespans(run)
+    return rows + [_row(part, "time_consumption", "s", v, method, key=k) for k, v in spans.items()]
+
+
+def _allocation_versus(mine, theirs, o, models, weights) -> list[dict]:
+    """Annealing against method ``o``: every paired comparison with its interval."""
+    part, p = "allocation", "annealing"
+    a, b = slot_sums(mine, models), slot_sums(theirs, models)
+    rows = [
+        _row(part, "time_change_pct", "%", v, p, o, k, band)
+        for k, (v, *band) in zip(TIME_READINGS, paired_interval(_time_change, a, b, weights))
+    ]
+    for quantity, stat, unit in (
+        ("time_difference", _time_difference, "s"),
+        ("score_gain", _score_gain, "points"),
+    ):
+        rows += [
+            _row(part, quantity, unit, v, p, o, m, band)
+            for m, (v, *band) in zip(models, paired_interval(stat, a, b, weights))
+        ]
+    ((v, *band),) = paired_interval(_utility_change, a, b, weights)
+    rows.append(_row(part, "utility_change_pct", "%", v, p, o, band=band))
+    diff = metrics.interval(
+        mine.slots["utility"].to_numpy() - theirs.slots["utility"].to_numpy()
+    ).iloc[0]
+    band = (diff["low"], diff["high"])
+    rows += [
+        _row(part, "utility_difference", "points", diff[k], p, o, k, band if k == "mean" else None)
+        for k in ("mean", "low", "high")
+    ]
+    ((v, *band),) = paired_interval(_quality_gain, a, b, weights)
+    return rows + [_row(part, "quality_gain_pct", "%", v, p, o, band=band)]
+
+
 def lambda_numbers(sweep: pd.DataFrame) -> pd.DataFrame:
-    """The lambda-trend claim's numbers from a sweep: one row per lambda of ``sweep`` (columns
-    ``weight``, ``mean_steps``, ``mean_score``, ``mean_time_consumption``, as
+    """The lambda sweep's numbers: one row per lambda of ``sweep`` (columns ``weight``,
+    ``mean_steps``, ``mean_score``, ``mean_time_consumption``, as
     :func:`aigc_lib.metrics.summarise` names them), keyed by the lambda.
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``."""
     need = {"weight", "mean_steps", "mean_score", "mean_time_consumption"}
@@ -373,6 +534,33 @@ def lambda_numbers(sweep: pd.DataFrame) -> pd.DataFrame:
         _row("lambda", q, unit, r[q], "annealing", key=f"{r['weight']:g}")
         for _, r in sweep.iterrows()
         for q, unit in units.items()
+    ]
+    return _frame(rows)
+
+
+def lambda_change_numbers(
+    smallest: simulation.SimulationResult,
+    largest: simulation.SimulationResult,
+    rng: np.random.Generator | None = None,
+) -> pd.DataFrame:
+    """The lambda-trend claim's paired numbers: the run at the smallest lambda minus the run at the
+    largest (the same slots and seed), ``lambda_change`` keyed ``steps`` (mean steps of the
+    multi-step models), ``score`` (mean task score, points) and ``time`` (mean time consumption,
+    s), each with its paired 95% interval over slots (:func:`paired_interval`).
+    Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``."""
+    if len(smallest.slots) != len(largest.slots):
+        raise ValueError("largest: expected the same slots as smallest")
+    models = list(smallest.tasks["model"].cat.categories)
+    rng = np.random.default_rng(0) if rng is None else rng
+    weights = resample_weights(len(smallest.slots), rng)
+    found = paired_interval(
+        _lambda_change, slot_sums(smallest, models), slot_sums(largest, models), weights
+    )
+    rows = [
+        _row("lambda", "lambda_change", unit, v, "annealing", key=k, band=band)
+        for (k, unit), (v, *band) in zip(
+            (("steps", "steps"), ("score", "points"), ("time", "s")), found
+        )
     ]
     return _frame(rows)
 
@@ -448,7 +636,8 @@ def write_numbers(
 def read_numbers(path: str | os.PathLike) -> pd.DataFrame:
     """A table written by :func:`write_numbers` (keys and labels stay strings)."""
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame["value"] = frame["value"].astype(float)
+    for column in ("value", "low", "high"):
+        frame[column] = frame[column].astype(float) if column in frame else math.nan
     return frame
 
 
@@ -533,30 +722,45 @@ def measure_many(
     frames = []
     for (i, r), plan in plans.items():
         runs = {name: done[spec] for name, spec in plan.items()}
-        part_frames = []
-        if "assignment" in parts:
-            policies = ("probabilistic", "direct", "random", *sc[i].model_names)
-            rng = np.random.default_rng([seed, 2025])
-            part_frames.append(
-                assignment_numbers({p: runs[p] for p in policies}, rng=rng, null_draws=null_draws)
-            )
-        if "allocation" in parts:
-            methods = {"annealing": runs["probabilistic"], "equal": runs["equal"]}
-            methods["optimal_step"] = runs["optimal_step"]
-            part_frames.append(allocation_numbers(methods))
-        if "lambda" in parts:
-            rows = [
-                {"weight": float(w), **metrics.summarise(runs[f"lambda {float(w)!r}"])}
-                for w in weights
-            ]
-            part_frames.append(lambda_numbers(pd.DataFrame(rows)))
-        out = pd.concat(part_frames, ignore_index=True).drop_duplicates(
-            subset=["part", "quantity", "policy", "versus", "key"]
-        )
+        out = _numbers_of(runs, sc[i], parts, seed, weights, null_draws)
         out.insert(0, "reading", r.label)
         out.insert(0, "scenario", sc[i].name)
         frames.append(out)
     return pd.concat(frames, ignore_index=True)
+
+
+def _numbers_of(runs, scenario, parts, seed, weights, null_draws) -> pd.DataFrame:
+    """One (scenario, reading)'s table of numbers from its runs (:func:`measure_many`)."""
+    part_frames = []
+    if "assignment" in parts:
+        policies = ("probabilistic", "direct", "random", *scenario.model_names)
+        rng = np.random.default_rng([seed, 2025])
+        part_frames.append(
+            assignment_numbers({p: runs[p] for p in policies}, rng=rng, null_draws=null_draws)
+        )
+    if "allocation" in parts:
+        methods = {"annealing": runs["probabilistic"], "equal": runs["equal"]}
+        methods["optimal_step"] = runs["optimal_step"]
+        part_frames.append(allocation_numbers(methods, np.random.default_rng([seed, 2026])))
+    if "lambda" in parts:
+        part_frames += _lambda_frames(runs, weights, seed)
+    return pd.concat(part_frames, ignore_index=True).drop_duplicates(
+        subset=["part", "quantity", "policy", "versus", "key"]
+    )
+
+
+def _lambda_frames(runs: Mapping, weights: Sequence[float], seed: int) -> list[pd.DataFrame]:
+    """The lambda sweep's numbers and its paired change from the smallest to the largest lambda."""
+    rows = [
+        {"weight": float(w), **metrics.summarise(runs[f"lambda {float(w)!r}"])} for w in weights
+    ]
+    frames = [lambda_numbers(pd.DataFrame(rows))]
+    low, high = f"lambda {float(min(weights))!r}", f"lambda {float(max(weights))!r}"
+    if low != high:
+        frames.append(
+            lambda_change_numbers(runs[low], runs[high], np.random.default_rng([seed, 2027]))
+        )
+    return frames
 
 
 def _plan(
@@ -650,7 +854,10 @@ def slot_gain_stats(
     Per-slot gain = 100 (U_ref - U_other) / |U_other| (slots where either is NaN are dropped).
     Returns ``mean`` with its 95% interval ``low``, ``high`` (paired over slots:
     :func:`aigc_lib.metrics.interval`), ``max`` (percent), ``share_won`` (share of slots with a
-    gain > 0) and ``null_max`` (:func:`null_max_probability` with k = 10 and level 2.5).
+    gain > 0), ``null_max`` (:func:`null_max_probability` with k = 10 and level 2.5), and what
+    "up to" reads on ours: ``max10``, the mean of the largest of ten slots drawn from ours (the
+    paper plots ten), with the 2.5% and 97.5% percentiles of that largest, ``max10_low`` and
+    ``max10_high`` (``n_draws`` draws of ten slots).
     """
     ref, oth = np.asarray(reference, dtype=float), np.asarray(other, dtype=float)
     if ref.shape != oth.shape or ref.ndim != 1:
@@ -663,6 +870,8 @@ def slot_gain_stats(
         raise ValueError("reference: no slot has finite, non-zero utilities for both policies")
     null = null_max_probability(gains, rng=rng, n_draws=n_draws) if gains.size >= 2 else math.nan
     band = metrics.interval(gains).iloc[0]
+    rng = np.random.default_rng(0) if rng is None else rng
+    top = rng.choice(gains, size=(int(n_draws), 10), replace=True).max(axis=1)
     return {
         "mean": float(gains.mean()),
         "low": float(band["low"]),
@@ -670,195 +879,270 @@ def slot_gain_stats(
         "max": float(gains.max()),
         "share_won": float((gains > 0).mean()),
         "null_max": null,
+        "max10": float(top.mean()),
+        "max10_low": float(np.percentile(top, 2.5)),
+        "max10_high": float(np.percentile(top, 97.5)),
     }
 
 
 # --- judging ------------------------------------------------------------------------------------
 
 
+EACH, SMALL, LARGE, TIME = "<each model>", "<small model>", "<large model>", "<time reading>"
+"""Placeholders of a :class:`Quantity`'s ``versus`` or ``key``, filled when a claim is judged:
+every model, the smallest, the largest, and the reading of "time consumption"."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantity:
+    """One number a claim names: the row (``quantity``, ``policy``, ``versus``, ``key``) of a table
+    of numbers, with ``sign`` +1 when the paper says it is positive and -1 when negative."""
+
+    quantity: str
+    policy: str
+    versus: str = ""
+    key: str = ""
+    sign: int = 1
+
+    @property
+    def label(self) -> str:
+        """A short name: ``"vs direct, sdxl"``."""
+        keep = [f"vs {self.versus}" if self.versus else "", "" if self.key == "mean" else self.key]
+        return ", ".join(k for k in keep if k) or self.quantity
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim of the paper as data (docs/SPEC.md section 6).
+
+    ``claim``, ``paper``, ``where``: the claim, the paper's figure and where it says it (quotes as
+    in :data:`CLAIMS`). ``named``: the quantities it names (:class:`Quantity`; placeholders such
+    as :data:`EACH` expand per model), each with the side the paper puts it on. ``size``: the
+    paper's stated size (a number or a ``(low, high)`` range, in the quantity's unit) or None.
+    ``size_of``: what its words mean in numbers: ``"each"`` (every named quantity), ``"best"``
+    (the named quantity largest on the paper's side: "up to" over benchmarks) or one
+    :class:`Quantity` (e.g. the largest of ten slots: "up to" over the slots the paper plotted).
+    ``reads``: that meaning in words.
+    """
+
+    claim: str
+    paper: str
+    where: str
+    named: tuple[Quantity, ...]
+    size: float | tuple[float, float] | None = None
+    size_of: str | Quantity = "each"
+    reads: str = ""
+
+
+def _records() -> dict[str, Claim]:
+    """:data:`RECORDS`, built from :data:`CLAIMS` (the quotes) and :data:`PAPER` (the sizes)."""
+    Q, P, A = Quantity, "probabilistic", "annealing"
+    u10 = {o: Q("slot_gain_pct", P, o, "max10") for o in ("direct", "random")}
+    named = {
+        "score_vs_direct": (Q("score_gain", P, "direct", EACH),),
+        "score_vs_random": (Q("score_gain", P, "random", EACH),),
+        "random_small_large": (
+            Q("score_gain", P, "random", SMALL, -1),
+            Q("score_gain", P, "random", LARGE),
+        ),
+        "utility_vs_direct": (Q("slot_gain_pct", P, "direct", "mean"),),
+        "utility_vs_random": (Q("slot_gain_pct", P, "random", "mean"),),
+        "score_cdf": tuple(
+            Q("quantile_gain", P, o, k) for o in ("direct", "random") for k in _QUARTILES
+        ),
+        "mix_vs_single": (Q("utility_difference", P, EACH, "mean"),),
+        "quality_up_to": tuple(
+            Q("quality_gain_pct", p, o)
+            for p, o in ((P, "direct"), (P, "random"), (A, "equal"), (A, "optimal_step"))
+        ),
+        "time_vs_optimal_step": (Q("time_change_pct", A, "optimal_step", TIME, -1),),
+        "time_each_model_vs_optimal_step": (Q("time_difference", A, "optimal_step", EACH, -1),),
+        "time_vs_equal": (Q("time_change_pct", A, "equal", TIME, -1),),
+        "utility_vs_optimal_step": (Q("utility_change_pct", A, "optimal_step"),),
+        "utility_vs_equal": (Q("utility_change_pct", A, "equal"),),
+        "alloc_score": (Q("score_gain", A, "equal", EACH),),
+        "lambda_trend": tuple(Q("lambda_change", A, "", k) for k in ("steps", "score", "time")),
+    }
+    sizes = {
+        "score_vs_direct": (PAPER["score_gain_range"], "each", "each model's mean score gain"),
+        "score_vs_random": (PAPER["score_gain_range"], "each", "each model's mean score gain"),
+        "quality_up_to": (
+            PAPER["quality_up_to_pct"],
+            "best",
+            "the largest gain in mean task score over the four benchmarks",
+        ),
+        "time_vs_optimal_step": (PAPER["time_change_pct"]["optimal_step"], "each", ""),
+        "time_vs_equal": (PAPER["time_change_pct"]["equal"], "each", ""),
+        "utility_vs_optimal_step": (PAPER["utility_gain_pct"]["optimal_step"], "each", ""),
+        "utility_vs_equal": (PAPER["utility_gain_pct"]["equal"], "each", ""),
+    }
+    for o in ("direct", "random"):
+        sizes[f"utility_vs_{o}"] = (
+            PAPER["utility_up_to_pct"],
+            u10[o],
+            "the largest per-slot gain of ten slots (the paper plots ten), drawn from ours",
+        )
+    return {k: Claim(*CLAIMS[k], named[k], *sizes.get(k, (None, "each", ""))) for k in CLAIMS}
+
+
+RECORDS = _records()
+"""claim id -> :class:`Claim`: every claim of :data:`CLAIMS` as data."""
+
+VERDICTS = ("agrees", "not shown", "disagrees")
+"""The three verdicts (docs/SPEC.md section 6)."""
+
+
+def verdict(intervals: Sequence[tuple[float, float]], signs: Sequence[int]) -> str:
+    """The verdict from named quantities' 95% intervals ``(low, high)`` and the paper's sides.
+
+    ``"disagrees"`` if some interval lies wholly on the other side of 0; else ``"not shown"`` if
+    some interval includes 0 or is missing (NaN), or nothing is named; else ``"agrees"`` (every
+    interval on the paper's side).
+    """
+    sides = [sorted((s * lo, s * hi)) for (lo, hi), s in zip(intervals, signs)]
+    finite = [np.isfinite(lo) and np.isfinite(hi) for lo, hi in sides]
+    if any(ok and hi < 0 for ok, (lo, hi) in zip(finite, sides)):
+        return "disagrees"
+    if not sides or not all(finite) or any(lo <= 0 for lo, hi in sides):
+        return "not shown"
+    return "agrees"
+
+
+def size_verdict(figure: Any, low: float, high: float, sign: int = 1) -> str:
+    """``"within"``, ``"below"`` or ``"above"`` the paper's ``figure`` (a number or a range):
+    whether the interval ``(low, high)`` overlaps it, or lies wholly on the smaller or larger
+    side of it, measured along the paper's side (``sign``); ``""`` when unmeasured."""
+    if figure is None or not (np.isfinite(low) and np.isfinite(high)):
+        return ""
+    a, b = sorted(sign * np.atleast_1d(np.asarray(figure, float))[[0, -1]])
+    lo, hi = sorted((sign * low, sign * high))
+    return "below" if hi < a else "above" if lo > b else "within"
+
+
+def judge_claim(
+    record: Claim, intervals: Mapping[Quantity, tuple[float, float, float]]
+) -> dict[str, Any]:
+    """The generic judge: one claim from its named quantities' ``(value, low, high)``.
+
+    ``intervals``: for each named quantity (placeholders already filled; :func:`named`) and for
+    ``record.size_of`` when it is a quantity. Returns ``verdict`` (:func:`verdict`), ``size``
+    (:func:`size_verdict` of the size statistic; ``"mixed"`` when named quantities fall on
+    different sides of the paper's figure, ``""`` when none is measured), and the quantity that decides the verdict, the one least on the paper's
+    side: ``named`` (its label), ``value``, ``low``, ``high`` and ``side`` (+1 or -1).
+    Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``.
+    """
+    qs = [q for q in intervals if q not in (record.size_of,)] or list(intervals)
+    found = [intervals[q] for q in qs]
+    result = verdict([(lo, hi) for _, lo, hi in found], [q.sign for q in qs])
+    edge = [min(q.sign * lo, q.sign * hi) for q, (_, lo, hi) in zip(qs, found)]
+    worst = int(np.argmin(np.nan_to_num(edge, nan=-np.inf))) if qs else 0
+    if isinstance(record.size_of, Quantity):
+        sized = [(record.size_of, intervals.get(record.size_of, (math.nan,) * 3))]
+    elif record.size_of == "best" and qs:
+        best = int(np.nanargmax([q.sign * v for q, (v, _, _) in zip(qs, found)] or [0]))
+        sized = [(qs[best], found[best])]
+    else:
+        sized = list(zip(qs, found))
+    words = {size_verdict(record.size, lo, hi, q.sign) for q, (_, lo, hi) in sized} - {""}
+    value, low, high = found[worst] if qs else (math.nan,) * 3
+    return {
+        "verdict": result,
+        "size": words.pop() if len(words) == 1 else "mixed" if words else "",
+        "named": qs[worst].label if qs else "",
+        "value": value,
+        "low": low,
+        "high": high,
+        "side": qs[worst].sign if qs else 1,
+    }
+
+
+def named(record: Claim, models: Sequence[str], time_reading: str = "makespan") -> list[Quantity]:
+    """A record's named quantities with the placeholders filled: :data:`EACH` by every model,
+    :data:`SMALL` and :data:`LARGE` by the first and last of ``models``, :data:`TIME` by
+    ``time_reading``; ``size_of`` last when it is a quantity."""
+    fill = {EACH: list(models), SMALL: list(models[:1]), LARGE: list(models[-1:])}
+    fill[TIME] = [time_reading]
+    out = []
+    for q in (*record.named, *([record.size_of] if isinstance(record.size_of, Quantity) else [])):
+        for v in fill.get(q.versus, [q.versus]):
+            out += [dataclasses.replace(q, versus=v, key=k) for k in fill.get(q.key, [q.key])]
+    return out
+
+
+def interval_of(numbers: pd.DataFrame, q: Quantity) -> tuple[float, float, float]:
+    """``(value, low, high)`` of quantity ``q`` in a table of numbers; NaN where it has none."""
+    hit = numbers[
+        (numbers["quantity"] == q.quantity)
+        & (numbers["policy"] == q.policy)
+        & (numbers["versus"] == q.versus)
+        & (numbers["key"] == str(q.key))
+    ]
+    if len(hit) != 1:
+        return (math.nan, math.nan, math.nan)
+    row = hit.iloc[0]
+    return (float(row["value"]), float(row.get("low", math.nan)), float(row.get("high", math.nan)))
+
+
 def judge(
     numbers: pd.DataFrame, time_reading: str = "makespan", reading: str | None = None
 ) -> list[dict[str, Any]]:
-    """Each claim as the paper states it, beside ours: ``claim_id``, ``claim``, ``paper``, ``ours``,
-    ``direction_agrees`` (bool), ``flag``, ``where`` (the paper's section).
+    """Every claim of :data:`RECORDS` judged on a table of numbers, by :func:`judge_claim`.
 
-    ``numbers``: a table of one scenario and one reading (:func:`measure`, or the builders); a
-    claim whose numbers are missing is left out. A claim about several models needs a finite
-    number on every model it names: a model that served no task (NaN) makes it disagree, never
-    agree. "Up to 2.5%" and "up to 4.7%" agree in direction when the mean per-slot gain, and the
-    largest gain over the benchmarks, are positive. ``time_reading``: which reading of "time
-    consumption". ``flag`` (:func:`aigc_lib.readings.caveat` of ``reading``, default the table's
-    ``reading`` column): ``"baseline changed"`` where the reading gives the claim's baseline
-    other resources (keep such rows out of agreement shares), ``"oracle"`` where Probabilistic
-    knows each prompt's own score, else empty.
+    ``numbers``: one scenario and one reading (:func:`measure`, or the builders); a claim none of
+    whose numbers are in the table is left out; a missing or NaN number is "not shown", never
+    "agrees". One row per claim: ``claim_id``, ``claim``, ``paper``, ``ours`` (every named
+    quantity and the size statistic, each with its 95% interval), ``verdict``, ``size``,
+    ``named``, ``value``, ``low``, ``high``, ``side``, ``flag`` and ``where``. ``flag``: for a
+    reading where Probabilistic knows each prompt's own score (:func:`aigc_lib.readings.caveat`
+    of ``reading``, default the table's ``reading`` column), ``"oracle"`` with Probabilistic's
+    measured rank among the policies by mean utility (:func:`oracle_rank`); else empty.
+    ``time_reading``: which reading of "time consumption".
     """
-    if not isinstance(numbers, pd.DataFrame) or not set(COLUMNS) <= set(numbers.columns):
+    if not isinstance(numbers, pd.DataFrame) or not set(COLUMNS[:7]) <= set(numbers.columns):
         raise ValueError(f"numbers: expected a table with columns {COLUMNS}")
     for column in ("scenario", "reading"):
         if column in numbers.columns and numbers[column].nunique() > 1:
             raise ValueError(f"numbers: expected one {column}; filter the table first")
     if reading is None and "reading" in numbers.columns and len(numbers):
         reading = str(numbers["reading"].iloc[0])
-    flag, _ = caveat(reading or "default")
-    rows: list[dict[str, Any]] = []
+    flag = oracle_rank(numbers) if caveat(reading or "default")[0] == "oracle" else ""
     order = values(numbers, "model_order")
     models = list(order[~order.index.duplicated()].sort_values().index)
-    small, large = (models[0], models[-1]) if models else ("", "")
-
-    def add(key: str, ours: str, agrees: bool) -> None:
-        claim, paper, where = CLAIMS[key]
-        mark = flag
-        if flag == "baseline changed" and key not in BASELINES:
-            mark = ""  # the reading changes only Direct; this claim does not use it
-        rows.append(
-            {
-                "claim_id": key,
-                "claim": claim,
-                "paper": paper,
-                "ours": ours,
-                "direction_agrees": bool(agrees),
-                "flag": mark,
-                "where": where,
-            }
-        )
-
-    has = functools.partial(_has, numbers)
-    get = functools.partial(value, numbers)
-    if has("score_gain", "probabilistic", "direct") or has("score_gain", "probabilistic", "random"):
-        for other in ("direct", "random"):
-            if not has("score_gain", "probabilistic", other):
-                continue
-            gains = values(numbers, "score_gain", "probabilistic", other).reindex(models)
-            finite = bool(gains.notna().all())
-            largest = finite and gains.idxmax() == large
-            text = ", ".join(f"{m} {_signed(v)}" for m, v in gains.items())
-            missing = [m for m, v in gains.items() if not np.isfinite(v)]
-            verdict = f"{large} largest: {'yes' if largest else 'no'}"
-            if missing:
-                verdict = f"not measurable: {other} sent no task to {', '.join(missing)}"
-            add(f"score_vs_{other}", f"{text}; {verdict}", finite and gains[large] > 0 and largest)
-        if has("score_gain", "probabilistic", "random"):
-            gains = values(numbers, "score_gain", "probabilistic", "random").reindex(models)
-            up, down = -gains[small], -gains[large]
-            add(
-                "random_small_large",
-                f"Random minus Probabilistic: {small} {_signed(up)}, {large} {_signed(down)}",
-                bool(np.isfinite(up) and np.isfinite(down) and up > 0 and down < 0),
-            )
-        for other in ("direct", "random"):
-            if not has("slot_gain_pct", "probabilistic", other):
-                continue
-            g = values(numbers, "slot_gain_pct", "probabilistic", other)
-            add(
-                f"utility_vs_{other}",
-                f"mean {g['mean']:+.2f}% (95% interval {g['low']:+.2f} to {g['high']:+.2f}), "
-                f"max {g['max']:+.1f}%, won {100 * g['share_won']:.0f}% of slots; "
-                f"P(max of 10 >= 2.5% | zero mean) = {g['null_max']:.2f}",
-                g["mean"] > 0,
-            )
-        if has("cdf", "probabilistic", "direct") and has("cdf", "probabilistic", "random"):
-            parts, agree = [], True
-            for other in ("direct", "random"):
-                c = values(numbers, "cdf", "probabilistic", other)
-                agree &= c["above"] == c["of"]
-                parts.append(
-                    f"vs {other}: above at {c['above']:.0f} of {c['of']:.0f} quantiles, KS {c['ks']:.3f}"
-                )
-            means = ", ".join(
-                f"{p} {get('mean_score', p):.2f}" for p in ("probabilistic", "direct", "random")
-            )
-            add("score_cdf", f"{'; '.join(parts)} (mean: {means})", agree)
-        singles = [m for m in models if has("mean_utility", m)]
-        if singles and has("mean_utility", "probabilistic"):
-            u = {m: get("mean_utility", m) for m in singles}
-            best = max(u, key=u.get)
-            mine = get("mean_utility", "probabilistic")
-            mixes = [p for p in ("probabilistic", "direct", "random") if has("mean_utility", p)]
-            text = ", ".join(f"{p} {get('mean_utility', p):.2f}" for p in mixes)
-            add(
-                "mix_vs_single",
-                f"best single model {best} {u[best]:.2f} ({100 * (mine - u[best]) / abs(u[best]):+.1f}% "
-                f"for Probabilistic); mixes: {text}; single: "
-                + ", ".join(f"{m} {v:.2f}" for m, v in u.items()),
-                mine > u[best],
-            )
-    benchmarks = [
-        (p, o)
-        for p, o in (
-            ("probabilistic", "direct"),
-            ("probabilistic", "random"),
-            ("annealing", "equal"),
-            ("annealing", "optimal_step"),
-        )
-        if has("quality_gain_pct", p, o)
-    ]
-    if len(benchmarks) == 4:
-        q = {o: get("quality_gain_pct", p, o) for p, o in benchmarks}
-        best = max(q, key=q.get)
-        add(
-            "quality_up_to",
-            f"up to {q[best]:+.1f}% (vs {best}); "
-            + ", ".join(f"vs {o} {v:+.1f}%" for o, v in q.items()),
-            q[best] > 0,
-        )
-    if has("time_change_pct", "annealing", "optimal_step"):
-        other_reading = "per_model_pct" if time_reading == "makespan" else "makespan"
-        for other in ("optimal_step", "equal"):
-            t = values(numbers, "time_change_pct", "annealing", other)
-            add(
-                f"time_vs_{other}",
-                f"{t[time_reading]:+.1f}% ({other_reading} {t[other_reading]:+.1f}%)",
-                t[time_reading] < 0,
-            )
-            if other == "optimal_step":
-                mine = values(numbers, "time_consumption", "annealing")
-                theirs = values(numbers, "time_consumption", "optimal_step").reindex(mine.index)
-                less = bool((mine < theirs).all() and theirs.notna().all())
-                add(
-                    "time_each_model_vs_optimal_step",
-                    ", ".join(f"{m} {mine[m]:.1f} vs {theirs[m]:.1f} s" for m in mine.index),
-                    less,
-                )
-            u = get("utility_change_pct", "annealing", other)
-            d = values(numbers, "utility_difference", "annealing", other)
-            add(
-                f"utility_vs_{other}",
-                f"{u:+.1f}% (per slot {d['mean']:+.2f} points, 95% interval {d['low']:+.2f} to "
-                f"{d['high']:+.2f})",
-                u > 0,
-            )
-        s = {m: get("mean_score", m) for m in _ALLOCATION_METHODS}
-        per = {m: values(numbers, "score_by_model", m) for m in _ALLOCATION_METHODS}
-        near = abs(s["annealing"] - s["optimal_step"]) <= abs(s["annealing"] - s["equal"])
-        above = bool(
-            (per["annealing"] >= per["equal"].reindex(per["annealing"].index) - 1e-9).all()
-        )
-        add(
-            "alloc_score",
-            f"annealing {s['annealing']:.2f}, optimal-step {s['optimal_step']:.2f}, "
-            f"equal {s['equal']:.2f}; above equal on every model: {'yes' if above else 'no'}",
-            near and above,
-        )
-    lam = numbers[numbers["part"] == "lambda"]
-    if len(lam):
-        # dropna=False: a quantity with no number (no task on a multi-step model) stays, as NaN
-        table = lam.pivot_table(index="key", columns="quantity", values="value", dropna=False)
-        table.index = table.index.astype(float)
-        table = table.sort_index()
-        lo, hi = table.iloc[0], table.iloc[-1]
-        agrees = (
-            lo["mean_steps"] >= hi["mean_steps"]
-            and lo["mean_score"] >= hi["mean_score"]
-            and lo["mean_time_consumption"] >= hi["mean_time_consumption"]
-        )
-        add(
-            "lambda_trend",
-            f"lambda {table.index[0]:g} -> {table.index[-1]:g}: steps {lo['mean_steps']:.1f} -> "
-            f"{hi['mean_steps']:.1f}, score {lo['mean_score']:.2f} -> {hi['mean_score']:.2f}, time "
-            f"{lo['mean_time_consumption']:.1f} -> {hi['mean_time_consumption']:.1f} s",
-            agrees,
-        )
+    rows = []
+    for key, record in RECORDS.items():
+        qs = named(record, models, time_reading)
+        found = {q: interval_of(numbers, q) for q in qs}
+        if all(np.isnan(v) for v, _, _ in found.values()) and not _has_any(numbers, qs):
+            continue
+        head = {"claim_id": key, "claim": record.claim, "paper": record.paper}
+        head["ours"] = "; ".join(f"{q.label} {_band(*found[q])}" for q in qs)
+        rows.append({**head, **judge_claim(record, found), "flag": flag, "where": record.where})
     return rows
+
+
+def _has_any(numbers: pd.DataFrame, qs: Sequence[Quantity]) -> bool:
+    return any(_has(numbers, q.quantity, q.policy, q.versus) for q in qs)
+
+
+def _band(value: float, low: float, high: float) -> str:
+    if not np.isfinite(value):
+        return "nan (not measured)"
+    return f"{value:+.2f} ({low:+.2f} to {high:+.2f})"
+
+
+def oracle_rank(numbers: pd.DataFrame) -> str:
+    """``"oracle"`` with Probabilistic's measured rank by mean utility among the assignment
+    policies of the table (Probabilistic, Direct, Random, each model alone): it knows each
+    prompt's own score, and is an upper bound on them only where it ranks first."""
+    u = {
+        p: value(numbers, "mean_utility", p)
+        for p in ("probabilistic", "direct", "random", *values(numbers, "model_order").index)
+        if _has(numbers, "mean_utility", p)
+    }
+    if "probabilistic" not in u:
+        return "oracle"
+    rank = 1 + sum(v > u["probabilistic"] for v in u.values())
+    return f"oracle (ranks {rank} of {len(u)} policies by mean utility)"
 
 
 def _signed(v: float) -> str:
@@ -1120,28 +1404,31 @@ def robustness(
         (sc, n_slots, seed + i, readings, allocation, tuple(policies)) for i, sc in enumerate(drawn)
     ]
     utilities = parallel.run(_robust_runs, items, n_jobs=n_jobs)
-    rows = []
-    for i, (sc, u) in enumerate(zip(drawn, utilities)):
-        row = {
-            "scenario": i,
-            **{f"mu_{g.name}": g.mu for g in sc.groups},
-            "small_offset": sc.models[0].score_offset,
-            "small_beta": sc.models[0].score_beta,
-            "large_offset": sc.models[2].score_offset,
-            "large_beta": sc.models[2].score_beta,
-            "medium_slope": sc.models[1].score_slope,
-            "large_slope": sc.models[2].score_slope,
-            **{f"utility_{p}": v for p, v in u.items()},
-        }
-        if "direct" in u:
-            for p, column in (("probabilistic", "gain_pct"), (PROMPT_POLICY, "gain_pct_prompt")):
-                if p in u:
-                    row[column] = 100 * (u[p] - u["direct"]) / abs(u["direct"])
-        singles = {m: u[m] for m in models if m in u}
-        if singles:
-            best = max(singles, key=singles.get)
-            row["best_single"] = best
-            if "probabilistic" in u:
-                row["mix_vs_best_single_pct"] = 100 * (u["probabilistic"] - u[best]) / abs(u[best])
-        rows.append(row)
+    rows = [_robust_row(i, sc, u, models) for i, (sc, u) in enumerate(zip(drawn, utilities))]
     return pd.DataFrame(rows)
+
+
+def _robust_row(i: int, sc: Scenario, u: Mapping[str, float], models: Sequence[str]) -> dict:
+    """One row of :func:`robustness`: a drawn scenario's parameters and its policies' utilities."""
+    row = {
+        "scenario": i,
+        **{f"mu_{g.name}": g.mu for g in sc.groups},
+        "small_offset": sc.models[0].score_offset,
+        "small_beta": sc.models[0].score_beta,
+        "large_offset": sc.models[2].score_offset,
+        "large_beta": sc.models[2].score_beta,
+        "medium_slope": sc.models[1].score_slope,
+        "large_slope": sc.models[2].score_slope,
+        **{f"utility_{p}": v for p, v in u.items()},
+    }
+    if "direct" in u:
+        for p, column in (("probabilistic", "gain_pct"), (PROMPT_POLICY, "gain_pct_prompt")):
+            if p in u:
+                row[column] = 100 * (u[p] - u["direct"]) / abs(u["direct"])
+    singles = {m: u[m] for m in models if m in u}
+    if singles:
+        best = max(singles, key=singles.get)
+        row["best_single"] = best
+        if "probabilistic" in u:
+            row["mix_vs_best_single_pct"] = 100 * (u["probabilistic"] - u[best]) / abs(u[best])
+    return row

@@ -102,13 +102,17 @@ PAPER_WORDS: dict[tuple[str, str], str] = {
 """The paper's words that allow each option (section and quote)."""
 
 FLAGS = {
-    "baseline changed": "the reading gives a baseline other resources: Direct by 'best' sends "
-    "each whole category to the model of best utility for one image on an idle GPU, ignores "
-    "queueing, and queues whole categories on one model; a comparison with it measures the "
-    "weakened baseline, not the method, so it is kept out of agreement shares",
-    "oracle": "the assignment knows each prompt's own score (rho = 1): an upper bound on what any "
-    "predictor could give, not the paper's category information; see the rho sweep for the "
-    "correlation at which Probabilistic breaks even with Direct",
+    "baseline changed": "the reading changes which model a baseline uses (Direct by 'best' sends "
+    "each whole category to the model of best utility for one image on an idle GPU, ignoring the "
+    "queue); whether that weakens the baseline is measured, not assumed: Direct's own mean utility "
+    "under the reading against under the default reading, printed in the flag",
+    "baseline weakened": "the reading lowers the baseline's own mean utility below its default "
+    "reading's (measured, numbers in the flag): a comparison with it measures the weakened "
+    "baseline, not the method, so it is kept out of the verdict counts",
+    "oracle": "Probabilistic knows each prompt's own score (rho = 1), not the paper's category "
+    "information; the flag gives its measured rank among the policies by mean utility (it bounds "
+    "the others only where it ranks first); the rho sweep gives the correlation at which a "
+    "predictor breaks even with Direct",
 }
 """What each flag of :func:`caveat` means (the tables' notes quote it)."""
 

@@ -16,7 +16,9 @@ def test_every_claim_is_measured_under_every_reading_in_both_scenarios(nb06):
     assert set(numbers["scenario"]) == {"paper", "published"}
     for (name, label), frame in numbers.groupby(["scenario", "reading"]):
         assert label in readings.changed_alone(), (name, label)
-        assert {r["claim_id"] for r in claims.judge(frame)} == set(claims.CLAIMS), (name, label)
+        judged = claims.judge(frame)
+        assert {r["claim_id"] for r in judged} == set(claims.CLAIMS), (name, label)
+        assert {r["verdict"] for r in judged} <= set(claims.VERDICTS)
     assert numbers.groupby("scenario")["reading"].nunique().eq(len(readings.changed_alone())).all()
 
 
@@ -30,7 +32,9 @@ def test_the_opening_claim_judged_by_hand_is_the_librarys(nb06):
         claims.value(default, "slot_gain_pct", "probabilistic", "direct", "low")
     )
     row = next(r for r in claims.judge(default) if r["claim_id"] == "utility_vs_direct")
-    assert row["direction_agrees"] == hand["agrees"] == (mean > 0)
+    assert row["verdict"] == hand["verdict"] == claims.verdict([(hand["low"], hand["high"])], [1])
+    assert row["low"] == pytest.approx(hand["low"]) and row["high"] == pytest.approx(hand["high"])
+    assert metrics["verdicts"]["paper"]["utility_vs_direct"]["verdict"] == hand["verdict"]
 
 
 def test_the_methods_worked_by_hand_agree_with_the_library(nb06):
@@ -43,19 +47,34 @@ def test_the_methods_worked_by_hand_agree_with_the_library(nb06):
 
 
 def test_the_interpretations_page_flags_and_leaves_out_what_it_should(nb06):
-    metrics, folder, _ = nb06
+    metrics, folder, numbers = nb06
     frame = paper_vs_ours.interpretations(folder.parent)
     assert frame["reading"].nunique() == 7
+    assert set(frame["verdict"]) <= set(claims.VERDICTS)
     for (scenario, claim), rows in frame.groupby(["scenario", "claim"]):
         assert {"default", "information=prompt"} <= set(rows["reading"]), (scenario, claim)
-    assert (frame.loc[frame["reading"] == "information=prompt", "flag"] == "oracle").all()
-    best = frame[frame["reading"] == "direct=best"]
-    assert set(best.loc[best["flag"] == "baseline changed", "claim"]) == {
-        claims.CLAIMS[k][0] for k in claims.BASELINES
-    }
-    assert not frame.loc[frame["ours"].str.contains("nan"), "direction_agrees"].any()
-    assert metrics["flagged_readings"] == ["direct=best"]
-    assert all("direct=best" not in shares for shares in metrics["agreement_share"].values())
+    assert (
+        frame.loc[frame["reading"] == "information=prompt", "flag"]
+        .str.match(r"oracle \(ranks \d of \d policies")
+        .all()
+    )
+    assert not frame["flag"].str.contains("upper bound").any()
+    for name in ("paper", "published"):
+        mine = numbers[numbers["scenario"] == name]
+        u = {
+            r: claims.value(mine[mine["reading"] == r], "mean_utility", "direct")
+            for r in ("default", "direct=best")
+        }
+        best = frame[(frame["reading"] == "direct=best") & (frame["scenario"] == name)]
+        weakened = best["flag"].str.startswith(paper_vs_ours.WEAKENED)
+        assert weakened.any() == (u["direct=best"] < u["default"]), name
+        assert metrics["baseline_flag"][name].startswith(paper_vs_ours.WEAKENED) == weakened.any()
+    agrees = frame[frame["verdict"] == "agrees"]
+    assert ((agrees["side"] * agrees["low"] > 0) & (agrees["side"] * agrees["high"] > 0)).all()
+    assert not frame.loc[frame["ours"].str.contains("nan"), "verdict"].eq("agrees").any()
+    for name, counts in metrics["verdict_counts"].items():
+        for reading, row in counts.items():
+            assert set(row) == set(claims.VERDICTS), (name, reading)
     assert frame["paper_line"].str.len().min() > 0
 
 

@@ -1,16 +1,19 @@
-"""The paper-vs-ours and interpretations tables built from the notebooks' numbers
-(aigc_lib.paper_vs_ours)."""
+"""The paper-vs-ours and interpretations tables built from notebook 06's numbers
+(aigc_lib.paper_vs_ours), and the committed tables: no verdict says more than its interval."""
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
+import pytest
+from claim_numbers import numbers
 
 from aigc_lib import claims
 from aigc_lib import paper_vs_ours as pvo
 from aigc_lib.readings import changed_alone
-from claim_numbers import numbers
 
+ROOT = Path(__file__).resolve().parents[1]
 MECHANISM = {
     "Imagination": {
         "share": 0.27,
@@ -36,18 +39,16 @@ MECHANISM = {
     },
 }
 RHO = [
-    {"rho": 0.0, "gain_pct": -1.0},
-    {"rho": 0.5, "gain_pct": -0.5},
-    {"rho": 1.0, "gain_pct": 0.6},
+    {"rho": 0.0, "gain_pct": -1.0, "low": -1.2, "high": -0.8},
+    {"rho": 1.0, "gain_pct": 0.6, "low": 0.4, "high": 0.8},
 ]
-NB03 = {
-    "mechanism_vs_direct": MECHANISM,
-    "rho_sweep": RHO,
-    "rho_break_even": 0.8,
-    "single_model": {
-        "sd15": {"mean_utility": 30.6, "mean_score": 31.25, "mean_latency": 3.1},
-        "sdxl": {"mean_utility": 28.6, "mean_score": 32.7, "mean_latency": 20.0},
-    },
+NB06 = {
+    "scenarios": ["paper", "published"],
+    "scenario_labels": {"paper": "paper", "published": "published"},
+    "n_slots": 200,
+    "seed": 0,
+    "rho_sweep": {"paper": RHO, "published": RHO},
+    "rho_break_even": {"paper": 0.8, "published": math.nan},
 }
 
 
@@ -58,77 +59,79 @@ def put(root, notebook, frame=None, metrics=None):
     (root / notebook / "metrics.json").write_text(json.dumps(metrics or {}))
 
 
-def split(frame):
-    """Notebook 03 holds the assignment part, notebook 04 the allocation and lambda parts."""
-    a = frame[frame["part"].isin(["assignment", "meta"])]
-    return a, frame[frame["part"].isin(["allocation", "lambda", "meta"])]
+def measured(tmp_path, changes=None, **kwargs):
+    """Notebook 06's table: both scenarios, every reading; ``changes`` override the paper
+    scenario's default reading; ``kwargs`` go to the direct=best reading."""
+    frames = [
+        numbers(
+            changes if (s, label) == ("paper", "default") else None,
+            reading=label,
+            **(kwargs if label == "direct=best" else {}),
+        ).assign(scenario=s)
+        for s in ("paper", "published")
+        for label in changed_alone()
+    ]
+    frame = pd.concat(frames, ignore_index=True)
+    put(tmp_path, pvo.NB06, frame, NB06)
+    put(tmp_path, pvo.NB03, None, {"mechanism_vs_direct": MECHANISM})
+    return frame
 
 
-def test_table_reads_numbers_and_judges_each_claim_as_the_paper_states_it(tmp_path):
-    a, c = split(numbers(sdxl=2.4, mean_gain=-1.0, singles=(29.0, 30.6, 28.0), u_alloc=-2.0))
-    put(tmp_path, pvo.NB03, a.assign(scenario="paper"), NB03)
-    put(tmp_path, pvo.NB04, c.assign(scenario="paper"), {})
+LOSS = {("slot_gain_pct", "probabilistic", "direct", "mean"): (-1.0, -1.5, -0.5)}
+
+
+def test_table_judges_every_claim_on_notebook_06s_default_workload(tmp_path):
+    measured(tmp_path, LOSS)
     frame = pvo.table(tmp_path)
-    assert len(frame) == len(claims.CLAIMS)
+    assert list(frame.columns) == pvo.COLUMNS and len(frame) == len(claims.CLAIMS)
+    assert set(frame["verdict"]) <= set(claims.VERDICTS)
     by_claim = frame.set_index("claim")
-    direct = by_claim.loc["Probabilistic vs Direct: mean CLIPScore per model"]
-    assert direct["direction_agrees"] and direct["why"] == ""  # SDXL +2.4, the largest
     utility = by_claim.loc["Probabilistic vs Direct: utility per slot"]
-    assert utility["ours"].startswith("mean -1.00% (95% interval -1.50 to -0.50), max +3.0%")
-    assert not utility["direction_agrees"]
-    # the why is the measured mechanism, not "a mixture scores at most its best model"
+    assert utility["verdict"] == "disagrees" and utility["interval"] == "vs direct: -1.50 to -0.50"
+    assert (utility["low"], utility["high"], utility["side"]) == (-1.5, -0.5, 1)
+    # the why is the measured mechanism, and the oracle with its interval
     assert "44% of Imagination prompts off sdxl" in utility["why"]
     assert "Detail tasks lose -0.69 points each to queueing" in utility["why"]
-    assert "best model" not in utility["why"]
-    assert (
-        "oracle" in utility["why"] and "breaks even with Direct near rho = 0.80" in utility["why"]
-    )
-    single = by_claim.loc[claims.CLAIMS["mix_vs_single"][0]]
-    assert not single["direction_agrees"] and "sd15 alone scores 31.25" in single["why"]
-    assert not by_claim.loc["Annealing vs Equal-allocation: utility", "direction_agrees"]
-    assert (frame.loc[~frame["direction_agrees"], "why"].str.len() > 0).all()
-    assert by_claim.loc["Annealing vs Optimal-step: time consumption", "why"] == ""  # -30 vs -30.2
+    assert "breaks even with Direct near rho = 0.80" in utility["why"]
+    assert "(95% interval +0.40 to +0.80)" in utility["why"]
+    assert by_claim.loc["Probabilistic vs Random: utility per slot", "verdict"] == "agrees"
+
+
+def test_the_same_claim_reads_the_same_in_both_tables(tmp_path):
+    measured(tmp_path, LOSS)
+    main = pvo.table(tmp_path).set_index("claim")
+    rows = pvo.interpretations(tmp_path)
+    default = rows[(rows["scenario"] == "paper") & (rows["reading"] == "default")]
+    for _, row in default.iterrows():
+        mine = main.loc[row["claim"]]
+        assert (row["verdict"], row["interval"], row["ours"]) == (
+            mine["verdict"],
+            mine["interval"],
+            mine["ours"],
+        ), row["claim"]
 
 
 def test_the_equal_allocation_why_names_the_models_where_equal_is_faster(tmp_path):
-    a, c = split(numbers(time=-25.0, per_model=50.0))
-    spans = {"equal": {"sd15": 5.0, "sdxl": 30.0}, "annealing": {"sd15": 8.0, "sdxl": 20.0}}
-    put(tmp_path, pvo.NB03, a, NB03)
-    put(tmp_path, pvo.NB04, c, {"time_consumption": spans})
+    frame = measured(
+        tmp_path, {("time_change_pct", "annealing", "equal", "makespan"): (-25, -30, -20)}
+    )
+    pick = (frame["quantity"] == "time_consumption") & (frame["policy"] == "equal")
+    frame.loc[pick & (frame["key"] == "sd15"), "value"] = 4.0
+    put(tmp_path, pvo.NB06, frame, NB06)
     row = (
         pvo.table(tmp_path)
         .set_index("claim")
         .loc["Annealing vs Equal-allocation: time consumption"]
     )
-    assert "Equal-allocation is faster on sd15 (5.0 s vs 8.0 s)" in row["why"]
-    assert "mean of per-model changes is +50.0%" in row["why"]
-
-
-def test_a_missing_notebook_leaves_its_claims_out(tmp_path):
-    a, _ = split(numbers())
-    put(tmp_path, pvo.NB03, a, NB03)
-    frame = pvo.table(tmp_path)
-    assert "Annealing vs Optimal-step: utility" not in set(frame["claim"])
-    assert claims.CLAIMS["quality_up_to"][0] not in set(frame["claim"])  # needs both notebooks
-
-
-def measured(tmp_path, **changes):
-    frames = [
-        numbers(reading=label, **(changes if label == "direct=best" else {})).assign(scenario=s)
-        for s in ("paper", "published")
-        for label in changed_alone()
-    ]
-    frame = pd.concat(frames, ignore_index=True)
-    put(tmp_path, pvo.NB06, frame, {"rho_break_even": {"paper": 0.8, "published": math.nan}})
-    return pvo.interpretations(tmp_path)
+    assert "Equal-allocation is faster on sd15 (4.0 s vs 5.0 s)" in row["why"]
 
 
 def test_interpretations_have_a_row_per_scenario_claim_and_reading(tmp_path):
-    frame = measured(tmp_path)
+    measured(tmp_path)
+    frame = pvo.interpretations(tmp_path)
     assert list(frame.columns) == pvo.INTERPRETATION_COLUMNS
     assert frame["reading"].nunique() == 7  # six simulated readings and the per-model time reading
-    per_claim = frame.groupby(["scenario", "claim"]).size()
-    assert per_claim.min() >= 6
+    assert frame.groupby(["scenario", "claim"]).size().min() >= 6
     time = frame[(frame.reading == "time_consumption=per_model_pct")]
     assert set(time["claim"]) == {
         "Annealing vs Optimal-step: time consumption",
@@ -136,38 +139,121 @@ def test_interpretations_have_a_row_per_scenario_claim_and_reading(tmp_path):
     }
     prompt = frame[frame.reading == "information=prompt"]
     assert prompt["paper_line"].str.contains("scoring probability of different categories").all()
-    assert (prompt["flag"] == "oracle").all()
+    assert prompt["flag"].str.startswith("oracle (ranks 1 of 6").all()
 
 
-def test_no_nan_agrees_and_flagged_rows_stay_out_of_the_shares(tmp_path):
-    """direct=best leaves two models without Direct tasks (NaN gains) and weakens the baseline."""
-    frame = measured(tmp_path, turbo=math.nan, sd15=math.nan, sdxl=1.06, mean_gain=3.85)
-    nan = frame[frame["ours"].str.contains("nan")]
-    assert len(nan) and not nan["direction_agrees"].any()
+def test_a_baseline_is_flagged_weakened_only_where_its_own_utility_falls(tmp_path):
+    measured(tmp_path, direct_utility=28.0)  # below the default's 29.8
+    frame = pvo.interpretations(tmp_path)
     best = frame[frame["reading"] == "direct=best"]
-    flagged = best[best["flag"] == "baseline changed"]
-    assert set(flagged["claim"]) == {claims.CLAIMS[k][0] for k in claims.BASELINES}
-    assert flagged.set_index(["scenario", "claim"]).loc[
-        ("paper", "Probabilistic vs Direct: utility per slot"), "direction_agrees"
-    ]  # +3.85% agrees in direction, but only against the weakened baseline
-    shares = pvo.agreement_shares(frame)
-    assert "direct=best" not in shares.index and pvo.flagged_readings(frame) == ["direct=best"]
+    weakened = best[best["flag"].str.startswith(pvo.WEAKENED)]
+    names_direct = {
+        r.claim for r in claims.RECORDS.values() if any(q.versus == "direct" for q in r.named)
+    }
+    assert set(weakened["claim"]) == names_direct
+    assert "28.00 against 29.80" in weakened["flag"].iloc[0]
+    counts = pvo.agreement_shares(frame)
+    kept = len(claims.CLAIMS) - len(names_direct)
+    assert counts.loc["direct=best", "paper"].sum() == kept
+    assert counts.loc["default", "paper"].sum() == len(claims.CLAIMS)
+    assert pvo.flagged_readings(frame) == ["direct=best"]
+    measured(tmp_path, direct_utility=31.0)  # "best" Direct is the stronger baseline here
+    frame = pvo.interpretations(tmp_path)
+    best = frame[(frame["reading"] == "direct=best") & (frame["scenario"] == "paper")]
+    assert not best["flag"].str.startswith(pvo.WEAKENED).any()
+    assert best["flag"].str.startswith("baseline changed, not weakened").sum() == len(names_direct)
+    assert pvo.flagged_readings(frame) == []
+
+
+def test_shares_count_each_verdict_apart_and_no_nan_agrees(tmp_path):
+    nan = (math.nan,) * 3
+    measured(tmp_path, {("score_gain", "probabilistic", "direct", "sd15"): nan, **LOSS})
+    frame = pvo.interpretations(tmp_path)
+    assert not frame.loc[frame["ours"].str.contains("nan"), "verdict"].eq("agrees").any()
+    counts = pvo.agreement_shares(frame).loc["default", "paper"]
     default = frame[(frame["reading"] == "default") & (frame["scenario"] == "paper")]
-    assert shares.loc["default", "paper"] == default["direction_agrees"].mean()
-    written = pvo.write(tmp_path)
+    assert (
+        counts.to_dict()
+        == default["verdict"]
+        .value_counts()
+        .reindex(claims.VERDICTS)
+        .fillna(0)
+        .astype(int)
+        .to_dict()
+    )
+    assert counts["not shown"] >= 1 and counts["disagrees"] >= 2
+    pvo.write(tmp_path)
     page = (tmp_path / "interpretations.md").read_text()
-    assert "readings flagged 'baseline changed' left out: direct=best" in page
-    assert "rho = 0.80 in 'paper'" in page and "at no rho of the sweep in 'published'" in page
-    assert any(p.name == "interpretations.md" for p in written)
+    assert "| default | " in page and "rho = 0.80 in 'paper'" in page
+    assert "at no rho of the sweep in 'published'" in page
 
 
 def test_write_skips_tables_without_numbers(tmp_path):
     assert pvo.write(tmp_path) == []
-    a, _ = split(numbers(sdxl=-3.0))
-    put(tmp_path, pvo.NB03, a, NB03)
-    (md,) = pvo.write(tmp_path)
-    assert md.name == "paper_vs_ours.md"
+    measured(tmp_path)
+    written = pvo.write(tmp_path)
+    assert {p.name for p in written} == {"paper_vs_ours.md", "interpretations.md"}
     csv = pd.read_csv(tmp_path / "paper_vs_ours.csv")
-    assert list(csv.columns) == pvo.COLUMNS and len(csv) == 7
-    assert md.read_text().count("\n| Probabilistic vs") == 4
-    assert not (tmp_path / "interpretations.csv").exists()
+    assert list(csv.columns) == pvo.COLUMNS and len(csv) == len(claims.CLAIMS)
+    assert "200 slots, seed 0" in (tmp_path / "paper_vs_ours.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["paper_vs_ours.csv", "interpretations.csv"])
+def test_no_committed_agrees_row_says_more_than_its_interval(name):
+    """Scans the committed tables: three verdicts only; an "agrees" row's interval lies wholly on the
+    paper's side (never including 0, never a named model on the wrong side)."""
+    frame = pd.read_csv(ROOT / "results" / name, keep_default_na=False)
+    assert set(frame["verdict"]) <= set(claims.VERDICTS)
+    agrees = frame[frame["verdict"] == "agrees"]
+    side = agrees["side"].astype(float)
+    low, high = agrees["low"].astype(float), agrees["high"].astype(float)
+    assert ((side * low > 0) & (side * high > 0)).all(), agrees["claim"].tolist()
+    assert not agrees["ours"].str.contains("nan").any()
+
+
+def test_the_committed_tables_read_one_workload():
+    """The same claim and scenario gives the same number in paper_vs_ours, interpretations and
+    notebook 06's summary."""
+    main = pd.read_csv(ROOT / "results" / "paper_vs_ours.csv", keep_default_na=False)
+    rows = pd.read_csv(ROOT / "results" / "interpretations.csv", keep_default_na=False)
+    default = rows[(rows["scenario"] == "paper") & (rows["reading"] == "default")]
+    merged = main.merge(default, on="claim", suffixes=("", "_06"))
+    assert len(merged) == len(main) == len(claims.CLAIMS)
+    for column in ("verdict", "interval", "ours", "size"):
+        assert (merged[column] == merged[f"{column}_06"]).all(), column
+    nb06 = json.loads((ROOT / "results" / pvo.NB06 / "metrics.json").read_text())
+    verdicts = nb06["verdicts"]["paper"]
+    for _, row in merged.iterrows():
+        claim_id = next(k for k, v in claims.CLAIMS.items() if v[0] == row["claim"])
+        assert verdicts[claim_id]["verdict"] == row["verdict"]
+        assert verdicts[claim_id]["interval"] == row["interval"]
+
+
+def test_notebook_03_runs_the_workload_of_the_tables():
+    """Notebook 03's paired utility gain over Direct is the tables' number, interval included."""
+    main = pd.read_csv(ROOT / "results" / "paper_vs_ours.csv").set_index("claim")
+    row = main.loc[claims.CLAIMS["utility_vs_direct"][0]]
+    nb03 = json.loads((ROOT / "results" / pvo.NB03 / "metrics.json").read_text())
+    nb06 = json.loads((ROOT / "results" / pvo.NB06 / "metrics.json").read_text())
+    assert (nb03["n_slots"], nb03["seed"]) == (nb06["n_slots"], nb06["seed"])
+    gain = nb03["utility_gain_pct"]["direct"]
+    assert (gain["low"], gain["high"]) == pytest.approx((row["low"], row["high"]))
+    assert nb03["rho_break_even"] == pytest.approx(nb06["rho_break_even"]["paper"])
+
+
+def test_the_interpretations_page_opens_with_what_flips(tmp_path):
+    measured(tmp_path)
+    frame = pvo.interpretations(tmp_path)
+    pick = (frame["scenario"] == "paper") & (frame["reading"] == "latency=per_image")
+    frame.loc[pick & (frame["claim"] == claims.CLAIMS["utility_vs_equal"][0]), "verdict"] = (
+        "not shown"
+    )
+    lines = pvo.flips(frame)
+    assert (
+        "- paper, latency=per_image: Annealing vs Equal-allocation: utility (agrees -> not shown)"
+        in lines
+    )
+    assert "- published, latency=per_image: no verdict changes" in lines
+    pvo.write(tmp_path)
+    page = (tmp_path / "interpretations.md").read_text()
+    assert page.index("What flips between readings") < page.index("| scenario | claim |")
