@@ -133,7 +133,16 @@ use seeds 0, 1, ..., so training and evaluation never share prompts draws."""
 NOTEBOOK = "07_peer_serving_policies"
 """The notebook whose ``metrics.json`` :func:`table` reads."""
 
+HALTON_SEED = 2409
+"""Seed of the scrambled Halton sequence every tunable policy draws its configurations from (any
+fixed number: the paper's arXiv number, so the configurations are the same on every machine)."""
+
+SINGLE_MODELS = ("sdxl-turbo", "sd15", "sdxl")
+"""The single-model corners: every comparison evaluates them as policies of their own, so a tuned
+policy that collapses to one model is seen beside that model."""
+
 _PAIRS = ((0, 1), (0, 2), (1, 2))  # the router's model pairs (light, heavy)
+_DIMS = {"probabilistic": 2, "direct": 2, "load-aware": 3, "cascade": 1, "router": 2}
 
 
 # --- policies and their configurations ------------------------------------------------------------
@@ -162,13 +171,16 @@ def configurations(
 ) -> list[serving.Policy]:
     """The ``n`` configurations a tunable ``policy`` (:data:`TUNED`) tries: the same ``n`` for all.
 
-    The first ``n`` points u of an unscrambled Halton sequence in [0, 1)^d, d the policy's number
-    of knobs (:data:`KNOBS`), mapped to knobs: thresholds from the shares p_small = u_1 and
-    p_large = u_2 (1 - u_1) of prompts sent to the small and the large model
-    (:func:`aigc_lib.serving.score_threshold`); kappa = :data:`aigc_lib.serving.KAPPA_MAX` x u_3;
-    the cascade's escalation share u_1 (light SDXL-Turbo, heavy SDXL, DiffServe's pair); the
-    router's pair, one of (sdxl-turbo, sd15), (sdxl-turbo, sdxl), (sd15, sdxl) by u_1, and its
-    route share u_2. Deterministic: the same configurations on every machine.
+    The first ``n`` points u of a scrambled Halton sequence in [0, 1)^d (seed
+    :data:`HALTON_SEED`, d the policy's number of knobs, :data:`KNOBS`), mapped to knobs:
+    thresholds from the shares p_small = u_1 and p_large = u_2 (1 - u_1) of prompts sent to the
+    small and the large model (:func:`aigc_lib.serving.score_threshold`); kappa =
+    :data:`aigc_lib.serving.KAPPA_MAX` x u_3; the cascade's escalation share u_1 (light
+    SDXL-Turbo, heavy SDXL, DiffServe's pair); the router's pair, one of (sdxl-turbo, sd15),
+    (sdxl-turbo, sdxl), (sd15, sdxl) by u_1, and its route share u_2. Scrambling keeps every
+    point off the corners of the cube, so no policy gets a single-model corner for free: the
+    corners are policies of their own (:data:`SINGLE_MODELS`, always compared). Deterministic:
+    the same configurations on every machine.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
@@ -180,40 +192,46 @@ def configurations(
             f"scenario: the configurations are for three models (small, medium, large), "
             f"got {len(scenario.models)}"
         )
-    dims = {"probabilistic": 2, "direct": 2, "load-aware": 3, "cascade": 1, "router": 2}[policy]
-    points = qmc.Halton(dims, scramble=False).random(n)
+    points = qmc.Halton(_DIMS[policy], scramble=True, seed=HALTON_SEED).random(n)
+    if policy == "cascade":
+        return [_cascade(scenario, float(u[0]), disc_rho) for u in points]
+    if policy == "router":
+        return [_router(scenario, u, predictor_rho) for u in points]
+    return [_thresholded(scenario, policy, u) for u in points]
+
+
+def _thresholded(scenario: Scenario, policy: str, u: np.ndarray) -> serving.Policy:
+    """Probabilistic, Direct or load-aware at the unit point ``u`` (shares, then kappa)."""
+    small, large = float(u[0]), float(u[1] * (1 - u[0]))
+    theta = _thresholds(scenario, small, large)
+    knobs = {"small_share": small, "large_share": large, "thresholds": theta}
+    kappa = 0.0
+    if policy == "load-aware":
+        kappa = serving.KAPPA_MAX * float(u[2])
+        knobs["kappa"] = kappa
+    rule = "load_aware" if policy == "load-aware" else policy
+    routing = serving.Routing(rule, thresholds=theta, kappa=kappa)
+    return serving.Policy(policy, routing, knobs=knobs)
+
+
+def _cascade(scenario: Scenario, share: float, disc_rho: float) -> serving.Policy:
+    """DiffServe's cascade escalating ``share`` of SDXL-Turbo's images to SDXL."""
+    escalation = serving.Escalation(share, disc_rho, "gain", light=0, heavy=None)
+    routing = serving.Routing(scenario.model_names[0])
+    return serving.Policy("cascade", routing, escalation, {"escalation_share": share})
+
+
+def _router(scenario: Scenario, u: np.ndarray, predictor_rho: float) -> serving.Policy:
+    """HADIS's router: the model pair by ``u[0]``, the share routed to the heavy one ``u[1]``."""
     names = scenario.model_names
-    out = []
-    for u in points:
-        if policy in ("probabilistic", "direct", "load-aware"):
-            small, large = float(u[0]), float(u[1] * (1 - u[0]))
-            theta = _thresholds(scenario, small, large)
-            knobs = {"small_share": small, "large_share": large, "thresholds": theta}
-            rule = "load_aware" if policy == "load-aware" else policy
-            kappa = serving.KAPPA_MAX * float(u[2]) if policy == "load-aware" else 0.0
-            if policy == "load-aware":
-                knobs["kappa"] = kappa
-            routing = serving.Routing(rule, thresholds=theta, kappa=kappa)
-            out.append(serving.Policy(policy, routing, knobs=knobs))
-        elif policy == "cascade":
-            share = float(u[0])
-            escalation = serving.Escalation(share, disc_rho, "gain", light=0, heavy=None)
-            knobs = {"escalation_share": share}
-            out.append(serving.Policy(policy, serving.Routing(names[0]), escalation, knobs))
-        else:
-            light, heavy = _PAIRS[min(int(3 * u[0]), 2)]
-            share = float(u[1])
-            route_at = serving.route_threshold(scenario, share, predictor_rho)
-            routing = serving.Routing(
-                "predictor",
-                light=light,
-                heavy=heavy,
-                route_at=route_at,
-                predictor_rho=predictor_rho,
-            )
-            knobs = {"pair": f"{names[light]}/{names[heavy]}", "route_share": share}
-            out.append(serving.Policy(policy, routing, knobs=knobs))
-    return out
+    light, heavy = _PAIRS[min(int(3 * u[0]), 2)]
+    share = float(u[1])
+    route_at = serving.route_threshold(scenario, share, predictor_rho)
+    routing = serving.Routing(
+        "predictor", light=light, heavy=heavy, route_at=route_at, predictor_rho=predictor_rho
+    )
+    knobs = {"pair": f"{names[light]}/{names[heavy]}", "route_share": share}
+    return serving.Policy("router", routing, knobs=knobs)
 
 
 # --- workloads ------------------------------------------------------------------------------------
@@ -341,6 +359,7 @@ def compare(
     traces: Mapping[str, np.ndarray] | None = None,
     policies: Sequence[str] = POLICIES,
     n_jobs: int | None = None,
+    backend: str | None = None,
 ) -> Comparison:
     """Every policy at every load of every arrival process, tuned alike, evaluated on held-out data.
 
@@ -349,19 +368,15 @@ def compare(
     :func:`configurations` on the training workload and each objective of :data:`OBJECTIVES`
     chooses one (:func:`choose`); then every policy (the untuned ones once, the tuned ones once
     per objective, a configuration chosen by both run once and reported under both) serves every
-    held-out workload. ``traces``: arrival times per trace name (default:
-    :func:`aigc_lib.arrivals.load_trace`). Runs go through :func:`aigc_lib.parallel.run`
-    (``n_jobs`` workers); results do not depend on their number.
+    held-out workload. The single models (:data:`SINGLE_MODELS`) are always among the policies.
+    ``traces``: arrival times per trace name (default: :func:`aigc_lib.arrivals.load_trace`).
+    Runs go through :func:`aigc_lib.parallel.run` (``n_jobs`` workers on ``backend``); results
+    do not depend on where they ran.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
     loads = [validate.number(u, "loads", low=0.0, low_open=True) for u in loads]
-    unknown = [p for p in processes if p not in PROCESSES]
-    if unknown or not processes:
-        raise ValueError(f"processes: expected some of {PROCESSES}, got {list(processes)}")
-    unknown = [p for p in policies if p not in POLICIES]
-    if unknown or not policies:
-        raise ValueError(f"policies: expected some of {POLICIES}, got {list(policies)}")
+    policies = _checked_policies(processes, policies)
     n_configs = validate.whole(n_configs, "n_configs", low=1)
     slo_seconds = validate.number(slo_seconds, "slo_seconds", low=0.0, low_open=True)
     prompts = None if prompts is None else prompts[["prompt_id", "group"]]
@@ -377,85 +392,89 @@ def compare(
         for load in loads
     }
     run = partial(_serve_all, slot_seconds=slot_seconds, slo_seconds=slo_seconds)
+    spread = partial(parallel.run, run, n_jobs=n_jobs, backend=backend)
     tunable = [p for p in policies if p in TUNED]
     options = {p: configurations(scenario, p, n_configs, disc_rho, predictor_rho) for p in tunable}
+    base = (scenario, prompts)
+    tuning, picks = _tune(base, cells, options, target, spread)
+    entries = _entries(scenario, cells, policies, options, picks)
+    runs = _evaluate(base, cells, entries, spread)
+    settings = {"scenario": scenario.name, "loads": loads, "processes": list(processes)}
+    settings |= {"policies": list(policies), "n_configs": n_configs, "n_train": n_train}
+    settings |= {"n_eval": n_eval, "replicates": replicates, "slot_seconds": slot_seconds}
+    settings |= {"slo_seconds": slo_seconds, "disc_rho": disc_rho, "predictor_rho": predictor_rho}
+    settings |= {"target": target, "training_seed": TRAINING_SEED, "halton_seed": HALTON_SEED}
+    return Comparison(tuning=tuning, runs=runs, summary=_summary(runs), settings=settings)
 
-    # 1. every configuration of every tunable policy on each cell's training workload
-    items = [(scenario, prompts, cells[cell][0], options[p]) for cell in cells for p in tunable]
-    tuned_rows = parallel.run(run, items, n_jobs)
-    tuning, chosen = [], {}
-    for (cell, policy), rows in zip(((c, p) for c in cells for p in tunable), tuned_rows):
-        frame = pd.DataFrame(rows)
-        picks = {objective: choose(frame, objective, target) for objective in OBJECTIVES}
-        for objective, i in picks.items():
-            chosen[(cell, policy, objective)] = i
-        frame["chosen_utility"] = np.arange(len(frame)) == picks["utility"]
-        frame["chosen_slo"] = np.arange(len(frame)) == picks["slo"]
+
+def _checked_policies(processes: Sequence[str], policies: Sequence[str]) -> list[str]:
+    """The policies to compare, in :data:`POLICIES` order, the single models always among them."""
+    unknown = [p for p in processes if p not in PROCESSES]
+    if unknown or not processes:
+        raise ValueError(f"processes: expected some of {PROCESSES}, got {list(processes)}")
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown or not policies:
+        raise ValueError(f"policies: expected some of {POLICIES}, got {list(policies)}")
+    wanted = set(policies) | set(SINGLE_MODELS)
+    return [p for p in POLICIES if p in wanted]
+
+
+def _tune(base, cells, options, target, spread) -> tuple[pd.DataFrame, dict]:
+    """Step 1: every configuration of every tunable policy on each cell's training workload.
+
+    Returns the tuning table and the index each (cell, policy, objective) chose."""
+    keys = [(cell, policy) for cell in cells for policy in options]
+    rows = spread([(*base, cells[cell][0], options[policy]) for cell, policy in keys])
+    frames, picks = [], {}
+    for (cell, policy), found in zip(keys, rows):
+        frame = pd.DataFrame(found)
+        for objective in OBJECTIVES:
+            i = choose(frame, objective, target)
+            picks[(cell, policy, objective)] = i
+            frame[f"chosen_{objective}"] = np.arange(len(frame)) == i
         frame.insert(0, "config", np.arange(len(frame)))
-        frame.insert(0, "policy", policy)
-        frame.insert(0, "load", cell[1])
-        frame.insert(0, "process", cell[0])
-        tuning.append(frame)
+        for name, value in (("policy", policy), ("load", cell[1]), ("process", cell[0])):
+            frame.insert(0, name, value)
+        frames.append(frame)
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), picks
 
-    # 2. every policy on every held-out workload
-    evaluated: dict[tuple, list[tuple[str, str, serving.Policy]]] = {}
+
+def _entries(scenario, cells, policies, options, picks) -> dict:
+    """Step 2: per cell, the (policy, objective, configuration) to evaluate on held-out data."""
+    entries = {}
     for cell in cells:
-        entries = []
-        for policy in policies:
-            if policy not in TUNED:
-                entries.append((policy, "none", fixed_policy(scenario, policy)))
-                continue
-            for objective in OBJECTIVES:
-                entries.append(
-                    (policy, objective, options[policy][chosen[(cell, policy, objective)]])
-                )
-        evaluated[cell] = entries
+        entries[cell] = [
+            (p, "none", fixed_policy(scenario, p)) for p in policies if p not in TUNED
+        ] + [
+            (p, o, options[p][picks[(cell, p, o)]])
+            for p in policies
+            if p in TUNED
+            for o in OBJECTIVES
+        ]
+        order = {p: i for i, p in enumerate(policies)}
+        entries[cell].sort(key=lambda e: order[e[0]])
+    return entries
+
+
+def _evaluate(base, cells, entries, spread) -> pd.DataFrame:
+    """Step 3: every entry on every held-out workload (a configuration chosen twice runs once)."""
     items, keys = [], []
     for cell, works in cells.items():
-        distinct = list(dict.fromkeys(id(p) for _, _, p in evaluated[cell]))
-        by_id = {id(p): p for _, _, p in evaluated[cell]}
+        distinct = list(dict.fromkeys(id(p) for _, _, p in entries[cell]))
+        by_id = {id(p): p for _, _, p in entries[cell]}
         for work in works[1:]:
-            items.append((scenario, prompts, work, [by_id[i] for i in distinct]))
+            items.append((*base, work, [by_id[i] for i in distinct]))
             keys.append((cell, work, distinct))
-    results = parallel.run(run, items, n_jobs)
+    reference = serving.reference_seconds(base[0])
     runs = []
-    for (cell, work, distinct), rows in zip(keys, results):
+    for (cell, work, distinct), rows in zip(keys, spread(items)):
         found = dict(zip(distinct, rows))
-        for policy, objective, pol in evaluated[cell]:
-            runs.append(
-                {
-                    "process": cell[0],
-                    "load": cell[1],
-                    "policy": policy,
-                    "objective": objective,
-                    "replicate": work.replicate,
-                    "offered": _rate(work.arrival) * serving.reference_seconds(scenario),
-                    **found[id(pol)],
-                }
-            )
-    runs_frame = pd.DataFrame(runs)
-    settings = {
-        "scenario": scenario.name,
-        "loads": loads,
-        "processes": list(processes),
-        "policies": list(policies),
-        "n_configs": n_configs,
-        "n_train": n_train,
-        "n_eval": n_eval,
-        "replicates": replicates,
-        "slot_seconds": slot_seconds,
-        "slo_seconds": slo_seconds,
-        "disc_rho": disc_rho,
-        "predictor_rho": predictor_rho,
-        "target": target,
-        "training_seed": TRAINING_SEED,
-    }
-    return Comparison(
-        tuning=pd.concat(tuning, ignore_index=True) if tuning else pd.DataFrame(),
-        runs=runs_frame,
-        summary=_summary(runs_frame),
-        settings=settings,
-    )
+        offered = _rate(work.arrival) * reference
+        for policy, objective, pol in entries[cell]:
+            keys_ = {"process": cell[0], "load": cell[1], "policy": policy}
+            keys_ |= {"objective": objective, "replicate": work.replicate, "offered": offered}
+            runs.append(keys_ | found[id(pol)])
+    return pd.DataFrame(runs)
 
 
 def chosen(tuning: pd.DataFrame) -> pd.DataFrame:
