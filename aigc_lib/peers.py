@@ -13,15 +13,22 @@ policy that has knobs is tuned by one protocol:
   backlog, :class:`aigc_lib.serving.Routing`). Their decision rules inside this project's system
   model, not their full systems (batching, placement over GPUs, trained networks).
 * Equal tuning (:func:`configurations`, :func:`compare`): each tunable policy (:data:`TUNED`) tries
-  exactly ``n_configs`` configurations, the first points of a Halton sequence over its knobs
-  (:data:`KNOBS`), on a training workload; the chosen one (:data:`OBJECTIVES`: the best mean
+  exactly ``n_configs`` configurations, the first points of a scrambled Halton sequence over its
+  knobs (:data:`KNOBS`, seed :data:`HALTON_SEED`), on a training workload; the single models
+  (:data:`SINGLE_MODELS`) are always compared as policies of their own; the chosen one (:data:`OBJECTIVES`: the best mean
   utility, or the best mean CLIPScore among those meeting the SLO for :data:`TARGET_ATTAINMENT`
   of requests) is evaluated on held-out workloads: later windows of a trace, other seeds of a
   Poisson process (:func:`workloads`).
 * Load is offered utilisation (:func:`aigc_lib.serving.arrival_rate`): one arrival process per
   :data:`PROCESSES` at each load, the same for every policy.
+* Who leads whom (:func:`leads`): the best policy's lead over the next, paired over the same
+  held-out workloads, with its 95% interval; a lead whose interval reaches 0 is "not shown".
+* A cluster sized to the real traces (:func:`replicas`, :func:`gpus_needed`,
+  :func:`size_cluster`): each trace at its recorded rate, the fewest GPUs on which a policy keeps
+  :data:`TARGET_ATTAINMENT` of requests within the SLO, over held-out windows; and the quality
+  every policy gets on equal GPUs. :func:`collapse` names the one model a configuration reduces to.
 * :func:`table` and :func:`write_table` give ``results/peers.md`` and ``.csv`` from notebook 07's
-  metrics.
+  metrics, every number with its interval.
 
 Units: seconds, CLIPScore points, requests per second. Taught in
 ``notebooks/07_peer_serving_policies.ipynb``.
@@ -55,6 +62,8 @@ __all__ = [
     "OBJECTIVES",
     "TARGET_ATTAINMENT",
     "TRAINING_SEED",
+    "HALTON_SEED",
+    "SINGLE_MODELS",
     "NOTEBOOK",
     "Workload",
     "Comparison",
@@ -64,6 +73,16 @@ __all__ = [
     "choose",
     "compare",
     "interval",
+    "paired",
+    "lead",
+    "leads",
+    "replicas",
+    "gpus_needed",
+    "windows",
+    "size_cluster",
+    "gpus_table",
+    "tuned_policy",
+    "collapse",
     "chosen",
     "describe",
     "table",
@@ -380,14 +399,9 @@ def compare(
     n_configs = validate.whole(n_configs, "n_configs", low=1)
     slo_seconds = validate.number(slo_seconds, "slo_seconds", low=0.0, low_open=True)
     prompts = None if prompts is None else prompts[["prompt_id", "group"]]
-    traces = dict(traces or {})
-    for process in processes:
-        if process != "poisson" and process not in traces:
-            traces[process] = arrivals.load_trace(process)
+    sizes = (n_train, n_eval, replicates)
     cells = {
-        (process, load): workloads(
-            scenario, process, load, n_train, n_eval, replicates, traces.get(process)
-        )
+        (process, load): workloads(scenario, process, load, *sizes, _trace(process, traces))
         for process in processes
         for load in loads
     }
@@ -400,11 +414,18 @@ def compare(
     entries = _entries(scenario, cells, policies, options, picks)
     runs = _evaluate(base, cells, entries, spread)
     settings = {"scenario": scenario.name, "loads": loads, "processes": list(processes)}
-    settings |= {"policies": list(policies), "n_configs": n_configs, "n_train": n_train}
-    settings |= {"n_eval": n_eval, "replicates": replicates, "slot_seconds": slot_seconds}
-    settings |= {"slo_seconds": slo_seconds, "disc_rho": disc_rho, "predictor_rho": predictor_rho}
-    settings |= {"target": target, "training_seed": TRAINING_SEED, "halton_seed": HALTON_SEED}
+    settings |= dict(policies=list(policies), n_configs=n_configs, n_train=n_train, n_eval=n_eval)
+    settings |= dict(replicates=replicates, slot_seconds=slot_seconds, slo_seconds=slo_seconds)
+    settings |= dict(disc_rho=disc_rho, predictor_rho=predictor_rho, target=target)
+    settings |= {"training_seed": TRAINING_SEED, "halton_seed": HALTON_SEED}
     return Comparison(tuning=tuning, runs=runs, summary=_summary(runs), settings=settings)
+
+
+def _trace(process: str, traces: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
+    """The arrival times of ``process``: given in ``traces``, else loaded (None for Poisson)."""
+    if process == "poisson":
+        return None
+    return traces[process] if process in (traces or {}) else arrivals.load_trace(process)
 
 
 def _checked_policies(processes: Sequence[str], policies: Sequence[str]) -> list[str]:
@@ -508,6 +529,260 @@ def interval(values: Any, confidence: float = 0.95) -> tuple[float, float, float
     return mean, mean - half, mean + half
 
 
+def paired(runs: pd.DataFrame, first: Mapping[str, Any], second: Mapping[str, Any], metric: str):
+    """The paired difference ``first`` - ``second`` of ``metric`` over the held-out workloads.
+
+    ``first``, ``second``: a (process, load, policy, objective) each; ``runs``: a
+    :class:`Comparison`'s ``runs``. Both served the same workloads (same arrivals, same prompts),
+    so the difference is taken workload by workload: (mean, lo, hi) of :func:`interval`.
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    values = []
+    for row in (first, second):
+        mine = runs
+        for key in ("process", "load", "policy", "objective"):
+            mine = mine[mine[key] == row[key]]
+        values.append(mine.sort_values("replicate")[metric].to_numpy())
+    if values[0].size != values[1].size or values[0].size == 0:
+        raise ValueError(f"runs: {first} and {second} did not serve the same held-out workloads")
+    return interval(values[0] - values[1])
+
+
+def lead(summary: pd.DataFrame, runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (process, load) of ``summary``: the best policy on ``metric``, the next one, and the
+    best's paired lead over it with its 95% interval (:func:`paired`). ``verdict``: ``"shown"``
+    where the interval lies above 0, ``"not shown"`` where it reaches 0 (the order of the means
+    is then not established), ``"alone"`` where every policy ties or only one is in the view.
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    rows = []
+    for (process, load), part in summary.groupby(["process", "load"], sort=False):
+        order = part.sort_values(metric, ascending=False, kind="stable")
+        tied = np.isclose(order[metric], order[metric].iloc[0], rtol=0, atol=1e-9)
+        row = {"process": process, "load": load, "metric": metric}
+        row |= {"best": " = ".join(dict.fromkeys(order["policy"][tied])), "next": None}
+        row |= {"lead": math.nan, "lo": math.nan, "hi": math.nan, "verdict": "alone"}
+        if not tied.all():
+            best, runner = order.iloc[0], order[~tied].iloc[0]
+            mean, lo, hi = paired(runs, best, runner, metric)
+            shown = "shown" if lo > 0 else "not shown"
+            row |= {"next": runner["policy"], "lead": mean, "lo": lo, "hi": hi, "verdict": shown}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def leads(comparison: Comparison, target: float = TARGET_ATTAINMENT) -> pd.DataFrame:
+    """Who leads whom in a :class:`Comparison`, with paired intervals (:func:`lead`): mean utility
+    and goodput among the policies tuned for utility (and the untuned ones), and mean CLIPScore
+    among those tuned for the SLO that keep it for ``target`` of requests.
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    summary, runs = comparison.summary, comparison.runs
+    utility = summary[summary["objective"].isin(["none", "utility"])]
+    slo = summary[summary["objective"].isin(["none", "slo"])]
+    kept = slo[slo["slo_attainment"] >= target]
+    frames = [lead(utility, runs, "mean_utility"), lead(utility, runs, "goodput")]
+    within = lead(kept, runs, "mean_score")
+    frames.append(within.assign(metric="mean_score within the SLO"))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- a cluster sized to the real traces -----------------------------------------------------------
+
+
+def replicas(
+    scenario: Scenario,
+    reqs: serving.Requests,
+    policy: serving.Policy,
+    gpus: int,
+    slot_seconds: float = serving.SLOT_SECONDS,
+) -> serving.ServingResult:
+    """Serve ``reqs`` on ``gpus`` GPUs, each a whole server of :func:`aigc_lib.serving.serve`.
+
+    The cluster model of notebook 07 until the serving core places models on GPUs: a front end
+    deals the requests, in arrival order, to the GPUs in turn (round robin); each GPU holds
+    every model and runs the policy with its own plans and queues (the paper's shares). The
+    tasks of all GPUs together, each with its ``gpu``.
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    gpus = validate.whole(gpus, "gpus", low=1)
+    order = np.argsort(reqs.arrival, kind="stable")
+    tasks, plans = [], []
+    for g in range(gpus):
+        mine = order[g::gpus]
+        if mine.size == 0:
+            continue
+        draws = reqs.draws.iloc[mine].reset_index(drop=True)
+        part = serving.Requests(arrival=reqs.arrival[mine], draws=draws, seed=reqs.seed + g)
+        run = serving.serve(scenario, part, policy, slot_seconds)
+        tasks.append(run.tasks.assign(gpu=g, request=mine[run.tasks["request"].to_numpy()]))
+        plans.append(run.plans.assign(gpu=g))
+    return serving.ServingResult(
+        pd.concat(tasks, ignore_index=True), pd.concat(plans, ignore_index=True), {"gpus": gpus}
+    )
+
+
+def gpus_needed(
+    scenario: Scenario,
+    reqs: serving.Requests,
+    policy: serving.Policy,
+    *,
+    slot_seconds: float = serving.SLOT_SECONDS,
+    slo_seconds: float = serving.SLO_SECONDS,
+    target: float = TARGET_ATTAINMENT,
+    max_gpus: int = 64,
+) -> dict[str, float]:
+    """The fewest GPUs (:func:`replicas`) on which ``policy`` serves ``target`` of ``reqs`` within
+    ``slo_seconds``, with the numbers of :func:`aigc_lib.serving.summarise` there.
+
+    Doubling from 1 GPU until the target is kept, then bisection (SLO attainment grows with the
+    GPUs: more GPUs, fewer requests each). ``gpus`` NaN (and the numbers at ``max_gpus``) where
+    even ``max_gpus`` miss the target.
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    max_gpus = validate.whole(max_gpus, "max_gpus", low=1)
+    found: dict[int, dict[str, float]] = {}
+
+    def kept(n: int) -> bool:
+        if n not in found:
+            run = replicas(scenario, reqs, policy, n, slot_seconds)
+            found[n] = serving.summarise(run, scenario, slo_seconds)
+        return found[n]["slo_attainment"] >= target
+
+    high = 1
+    while not kept(high) and high < max_gpus:
+        high = min(2 * high, max_gpus)
+    if not kept(high):
+        return {"gpus": math.nan, **found[high]}
+    low = high // 2  # misses the target (or 0)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if kept(middle) else (middle, high)
+    return {"gpus": high, **found[high]}
+
+
+def windows(trace: np.ndarray, size: int, count: int, start: int = 0) -> list[np.ndarray]:
+    """``count`` consecutive windows of ``size`` requests of a trace at its real rate, from
+    request ``start`` on, each shifted to begin at 0 (seconds).
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    size = validate.whole(size, "size", low=2)
+    count = validate.whole(count, "count", low=1)
+    start = validate.whole(start, "start", low=0)
+    times = np.sort(np.asarray(trace, dtype=float))
+    if start + size * count > times.size:
+        raise ValueError(
+            f"count: {count} windows of {size} requests from request {start} need "
+            f"{start + size * count} requests; the trace holds {times.size}"
+        )
+    cuts = [times[start + i * size : start + (i + 1) * size] for i in range(count)]
+    return [w - w[0] for w in cuts]
+
+
+def size_cluster(
+    scenario: Scenario,
+    traces: Mapping[str, Sequence[np.ndarray]],
+    policies: Mapping[str, serving.Policy],
+    *,
+    gpus: Mapping[str, int] | None = None,
+    prompts: pd.DataFrame | None = None,
+    slot_seconds: float = serving.SLOT_SECONDS,
+    slo_seconds: float = serving.SLO_SECONDS,
+    target: float = TARGET_ATTAINMENT,
+    max_gpus: int = 64,
+    n_jobs: int | None = None,
+    backend: str | None = None,
+) -> pd.DataFrame:
+    """Every policy on every window of every trace (``traces``: windows per trace name,
+    :func:`windows`): the GPUs it needs (:func:`gpus_needed`), or, with ``gpus`` (a number per
+    trace), its numbers on that many GPUs (quality at equal GPUs). Window w draws its prompts
+    with seed w, the same for every policy. One row per (process, policy, window).
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    prompts = None if prompts is None else prompts[["prompt_id", "group"]]
+    keys, items = [], []
+    for process, cuts in traces.items():
+        fixed = None if gpus is None else int(gpus[process])
+        for w, arrival in enumerate(cuts):
+            for name, policy in policies.items():
+                keys.append({"process": process, "policy": name, "window": w})
+                items.append((scenario, prompts, arrival, w, policy, fixed))
+    run = partial(
+        _size_one,
+        slot_seconds=slot_seconds,
+        slo_seconds=slo_seconds,
+        target=target,
+        max_gpus=max_gpus,
+    )
+    rows = parallel.run(run, items, n_jobs, backend)
+    return pd.DataFrame([k | r for k, r in zip(keys, rows)])
+
+
+def gpus_table(sized: pd.DataFrame, metrics: Sequence[str] = ("gpus",)) -> pd.DataFrame:
+    """Per (process, policy) of :func:`size_cluster`'s rows: each of ``metrics`` as mean, lo, hi
+    over the windows (:func:`interval`), and ``reached``, the windows where the target was kept.
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    rows = []
+    for (process, policy), part in sized.groupby(["process", "policy"], sort=False):
+        row = {"process": process, "policy": policy, "windows": len(part)}
+        if "gpus" in part:
+            row["reached"] = int(part["gpus"].notna().sum())
+        for metric in metrics:
+            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = interval(part[metric])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _size_one(item, slot_seconds, slo_seconds, target, max_gpus) -> dict[str, float]:
+    """One (window, policy) of :func:`size_cluster` (a unit of parallel work)."""
+    scenario, prompts, arrival, seed, policy, fixed = item
+    reqs = serving.requests(scenario, arrival, seed, prompts)
+    if fixed is not None:
+        run = replicas(scenario, reqs, policy, fixed, slot_seconds)
+        return {"gpus": fixed, **serving.summarise(run, scenario, slo_seconds)}
+    return gpus_needed(
+        scenario,
+        reqs,
+        policy,
+        slot_seconds=slot_seconds,
+        slo_seconds=slo_seconds,
+        target=target,
+        max_gpus=max_gpus,
+    )
+
+
+def tuned_policy(
+    scenario: Scenario,
+    comparison: Comparison,
+    process: str,
+    load: float,
+    policy: str,
+    objective: str,
+) -> serving.Policy:
+    """The configuration ``objective`` chose for ``policy`` at (``process``, ``load``) of a
+    :class:`Comparison` (an untuned policy: :func:`fixed_policy`).
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    if policy not in TUNED:
+        return fixed_policy(scenario, policy)
+    t, s = comparison.tuning, comparison.settings
+    mine = t[(t["process"] == process) & np.isclose(t["load"], load) & (t["policy"] == policy)]
+    picked = mine.loc[mine[f"chosen_{objective}"], "config"]
+    if picked.empty:
+        raise ValueError(f"policy: {policy!r} was not tuned at ({process!r}, {load})")
+    options = configurations(scenario, policy, s["n_configs"], s["disc_rho"], s["predictor_rho"])
+    return options[int(picked.iloc[0])]
+
+
+def collapse(
+    scenario: Scenario, policy: serving.Policy, n: int = 4000, seed: int = 0
+) -> str | None:
+    """The one model a configured ``policy`` sends (almost) every request to, or None.
+
+    Routes ``n`` requests of the scenario's prompt mix (seed ``seed``) through the policy's first
+    decision, without load (a load-aware rule at an empty queue) and, for a cascade, counts the
+    escalated images as the heavy model's: a model that gets at least 99% of the final images is
+    the policy (e.g. Probabilistic with every prompt sent to SD1.5 is SD1.5 alone).
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    reqs = serving.requests(scenario, np.zeros(n), seed)
+    run = serving.serve(scenario, reqs, policy, 1e9)
+    shares = run.tasks["model"].value_counts(normalize=True)
+    top = str(shares.index[0])
+    return top if shares.iloc[0] >= 0.99 else None
+
+
 # --- the generated table --------------------------------------------------------------------------
 
 _TABLE_COLUMNS = {
@@ -518,75 +793,81 @@ _TABLE_COLUMNS = {
     "tuned": "tuned",
     "configs": "configs",
     "configuration": "configuration",
-    "goodput": "goodput_per_s",
-    "slo_attainment": "slo_attainment",
-    "p95_latency": "p95_latency_s",
-    "mean_score": "score",
-    "gpu_seconds_per_image": "gpu_s_per_image",
-    "mean_utility": "utility",
+}
+_TABLE_METRICS = {  # metric of the comparison: (column, digits)
+    "goodput": ("goodput_per_s", 3),
+    "slo_attainment": ("slo_attainment", 3),
+    "p95_latency": ("p95_latency_s", 1),
+    "mean_score": ("score", 2),
+    "gpu_seconds_per_image": ("gpu_s_per_image", 2),
+    "mean_utility": ("utility", 2),
 }
 
 
 def table(results_root: str | os.PathLike) -> pd.DataFrame:
     """Notebook 07's comparison as one table (empty if its ``metrics.json`` is missing).
 
-    One row per (arrival process, offered load, policy, objective): what the policy tuned and how
-    many configurations it tried, the configuration chosen, goodput (requests within the SLO per
-    second), SLO attainment, 95th-percentile latency (s), mean CLIPScore, GPU-seconds per image
-    and mean utility, each the mean over the held-out replicates.
+    One row per (arrival process, offered load, policy, objective): the scenario, what the
+    policy tuned and how many configurations it tried, the configuration chosen, and goodput
+    (requests within the SLO per second), SLO attainment, 95th-percentile latency (s), mean
+    CLIPScore, GPU-seconds per image and mean utility, each the mean over the held-out windows
+    with ``_low`` and ``_high``, its 95% interval (:func:`interval`; empty with one window).
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
-    path = Path(results_root) / NOTEBOOK / "metrics.json"
-    if not path.is_file():
-        return pd.DataFrame()
-    metrics = json.loads(path.read_text(encoding="utf-8"))
-    frame = pd.DataFrame(metrics["comparison"])
+    metrics = _metrics(results_root)
+    frame = pd.DataFrame(metrics.get("comparison", []))
     if frame.empty:
         return frame
     chosen = {
         (r["process"], r["load"], r["policy"], r["objective"]): r["configuration"]
         for r in metrics.get("chosen", [])
     }
-    n_configs = metrics.get("n_configs")
     frame["tuned"] = [KNOBS.get(p, "nothing") for p in frame["policy"]]
-    frame["configs"] = [n_configs if p in KNOBS else 1 for p in frame["policy"]]
+    frame["configs"] = [metrics.get("n_configs") if p in KNOBS else 1 for p in frame["policy"]]
     frame["configuration"] = [
         chosen.get((r["process"], r["load"], r["policy"], r["objective"]), _untuned(r["policy"]))
         for r in frame.to_dict(orient="records")
     ]
     out = frame[list(_TABLE_COLUMNS)].rename(columns=_TABLE_COLUMNS)
-    return out.round(
-        {
-            "goodput_per_s": 3,
-            "slo_attainment": 3,
-            "p95_latency_s": 1,
-            "score": 2,
-            "gpu_s_per_image": 2,
-            "utility": 2,
-        }
-    )
+    out.insert(0, "scenario", metrics.get("scenario_label") or metrics.get("scenario"))
+    for metric, (name, digits) in _TABLE_METRICS.items():
+        for suffix, column in (("", name), ("_lo", f"{name}_low"), ("_hi", f"{name}_high")):
+            values = frame.get(metric + suffix, pd.Series(math.nan, index=frame.index))
+            out[column] = pd.to_numeric(values, errors="coerce").round(digits)
+    return out
 
 
 def write_table(results_root: str | os.PathLike) -> list[Path]:
     """Write ``peers.md`` and ``peers.csv`` under ``results_root`` from notebook 07's metrics.
 
-    ``peers.csv`` holds every load; ``peers.md`` the loads of the notebook's ``table_loads``, one
-    table per arrival process and load, under a note naming the scenario (and profile) the metrics
-    come from (their ``scenario_label``). Returns the Markdown file written, or nothing when notebook
-    07 has not run.
+    ``peers.csv`` holds every load, each metric with its interval; ``peers.md`` the loads of the
+    notebook's ``table_loads``, one table per arrival process and load (mean [low, high]), who
+    leads whom with the paired interval of the lead, the GPUs each policy needs on the real
+    traces and the quality at equal GPUs, under a note naming the scenario (and profile). Returns
+    the Markdown file written, or nothing when notebook 07 has not run.
     """
     frame = table(results_root)
     if frame.empty:
         return []
     root = Path(results_root)
-    metrics = json.loads((root / NOTEBOOK / "metrics.json").read_text(encoding="utf-8"))
+    metrics = _metrics(root)
     write_csv(root / "peers.csv", frame)
-    shown = metrics.get("table_loads") or sorted(set(frame["load"]))
-    offered = {
-        (r["process"], r["load"]): r["offered"] for r in metrics["comparison"] if "offered" in r
-    }
+    lines = ["# Serving policies under load", "", _note(metrics)]
+    lines += _cell_tables(frame, metrics)
+    lines += _lead_lines(metrics.get("leads", []))
+    lines += _cluster_lines(metrics)
+    return [atomic_write_text(root / "peers.md", "\n".join(lines) + "\n")]
+
+
+def _metrics(results_root: str | os.PathLike) -> dict:
+    path = Path(results_root) / NOTEBOOK / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _note(metrics: Mapping[str, Any]) -> str:
+    """The note above ``peers.md``'s tables: where the numbers come from and what they mean."""
     label = metrics.get("scenario_label") or metrics.get("scenario") or "not recorded"
-    note = (
+    return (
         f"Generated by `make reproduce` from notebook 07's metrics (`{NOTEBOOK}/metrics.json` "
         f"beside this file); do not edit by hand. Scenario: {label}. "
         "Every policy serves the same requests on the event-driven simulator "
@@ -594,20 +875,36 @@ def write_table(results_root: str | os.PathLike) -> list[Path]:
         f"re-planned every {metrics.get('slot_seconds')} s, queues carry over. Load is offered "
         "utilisation: arrival rate x the mean GPU-seconds per image of the paper's "
         "Probabilistic-assignment at every model's fewest steps. Every tunable policy tried "
-        f"{metrics.get('n_configs')} configurations on a training workload "
-        f"({metrics.get('n_train')} requests) and was evaluated on "
+        f"{metrics.get('n_configs')} configurations (a scrambled Halton sequence) on a training "
+        f"workload ({metrics.get('n_train')} requests) and was evaluated on "
         f"{metrics.get('replicates')} held-out workloads of {metrics.get('n_eval')} requests "
-        "(later windows of a trace; other seeds of a Poisson process); numbers are means over "
-        f"them. `tuned_for`: utility (score - lambda x latency) or slo (best score with at "
-        f"least {metrics.get('target')} of requests within the SLO); none: no knobs. SLO "
-        f"{metrics.get('slo_seconds')} s; goodput: requests within it per second. Score and "
-        "utility in CLIPScore points, latency in seconds, GPU-seconds per image at the whole "
-        f"GPU. Estimator correlations (assumed): discriminator {metrics.get('disc_rho')}, prompt "
-        f"predictor {metrics.get('predictor_rho')}. The peers are DiffServe's and HADIS's "
-        "decision rules in this project's system model, not their full systems. CSV: every load."
+        "(later windows of a trace; other seeds of a Poisson process): each number is the mean "
+        "over them [95% Student-t interval]. `tuned_for`: utility (score - lambda x latency) or "
+        f"slo (best score with at least {metrics.get('target')} of requests within the SLO); "
+        f"none: no knobs. SLO {metrics.get('slo_seconds')} s; goodput: requests within it per "
+        "second. Score and utility in CLIPScore points, latency in seconds, GPU-seconds per "
+        "image at the whole GPU. Estimator correlations (assumed): discriminator "
+        f"{metrics.get('disc_rho')}, prompt predictor {metrics.get('predictor_rho')}. The peers "
+        "are DiffServe's and HADIS's decision rules in this project's system model, not their "
+        "full systems. CSV: every load, each metric with `_low` and `_high`."
     )
-    lines = ["# Serving policies under load", "", note]
-    header = [c for c in frame.columns if c not in ("arrivals", "load")]
+
+
+def _with_interval(value: Any, low: Any, high: Any) -> str:
+    if value is None or not np.isfinite(value):
+        return "-"
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return f"{value:g}"
+    return f"{value:g} [{low:g}, {high:g}]"
+
+
+def _cell_tables(frame: pd.DataFrame, metrics: Mapping[str, Any]) -> list[str]:
+    """One Markdown table per (arrival process, shown load): mean [low, high] per metric."""
+    shown = metrics.get("table_loads") or sorted(set(frame["load"]))
+    offered = {(r["process"], r["load"]): r.get("offered") for r in metrics["comparison"]}
+    names = [name for name, _ in _TABLE_METRICS.values()]
+    header = ["policy", "tuned_for", "tuned", "configs", "configuration", *names]
+    lines = []
     for process in dict.fromkeys(frame["arrivals"]):
         for load in shown:
             part = frame[(frame["arrivals"] == process) & np.isclose(frame["load"], load)]
@@ -615,18 +912,62 @@ def write_table(results_root: str | os.PathLike) -> list[Path]:
                 continue
             realised = offered.get((process, load))
             extra = f" (held-out windows offer {realised:.2f})" if realised is not None else ""
-            lines += [
-                "",
-                f"## {process}, offered load {load:g}{extra}",
-                "",
-                "| " + " | ".join(header) + " |",
-                "|" + "---|" * len(header),
-            ]
-            lines += [
-                "| " + " | ".join(str(v) for v in row) + " |"
-                for row in part[header].itertuples(index=False)
-            ]
-    return [atomic_write_text(root / "peers.md", "\n".join(lines) + "\n")]
+            lines += ["", f"## {process}, offered load {load:g}{extra}", ""]
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for r in part.to_dict(orient="records"):
+                cells = [str(r[c]) for c in header[:5]]
+                cells += [_with_interval(r[n], r[f"{n}_low"], r[f"{n}_high"]) for n in names]
+                lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _lead_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Who leads whom, each lead with its paired 95% interval; a lead whose interval reaches 0 is
+    "not shown"."""
+    if not rows:
+        return []
+    lines = ["", "## Who leads", "", "Paired over the held-out windows (the same requests).", ""]
+    lines += ["| arrivals | load | metric | best | next | lead [95% interval] | lead is |"]
+    lines += ["|---|---|---|---|---|---|---|"]
+    for r in rows:
+        gap = _with_interval(r.get("lead"), r.get("lo"), r.get("hi"))
+        cells = [r["process"], f"{r['load']:g}", r["metric"], r["best"], r.get("next") or "-"]
+        lines.append("| " + " | ".join([*cells, gap, r["verdict"]]) + " |")
+    return lines
+
+
+def _cluster_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """The GPUs each policy needs on the real traces, and the quality at equal GPUs."""
+    needed, equal = metrics.get("gpus_needed", []), metrics.get("equal_gpus", [])
+    if not needed:
+        return []
+    lines = ["", "## GPUs needed at the traces' real rate", ""]
+    lines += [
+        f"The fewest GPUs that keep {metrics.get('target')} of requests within the SLO, each "
+        f"trace replayed at its recorded rate in {metrics.get('cluster_windows')} held-out windows "
+        f"of {metrics.get('cluster_requests')} requests (`peers.gpus_needed`: GPUs that each "
+        "hold every model, requests dealt in turn); mean [95% interval] over the windows; "
+        "`reached`: windows where at most "
+        f"{metrics.get('max_gpus')} GPUs kept the target. Tuned policies: the configuration "
+        f"chosen for the SLO at offered load {metrics.get('cluster_load')}.",
+        "",
+        "| arrivals | policy | GPUs needed | reached | score at those GPUs |",
+        "|---|---|---|---|---|",
+    ]
+    for r in needed:
+        gpus = _with_interval(r["gpus"], r.get("gpus_lo"), r.get("gpus_hi"))
+        score = _with_interval(r["mean_score"], r.get("mean_score_lo"), r.get("mean_score_hi"))
+        lines.append(f"| {r['process']} | {r['policy']} | {gpus} | {r['reached']} | {score} |")
+    if equal:
+        lines += ["", "## Quality at equal GPUs", ""]
+        lines += ["| arrivals | GPUs | policy | SLO attainment | score |", "|---|---|---|---|---|"]
+        for r in equal:
+            att = _with_interval(
+                r["slo_attainment"], r["slo_attainment_lo"], r["slo_attainment_hi"]
+            )
+            score = _with_interval(r["mean_score"], r["mean_score_lo"], r["mean_score_hi"])
+            lines.append(f"| {r['process']} | {r['gpus']} | {r['policy']} | {att} | {score} |")
+    return lines
 
 
 # --- pieces ---------------------------------------------------------------------------------------
