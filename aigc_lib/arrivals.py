@@ -150,11 +150,15 @@ def describe_source(name: str = "conv") -> str:
     return f"trace {name}: {times.size} requests over {times[-1]:.0f} s from {where} (md5 verified)"
 
 
-def rescale(times: Any, rate: float) -> np.ndarray:
+def rescale(times: Any, rate: float, by: str = "span") -> np.ndarray:
     """``times`` (seconds) stretched in time so that their mean rate is ``rate`` per second.
 
-    The mean rate of n arrivals over their span is (n - 1) / (last - first); the result starts at
-    0 and keeps the trace's shape (its bursts scale with it). Needs at least two distinct times.
+    ``by="span"`` (the default): the mean rate of n arrivals over their span is
+    (n - 1) / (last - first); a trace with long silent gaps (:func:`silent_gaps`) then has busy
+    parts faster than ``rate``, so it warns (``UserWarning``) saying how much faster.
+    ``by="busy"``: the mean rate over the busy periods (the span less the silent gaps) is ``rate``;
+    the gaps stay, scaled like the rest. The result starts at 0 and keeps the trace's shape (its
+    bursts scale with it). Needs at least two distinct times.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     rate = validate.number(rate, "rate", low=0.0, low_open=True)

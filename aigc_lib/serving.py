@@ -30,12 +30,16 @@ Units: seconds, CLIPScore points, TFLOPS. Taught in ``notebooks/07_peer_serving_
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
@@ -58,7 +62,17 @@ __all__ = [
     "Routing",
     "Escalation",
     "Policy",
+    "Server",
+    "SHARING",
+    "DROP_REASONS",
+    "COUNTS",
+    "SERVING_DATA",
     "ServingResult",
+    "serving_data",
+    "batch_fractions",
+    "batch_factor",
+    "load_seconds",
+    "estimator_seconds",
     "requests",
     "serve",
     "summarise",
@@ -122,7 +136,29 @@ METRICS = (
     "escalation_share",
     "max_queue",
 )
-"""The numbers :func:`summarise` gives for one run."""
+"""The numbers :func:`summarise` gives for one run (also :data:`COUNTS`)."""
+
+COUNTS = ("n_served", "n_dropped", *(f"dropped_{r}" for r in ("admission", "expired")))
+"""The conservation counts :func:`summarise` adds: arrivals (``n_requests``) = ``n_served`` +
+``n_dropped``, and ``n_dropped`` = the sum of ``dropped_<reason>`` over :data:`DROP_REASONS`."""
+
+SHARING = ("shares", "work-conserving", "whole-gpus")
+"""How the GPUs are shared between models (:class:`Server`). ``"shares"`` (the paper's): each
+model runs at its planned share until the next plan, a share whose queue empties idles.
+``"work-conserving"``: an empty queue's share goes to the models with queued work (in proportion
+to their planned shares) until the next plan or until work comes back. ``"whole-gpus"``: each GPU
+holds one model at a time; a plan places models on GPUs, a GPU given a new model first loads its
+weights (:func:`load_seconds`)."""
+
+DROP_REASONS = ("admission", "expired")
+"""Why admission control (:attr:`Policy.admission`) drops a request: ``"admission"``: at its
+plan, the work queued ahead of it on its model at the planned rate, plus its own image, already
+ends after arrival + SLO; ``"expired"``: when its model could start it, its image would end after
+arrival + SLO. A cascade's escalated request is never dropped: past the SLO it keeps its light
+image (``fell_back`` in the tasks)."""
+
+SERVING_DATA = Path(__file__).resolve().parent.parent / "data" / "serving.yaml"
+"""Batch curves, model weights, host link and estimator times, each with its source."""
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -228,6 +264,25 @@ class Policy:
     routing: Routing = field(default_factory=Routing)
     escalation: Escalation | None = None
     knobs: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    max_batch: int = 1
+    admission: bool = False
+
+
+@dataclass(frozen=True)
+class Server:
+    """The serving hardware: ``n_gpus`` GPUs of the scenario's capacity C each, shared between
+    models by ``sharing`` (:data:`SHARING`); ``charge_estimators``: the prompt predictor and the
+    discriminator take GPU time per request (:func:`estimator_seconds`), else they are free.
+
+    The default, one GPU in ``"shares"`` with free estimators, is the paper's server. With
+    ``n_gpus`` > 1 in ``"shares"`` or ``"work-conserving"`` every GPU runs the same plan (each
+    model's share of each GPU) and a model's queue feeds its share on every GPU; in
+    ``"whole-gpus"`` the plan's shares of the N GPUs are rounded to whole GPUs per model.
+    """
+
+    sharing: str = "shares"
+    n_gpus: int = 1
+    charge_estimators: bool = False
 
 
 # --- the result -----------------------------------------------------------------------------------
@@ -247,7 +302,12 @@ class ServingResult:
     ``backlog_seconds`` (whole-GPU seconds of the queued images at their fewest steps, after
     routing), and per model ``queued_<m>`` (requests queued), ``planned_<m>`` (the tasks the
     planner counted: queued, plus expected escalations on a cascade's heavy model),
-    ``steps_<m>`` and ``compute_<m>`` (TFLOPS). ``settings``: the arguments.
+    ``steps_<m>`` and ``compute_<m>`` (TFLOPS; in ``"whole-gpus"`` also ``gpus_<m>``, the GPUs
+    placed on m, and ``loads``, the GPUs that load a new model). ``tasks`` also has ``dropped``
+    (the reason of :data:`DROP_REASONS`, or "" if served; a dropped request has NaN completion,
+    latency, score and utility) and ``fell_back`` (an escalated request that kept its light image
+    because the heavy one would miss the SLO). ``settings``: the arguments, and ``counts``
+    (``arrivals``, ``served``, ``dropped`` by reason).
     """
 
     tasks: pd.DataFrame
@@ -283,6 +343,69 @@ def arrival_rate(scenario: Scenario, utilisation: float) -> float:
 def utilisation(scenario: Scenario, rate: float) -> float:
     """The offered load of ``rate`` requests per second: rate x :func:`reference_seconds`."""
     return validate.number(rate, "rate", low=0.0) * reference_seconds(scenario)
+
+
+# --- serving hardware -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _read_serving_data(path: str) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def serving_data(path: str | Path | None = None) -> dict:
+    """The serving hardware's numbers (``data/serving.yaml``, :data:`SERVING_DATA`): batch curves,
+    weights, host link, estimator times, each ``{value, source, reason}``. A copy; docs/SPEC.md
+    section 8. Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    where = Path(SERVING_DATA if path is None else path)
+    if not where.is_file():
+        raise ValueError(f"path: {str(where)!r} is not a file (expected a serving yaml)")
+    return copy.deepcopy(_read_serving_data(str(where)))
+
+
+def batch_fractions(scenario: Scenario, data: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Each model's per-image fraction g_m of a batch step, fitted to its published batch curve.
+
+    A batch of b takes :func:`batch_factor` (1 + g_m (b - 1)) times the batch-1 time; g_m is the
+    least-squares slope of t(b) / t(1) - 1 against b - 1 (the fit anchored at b = 1). g = 1: no
+    gain from batching; g = 0: a batch costs one image. Shape (M,). ``data``: :func:`serving_data`.
+    """
+    validate.instance(scenario, Scenario, "scenario")
+    curves = (serving_data() if data is None else data)["batch_curves"]
+    out = []
+    for name in scenario.model_names:
+        if name not in curves:
+            raise ValueError(f"scenario: model {name!r} has no batch curve in {SERVING_DATA.name}")
+        b = np.asarray(curves[name]["batch"], dtype=float)
+        t = np.asarray(curves[name]["ms"], dtype=float)
+        x, y = b - 1.0, t / t[b == 1][0] - 1.0
+        out.append(float(x @ y / (x @ x)))
+    return np.array(out)
+
+
+def batch_factor(fraction: float, batch: int) -> float:
+    """How many batch-1 image times a batch of ``batch`` takes: 1 + ``fraction`` x (batch - 1);
+    exactly 1.0 at batch 1 (data/serving.yaml, ``batch_rule``)."""
+    return 1.0 + fraction * (batch - 1) if batch > 1 else 1.0
+
+
+def load_seconds(scenario: Scenario, data: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Seconds to load each model onto a GPU in ``"whole-gpus"``: weights' bytes over the host link
+    (parameters x bytes per parameter / link GB/s; data/serving.yaml). Shape (M,)."""
+    validate.instance(scenario, Scenario, "scenario")
+    d = serving_data() if data is None else data
+    params = d["weights_parameters"]["value"]
+    width = float(d["bytes_per_parameter"]["value"])
+    link = float(d["host_link_gb_per_s"]["value"]) * 1e9
+    return np.array([params[name] * width / link for name in scenario.model_names])
+
+
+def estimator_seconds(data: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """GPU seconds per request of the ``"predictor"`` and the ``"discriminator"`` at the whole
+    GPU, charged when :attr:`Server.charge_estimators` (data/serving.yaml)."""
+    d = serving_data() if data is None else data
+    return {k: float(v) for k, v in d["estimator_seconds"]["value"].items()}
 
 
 # --- thresholds from shares -----------------------------------------------------------------------
@@ -441,6 +564,8 @@ def serve(
     readings: Readings = DEFAULT,
     allocation: str | simulation.Allocator = "exact",
     annealing_options: Mapping[str, Any] | None = None,
+    server: Server = Server(),
+    slo_seconds: float = SLO_SECONDS,
 ) -> ServingResult:
     """Serve ``requests`` under ``policy``, re-planning every ``slot_seconds``; see the module.
 
@@ -451,9 +576,20 @@ def serve(
     model, so plans are cached). A cascade's heavy model is planned for its queue plus the
     expected escalations of the light queue (the rule's share, rounded up). ``readings``: the
     planner's and the ground truth's readings; latency must be ``"fifo"`` (the event model is a
-    queue). Idle periods are skipped; the run ends when every request is served.
+    queue). Idle periods are skipped; the run ends when every request is served or dropped.
+
+    ``policy.max_batch``: each model serves batches of up to that many queued requests, a batch
+    taking :func:`batch_factor` times one image (the planner plans the per-image cost of the batch
+    it expects, min(queue, max_batch)); 1 (the default) is one image at a time, today's model.
+    ``policy.admission``: drop a request that can no longer finish within ``slo_seconds`` of its
+    arrival (:data:`DROP_REASONS`); off by default (nothing dropped). ``server``: the GPUs and how
+    models share them (:class:`Server`; default one GPU in ``"shares"``, free estimators).
+    Every run checks arrivals = served + dropped (a ``RuntimeError`` otherwise); the counts are in
+    ``settings["counts"]``.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
+    if server != Server() or policy.max_batch != 1 or policy.admission:
+        raise NotImplementedError("serve: batching, admission and sharing modes come next")
     validate.instance(scenario, Scenario, "scenario")
     validate.instance(requests, Requests, "requests")
     validate.instance(policy, Policy, "policy")
