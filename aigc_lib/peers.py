@@ -76,7 +76,9 @@ __all__ = [
     "paired",
     "lead",
     "leads",
+    "CLUSTER_SHARING",
     "replicas",
+    "on_gpus",
     "gpus_needed",
     "windows",
     "size_cluster",
@@ -603,7 +605,7 @@ def replicas(
     Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
     gpus = validate.whole(gpus, "gpus", low=1)
     order = np.argsort(reqs.arrival, kind="stable")
-    tasks, plans = [], []
+    tasks, plans, runs = [], [], []
     for g in range(gpus):
         mine = order[g::gpus]
         if mine.size == 0:
@@ -611,10 +613,49 @@ def replicas(
         draws = reqs.draws.iloc[mine].reset_index(drop=True)
         part = serving.Requests(arrival=reqs.arrival[mine], draws=draws, seed=reqs.seed + g)
         run = serving.serve(scenario, part, policy, slot_seconds)
+        runs.append(run)
         tasks.append(run.tasks.assign(gpu=g, request=mine[run.tasks["request"].to_numpy()]))
         plans.append(run.plans.assign(gpu=g))
+    settings: dict[str, Any] = {"gpus": gpus}
+    counts = [run.settings.get("counts") for run in runs]
+    if counts and all(isinstance(c, Mapping) for c in counts):  # the serving core's counts
+        settings["counts"] = {k: _add(c[k] for c in counts) for k in counts[0]}
     return serving.ServingResult(
-        pd.concat(tasks, ignore_index=True), pd.concat(plans, ignore_index=True), {"gpus": gpus}
+        pd.concat(tasks, ignore_index=True), pd.concat(plans, ignore_index=True), settings
+    )
+
+
+def _add(values):
+    """The sum of counts (numbers, or mappings of numbers by reason)."""
+    values = list(values)
+    if values and isinstance(values[0], Mapping):
+        return {k: sum(v[k] for v in values) for k in values[0]}
+    return sum(values)
+
+
+CLUSTER_SHARING = ("replicas", *serving.SHARING)
+"""How a cluster of N GPUs serves (:func:`on_gpus`): ``"replicas"`` (:func:`replicas`), or one of
+the serving core's modes on N GPUs (:class:`aigc_lib.serving.Server`)."""
+
+
+def on_gpus(
+    scenario: Scenario,
+    reqs: serving.Requests,
+    policy: serving.Policy,
+    gpus: int,
+    sharing: str = "replicas",
+    slot_seconds: float = serving.SLOT_SECONDS,
+    slo_seconds: float = serving.SLO_SECONDS,
+) -> serving.ServingResult:
+    """Serve ``reqs`` on ``gpus`` GPUs shared by ``sharing`` (:data:`CLUSTER_SHARING`).
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    if sharing not in CLUSTER_SHARING:
+        raise ValueError(f"sharing: expected one of {CLUSTER_SHARING}, got {sharing!r}")
+    if sharing == "replicas":
+        return replicas(scenario, reqs, policy, gpus, slot_seconds)
+    server = serving.Server(sharing=sharing, n_gpus=validate.whole(gpus, "gpus", low=1))
+    return serving.serve(
+        scenario, reqs, policy, slot_seconds, server=server, slo_seconds=slo_seconds
     )
 
 
@@ -627,9 +668,10 @@ def gpus_needed(
     slo_seconds: float = serving.SLO_SECONDS,
     target: float = TARGET_ATTAINMENT,
     max_gpus: int = 64,
+    sharing: str = "replicas",
 ) -> dict[str, float]:
-    """The fewest GPUs (:func:`replicas`) on which ``policy`` serves ``target`` of ``reqs`` within
-    ``slo_seconds``, with the numbers of :func:`aigc_lib.serving.summarise` there.
+    """The fewest GPUs on which ``policy`` serves ``target`` of ``reqs`` within ``slo_seconds``,
+    with the numbers of :func:`aigc_lib.serving.summarise` there (:func:`on_gpus`, ``sharing``).
 
     Doubling from 1 GPU until the target is kept, then bisection (SLO attainment grows with the
     GPUs: more GPUs, fewer requests each). ``gpus`` NaN (and the numbers at ``max_gpus``) where
@@ -640,7 +682,7 @@ def gpus_needed(
 
     def kept(n: int) -> bool:
         if n not in found:
-            run = replicas(scenario, reqs, policy, n, slot_seconds)
+            run = on_gpus(scenario, reqs, policy, n, sharing, slot_seconds, slo_seconds)
             found[n] = serving.summarise(run, scenario, slo_seconds)
         return found[n]["slo_attainment"] >= target
 
@@ -684,12 +726,13 @@ def size_cluster(
     slo_seconds: float = serving.SLO_SECONDS,
     target: float = TARGET_ATTAINMENT,
     max_gpus: int = 64,
+    sharing: str = "replicas",
     n_jobs: int | None = None,
     backend: str | None = None,
 ) -> pd.DataFrame:
     """Every policy on every window of every trace (``traces``: windows per trace name,
     :func:`windows`): the GPUs it needs (:func:`gpus_needed`), or, with ``gpus`` (a number per
-    trace), its numbers on that many GPUs (quality at equal GPUs). Window w draws its prompts
+    trace), its numbers on that many GPUs (quality at equal GPUs); ``sharing``: :func:`on_gpus`. Window w draws its prompts
     with seed w, the same for every policy. One row per (process, policy, window).
     Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
     prompts = None if prompts is None else prompts[["prompt_id", "group"]]
@@ -700,13 +743,8 @@ def size_cluster(
             for name, policy in policies.items():
                 keys.append({"process": process, "policy": name, "window": w})
                 items.append((scenario, prompts, arrival, w, policy, fixed))
-    run = partial(
-        _size_one,
-        slot_seconds=slot_seconds,
-        slo_seconds=slo_seconds,
-        target=target,
-        max_gpus=max_gpus,
-    )
+    service = {"slot_seconds": slot_seconds, "slo_seconds": slo_seconds, "sharing": sharing}
+    run = partial(_size_one, target=target, max_gpus=max_gpus, **service)
     rows = parallel.run(run, items, n_jobs, backend)
     return pd.DataFrame([k | r for k, r in zip(keys, rows)])
 
@@ -726,22 +764,14 @@ def gpus_table(sized: pd.DataFrame, metrics: Sequence[str] = ("gpus",)) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _size_one(item, slot_seconds, slo_seconds, target, max_gpus) -> dict[str, float]:
+def _size_one(item, target, max_gpus, **service) -> dict[str, float]:
     """One (window, policy) of :func:`size_cluster` (a unit of parallel work)."""
     scenario, prompts, arrival, seed, policy, fixed = item
     reqs = serving.requests(scenario, arrival, seed, prompts)
     if fixed is not None:
-        run = replicas(scenario, reqs, policy, fixed, slot_seconds)
-        return {"gpus": fixed, **serving.summarise(run, scenario, slo_seconds)}
-    return gpus_needed(
-        scenario,
-        reqs,
-        policy,
-        slot_seconds=slot_seconds,
-        slo_seconds=slo_seconds,
-        target=target,
-        max_gpus=max_gpus,
-    )
+        run = on_gpus(scenario, reqs, policy, fixed, **service)
+        return {"gpus": fixed, **serving.summarise(run, scenario, service["slo_seconds"])}
+    return gpus_needed(scenario, reqs, policy, target=target, max_gpus=max_gpus, **service)
 
 
 def tuned_policy(
@@ -898,6 +928,10 @@ def _with_interval(value: Any, low: Any, high: Any) -> str:
     return f"{value:g} [{low:g}, {high:g}]"
 
 
+def _round(value: Any, digits: int) -> Any:
+    return round(float(value), digits) if value is not None else None
+
+
 def _cell_tables(frame: pd.DataFrame, metrics: Mapping[str, Any]) -> list[str]:
     """One Markdown table per (arrival process, shown load): mean [low, high] per metric."""
     shown = metrics.get("table_loads") or sorted(set(frame["load"]))
@@ -930,7 +964,7 @@ def _lead_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines += ["| arrivals | load | metric | best | next | lead [95% interval] | lead is |"]
     lines += ["|---|---|---|---|---|---|---|"]
     for r in rows:
-        gap = _with_interval(r.get("lead"), r.get("lo"), r.get("hi"))
+        gap = _with_interval(*(_round(r.get(k), 3) for k in ("lead", "lo", "hi")))
         cells = [r["process"], f"{r['load']:g}", r["metric"], r["best"], r.get("next") or "-"]
         lines.append("| " + " | ".join([*cells, gap, r["verdict"]]) + " |")
     return lines
