@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -64,6 +64,7 @@ __all__ = [
     "TRAINING_SEED",
     "HALTON_SEED",
     "SINGLE_MODELS",
+    "COLLAPSE_SHARE",
     "NOTEBOOK",
     "Workload",
     "Comparison",
@@ -83,7 +84,10 @@ __all__ = [
     "windows",
     "size_cluster",
     "gpus_table",
+    "best_within",
+    "gpus_words",
     "tuned_policy",
+    "with_estimators",
     "collapse",
     "chosen",
     "describe",
@@ -161,6 +165,10 @@ fixed number: the paper's arXiv number, so the configurations are the same on ev
 SINGLE_MODELS = ("sdxl-turbo", "sd15", "sdxl")
 """The single-model corners: every comparison evaluates them as policies of their own, so a tuned
 policy that collapses to one model is seen beside that model."""
+
+COLLAPSE_SHARE = 0.99
+"""A configuration that sends at least this share of images to one model is that model alone
+(:func:`collapse`)."""
 
 _PAIRS = ((0, 1), (0, 2), (1, 2))  # the router's model pairs (light, heavy)
 _DIMS = {"probabilistic": 2, "direct": 2, "load-aware": 3, "cascade": 1, "router": 2}
@@ -673,9 +681,11 @@ def gpus_needed(
     """The fewest GPUs on which ``policy`` serves ``target`` of ``reqs`` within ``slo_seconds``,
     with the numbers of :func:`aigc_lib.serving.summarise` there (:func:`on_gpus`, ``sharing``).
 
-    Doubling from 1 GPU until the target is kept, then bisection (SLO attainment grows with the
-    GPUs: more GPUs, fewer requests each). ``gpus`` NaN (and the numbers at ``max_gpus``) where
-    even ``max_gpus`` miss the target.
+    The search starts from the GPUs the reference policy would fill (arrival rate x
+    :func:`aigc_lib.serving.reference_seconds`), moves to the GPUs this policy's own GPU-seconds
+    per image fill there, then gallops (1, 2, 4, ... GPUs) up or down to a bracket and bisects it;
+    it assumes SLO attainment grows with the GPUs (more GPUs, fewer requests each). ``gpus`` NaN
+    (and the numbers at ``max_gpus``) where even ``max_gpus`` miss the target.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
     max_gpus = validate.whole(max_gpus, "max_gpus", low=1)
     found: dict[int, dict[str, float]] = {}
@@ -686,16 +696,39 @@ def gpus_needed(
             found[n] = serving.summarise(run, scenario, slo_seconds)
         return found[n]["slo_attainment"] >= target
 
-    high = 1
-    while not kept(high) and high < max_gpus:
-        high = min(2 * high, max_gpus)
-    if not kept(high):
-        return {"gpus": math.nan, **found[high]}
-    low = high // 2  # misses the target (or 0)
+    rate = _rate(np.sort(reqs.arrival))
+    rate = rate if np.isfinite(rate) else 0.0
+    fits = lambda seconds: int(min(max(math.ceil(rate * seconds), 1), max_gpus))  # noqa: E731
+    first = fits(serving.reference_seconds(scenario))
+    kept(first)
+    gpus = _fewest(kept, fits(found[first]["gpu_seconds_per_image"]), max_gpus)
+    if gpus is None:
+        kept(max_gpus)
+        return {"gpus": math.nan, **found[max_gpus]}
+    return {"gpus": gpus, **found[gpus]}
+
+
+def _fewest(kept, start: int, most: int) -> int | None:
+    """The smallest n in 1..``most`` with ``kept(n)`` (monotone), galloping from ``start``."""
+    step = 1
+    if kept(start):
+        high = start
+        while high - step >= 1 and kept(high - step):
+            high, step = high - step, 2 * step
+        low = max(high - step, 0)  # misses the target (or 0)
+    else:
+        low = start
+        while True:
+            if low >= most:
+                return None
+            high = min(low + step, most)
+            if kept(high):
+                break
+            low, step = high, 2 * step
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if kept(middle) else (middle, high)
-    return {"gpus": high, **found[high]}
+    return high
 
 
 def windows(trace: np.ndarray, size: int, count: int, start: int = 0) -> list[np.ndarray]:
@@ -774,6 +807,32 @@ def _size_one(item, target, max_gpus, **service) -> dict[str, float]:
     return gpus_needed(scenario, reqs, policy, target=target, max_gpus=max_gpus, **service)
 
 
+def best_within(
+    frame: pd.DataFrame, target: float = TARGET_ATTAINMENT, keys: Sequence[str] = ("process",)
+) -> pd.DataFrame:
+    """Per ``keys``: the row with the best ``mean_score`` among the rows of ``frame`` whose
+    ``slo_attainment`` reaches ``target`` (a key where none does has no row).
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    kept = frame[frame["slo_attainment"] >= target]
+    if kept.empty:
+        return kept
+    return kept.loc[kept.groupby(list(keys), sort=False)["mean_score"].idxmax()]
+
+
+def gpus_words(row: Mapping[str, Any]) -> str:
+    """A row of :func:`gpus_table` in words: "mean [lo, hi]" GPUs (the low end at least 1), or
+    how many windows no cluster tried kept the target.
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    if row["reached"] < row["windows"]:
+        return (
+            f"more GPUs than tried in {row['windows'] - row['reached']} of {row['windows']} windows"
+        )
+    low, high = row.get("gpus_lo"), row.get("gpus_hi")
+    if low is None or not np.isfinite(low):
+        return f"{row['gpus']:.1f}"
+    return f"{row['gpus']:.1f} [{max(low, 1):.1f}, {high:.1f}]"
+
+
 def tuned_policy(
     scenario: Scenario,
     comparison: Comparison,
@@ -796,6 +855,24 @@ def tuned_policy(
     return options[int(picked.iloc[0])]
 
 
+def with_estimators(
+    scenario: Scenario, policy: serving.Policy, disc_rho: float, predictor_rho: float
+) -> serving.Policy:
+    """``policy`` with its estimators at other correlations, its knobs kept: a cascade's
+    discriminator at ``disc_rho`` (same share escalated), a router's predictor at
+    ``predictor_rho`` (same share routed to the heavy model); any other policy unchanged.
+    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    if policy.escalation is not None:
+        escalation = replace(policy.escalation, disc_rho=disc_rho)
+        policy = replace(policy, escalation=escalation)
+    if policy.routing.rule == "predictor":
+        share = policy.knobs["route_share"]
+        route_at = serving.route_threshold(scenario, share, predictor_rho)
+        routing = replace(policy.routing, predictor_rho=predictor_rho, route_at=route_at)
+        policy = replace(policy, routing=routing)
+    return policy
+
+
 def collapse(
     scenario: Scenario, policy: serving.Policy, n: int = 4000, seed: int = 0
 ) -> str | None:
@@ -803,14 +880,14 @@ def collapse(
 
     Routes ``n`` requests of the scenario's prompt mix (seed ``seed``) through the policy's first
     decision, without load (a load-aware rule at an empty queue) and, for a cascade, counts the
-    escalated images as the heavy model's: a model that gets at least 99% of the final images is
-    the policy (e.g. Probabilistic with every prompt sent to SD1.5 is SD1.5 alone).
+    escalated images as the heavy model's: a model that gets at least :data:`COLLAPSE_SHARE` of
+    the final images is the policy (e.g. Probabilistic with every prompt sent to SD1.5 is SD1.5 alone).
     Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
     reqs = serving.requests(scenario, np.zeros(n), seed)
     run = serving.serve(scenario, reqs, policy, 1e9)
     shares = run.tasks["model"].value_counts(normalize=True)
     top = str(shares.index[0])
-    return top if shares.iloc[0] >= 0.99 else None
+    return top if shares.iloc[0] >= COLLAPSE_SHARE else None
 
 
 # --- the generated table --------------------------------------------------------------------------
