@@ -29,6 +29,7 @@ import math
 import os
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -49,6 +50,9 @@ __all__ = [
     "read_trace",
     "describe_source",
     "rescale",
+    "silent_gaps",
+    "SILENT_GAP_FACTOR",
+    "SILENT_SHARE_WARNING",
     "slot_arrivals",
     "burstiness",
 ]
@@ -78,6 +82,15 @@ TRACES_ENV = "AZURE_TRACES_DIR"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 CACHE_DIR = DATA_DIR / "cache"
 """Where a downloaded trace is cached (git-ignored, never committed)."""
+
+SILENT_GAP_FACTOR = 100.0
+"""A gap between arrivals is silent when it is longer than this many times the trace's median
+gap (an assumption: ``conv`` has none, its longest gap is 36 times its median; ``code`` has 55
+gaps of 7 s to 217 s, 71% of its span)."""
+
+SILENT_SHARE_WARNING = 0.1
+""":func:`rescale` warns when silent gaps cover more than this share of the span (the busy periods
+then arrive more than 1.1 times faster than the stated rate)."""
 
 _REMEDY = (
     f"Set {TRACES_ENV} to a folder holding the trace files (in JupyterLab: before starting the "
@@ -133,7 +146,8 @@ def read_trace(path: str | os.PathLike) -> np.ndarray:
 
     A CSV whose column ``TIMESTAMP`` holds date-times (the Azure format, ``2023-11-16
     18:15:46.6805900``) or seconds. Every line is checked: a line that does not parse, or has
-    fewer fields than the header (a torn last line), raises a ``ValueError`` naming its line.
+    fewer fields than the header (a torn last line), raises a ``ValueError`` naming its line; a
+    file without a request (an empty trace) raises a ``ValueError`` naming the file.
     The times need not be sorted; equal times are kept (both requests arrive then).
     """
     path = Path(path)
@@ -150,23 +164,57 @@ def describe_source(name: str = "conv") -> str:
     return f"trace {name}: {times.size} requests over {times[-1]:.0f} s from {where} (md5 verified)"
 
 
-def rescale(times: Any, rate: float, by: str = "span") -> np.ndarray:
+def rescale(times: Any, rate: float, by: str | None = None) -> np.ndarray:
     """``times`` (seconds) stretched in time so that their mean rate is ``rate`` per second.
 
-    ``by="span"`` (the default): the mean rate of n arrivals over their span is
-    (n - 1) / (last - first); a trace with long silent gaps (:func:`silent_gaps`) then has busy
-    parts faster than ``rate``, so it warns (``UserWarning``) saying how much faster.
-    ``by="busy"``: the mean rate over the busy periods (the span less the silent gaps) is ``rate``;
-    the gaps stay, scaled like the rest. The result starts at 0 and keeps the trace's shape (its
-    bursts scale with it). Needs at least two distinct times.
+    ``by="span"``: the mean rate of n arrivals over their span is (n - 1) / (last - first).
+    ``by="busy"``: the mean rate over the busy periods, the span less the silent gaps
+    (:func:`silent_gaps`), is ``rate``; the gaps stay, scaled like the rest. ``by=None`` (the
+    default): ``"span"``, with a ``UserWarning`` when silent gaps cover more than
+    :data:`SILENT_SHARE_WARNING` of the span, saying how much faster than ``rate`` the busy
+    periods then arrive (the Azure ``code`` trace: silent for about 71% of its hour, so its busy
+    periods arrive at about 3.5 times the stated rate). The result starts at 0 and keeps the
+    trace's shape (its bursts scale with it). Needs at least two distinct times.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     rate = validate.number(rate, "rate", low=0.0, low_open=True)
+    if by not in (None, "span", "busy"):
+        raise ValueError(f"by: expected None, 'span' or 'busy', got {by!r}")
     t = _times(times, "times")
     if t.size < 2 or t.max() == t.min():
         raise ValueError("times: expected at least two distinct arrival times to rescale")
-    native = (t.size - 1) / (t.max() - t.min())
+    span = float(t.max() - t.min())
+    native = (t.size - 1) / span
+    gaps = silent_gaps(t)
+    busy = span - gaps["seconds"]
+    busy_rate = (t.size - 1 - gaps["count"]) / busy if busy > 0 else native
+    if by == "busy":
+        native = busy_rate
+    elif by is None and gaps["share"] > SILENT_SHARE_WARNING:
+        warnings.warn(
+            f"times: silent gaps cover {gaps['share']:.0%} of the trace, so rescaled by its mean "
+            f"rate its busy periods arrive at {busy_rate / native:.1f} times rate; pass "
+            "by='busy' to set the busy periods' rate, or by='span' to keep this",
+            UserWarning,
+            stacklevel=2,
+        )
     return (t - t.min()) * (native / rate)
+
+
+def silent_gaps(times: Any) -> dict[str, float]:
+    """The silent gaps of a trace: inter-arrival gaps longer than :data:`SILENT_GAP_FACTOR` times
+    the median gap. ``count``, ``seconds`` (their total), ``share`` of the span (0 for fewer than
+    two distinct times). Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    t = np.sort(_times(times, "times"))
+    if t.size < 2 or t[-1] == t[0]:
+        return {"count": 0, "seconds": 0.0, "share": 0.0}
+    gaps = np.diff(t)
+    long = gaps[gaps > SILENT_GAP_FACTOR * np.median(gaps)]
+    return {
+        "count": int(long.size),
+        "seconds": float(long.sum()),
+        "share": float(long.sum() / (t[-1] - t[0])),
+    }
 
 
 def slot_arrivals(n_slots: int, tasks_per_slot: int | Any, slot_seconds: float) -> np.ndarray:
@@ -273,7 +321,7 @@ def _parse(data: bytes, where: str) -> np.ndarray:
         )
     raw = pd.Series([line.split(",")[column].strip() for _, line in body], dtype=object)
     if raw.empty:
-        return np.zeros(0)
+        raise ValueError(f"{where}: no arrivals (an empty trace); expected at least one request")
     numeric = pd.to_numeric(raw, errors="coerce")
     if numeric.notna().all():
         seconds = numeric.to_numpy(dtype=float)

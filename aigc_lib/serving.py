@@ -10,20 +10,29 @@ prompt of a slot arrives at its start and a task's latency is its place in its m
   arrived since the last instant (:class:`Routing`) and the planner sets every model's steps and
   share of the GPU for the requests queued now, new and carried over, with the library's own
   allocation code (:func:`aigc_lib.simulation.slot_problem`, eq. 11, and an allocation policy);
-* each model serves its queue first-in first-out at its share until the next instant; an image not
-  finished by then continues at the new share with the steps it started with (a request in service
-  keeps its model and steps); an image not yet started takes the steps of the plan under which it
-  starts;
+* each model serves its queue first-in first-out at its share until the next instant, in batches
+  of up to :attr:`Policy.max_batch` (default 1: one image at a time; a batch's time follows the
+  batch rule of :func:`batch_factor`, fitted to published curves in ``data/serving.yaml``); a
+  batch not finished by then continues at the new share with the steps it started with; a batch
+  not yet started takes the steps of the plan under which it starts;
+* the GPUs (:class:`Server`): one or N, shared by fixed ``"shares"`` (the paper's, the default),
+  ``"work-conserving"`` shares, or ``"whole-gpus"`` that each hold one model and load a model's
+  weights when a plan moves them (:data:`SHARING`, :func:`load_seconds`); estimators may be
+  charged GPU time (:func:`estimator_seconds`);
 * an :class:`Escalation` (a cascade) regenerates some light images on a heavier model: the request
   joins the heavy queue when its light image is done;
+* with :attr:`Policy.admission`, a request that can no longer meet the SLO given the work ahead of
+  it is dropped at once, with its reason (:data:`DROP_REASONS`); otherwise nothing is dropped and
+  the run continues after the last arrival until every queue is empty. Every run checks
+  arrivals = served + dropped;
 * the ground truth scores every delivered image (:func:`aigc_lib.simulation.true_scores`), and a
-  request's latency is its completion minus its arrival. Nothing is dropped: every request is
-  served, the run continues after the last arrival until every queue is empty.
+  request's latency is its completion minus its arrival.
 
-With every request of slot s arriving at s T and the GPU idle at each slot's start, :func:`serve`
-gives the per-task scores and latencies of :func:`aigc_lib.simulation.simulate` (the paper's model
-as a special case; tested). :func:`reference_seconds` and :func:`arrival_rate` express load as
-utilisation of the GPU; :func:`summarise` gives goodput, SLO attainment and latency percentiles.
+With every request of slot s arriving at s T, the GPU idle at each slot's start and every knob at
+its default, :func:`serve` gives the per-task scores and latencies of
+:func:`aigc_lib.simulation.simulate` (the paper's model as a special case; tested).
+:func:`reference_seconds` and :func:`arrival_rate` express load as utilisation of one GPU;
+:func:`summarise` gives goodput, SLO attainment, latency percentiles and the drop counts.
 
 Units: seconds, CLIPScore points, TFLOPS. Taught in ``notebooks/07_peer_serving_policies.ipynb``.
 """
@@ -31,6 +40,7 @@ Units: seconds, CLIPScore points, TFLOPS. Taught in ``notebooks/07_peer_serving_
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -73,6 +83,7 @@ __all__ = [
     "batch_factor",
     "load_seconds",
     "estimator_seconds",
+    "spec_numbers",
     "requests",
     "serve",
     "summarise",
@@ -138,9 +149,10 @@ METRICS = (
 )
 """The numbers :func:`summarise` gives for one run (also :data:`COUNTS`)."""
 
-COUNTS = ("n_served", "n_dropped", *(f"dropped_{r}" for r in ("admission", "expired")))
-"""The conservation counts :func:`summarise` adds: arrivals (``n_requests``) = ``n_served`` +
-``n_dropped``, and ``n_dropped`` = the sum of ``dropped_<reason>`` over :data:`DROP_REASONS`."""
+COUNTS = ("n_served", "n_dropped", "dropped_admission", "dropped_expired", "n_fell_back")
+"""The counts :func:`summarise` adds: arrivals (``n_requests``) = ``n_served`` + ``n_dropped``,
+``n_dropped`` = the sum of ``dropped_<reason>`` over :data:`DROP_REASONS`; ``n_fell_back``:
+escalated requests that kept their light image (served)."""
 
 SHARING = ("shares", "work-conserving", "whole-gpus")
 """How the GPUs are shared between models (:class:`Server`). ``"shares"`` (the paper's): each
@@ -386,7 +398,13 @@ def batch_fractions(scenario: Scenario, data: Mapping[str, Any] | None = None) -
 
 def batch_factor(fraction: float, batch: int) -> float:
     """How many batch-1 image times a batch of ``batch`` takes: 1 + ``fraction`` x (batch - 1);
-    exactly 1.0 at batch 1 (data/serving.yaml, ``batch_rule``)."""
+    exactly 1.0 at batch 1 (data/serving.yaml, ``batch_rule``; docs/SPEC.md section 8).
+    ``fraction``: g_m of :func:`batch_fractions`, in [0, 1]. Taught in notebook 07."""
+    g = validate.number(fraction, "fraction", low=0.0, high=1.0)
+    return _factor(g, validate.whole(batch, "batch", low=1))
+
+
+def _factor(fraction: float, batch: int) -> float:
     return 1.0 + fraction * (batch - 1) if batch > 1 else 1.0
 
 
@@ -406,6 +424,39 @@ def estimator_seconds(data: Mapping[str, Any] | None = None) -> dict[str, float]
     GPU, charged when :attr:`Server.charge_estimators` (data/serving.yaml)."""
     d = serving_data() if data is None else data
     return {k: float(v) for k, v in d["estimator_seconds"]["value"].items()}
+
+
+def spec_numbers(scenario: Scenario | None = None) -> str:
+    """The numbers of docs/SPEC.md section 8, as the markdown table the SPEC carries between its
+    ``serving-numbers`` markers (a test checks they agree; paste this to update them): the load
+    unit and, per model, the batch rule's g_m, its throughput gain at the largest published
+    batch, the loading time and the estimator charge. ``scenario``: default "paper"."""
+    from aigc_lib.scenario import load_scenario  # the default scenario, read only when needed
+
+    scenario = load_scenario() if scenario is None else scenario
+    validate.instance(scenario, Scenario, "scenario")
+    data = serving_data()
+    g, load = batch_fractions(scenario, data), load_seconds(scenario, data)
+    cost = estimator_seconds(data)
+    lines = [
+        f"Load unit (scenario {scenario.name!r}): {reference_seconds(scenario):.3f} GPU-seconds "
+        "per image (`serving.reference_seconds`).",
+        "",
+        "| model | g_m | largest published batch b | throughput gain at b, b / (1 + g_m (b - 1)) "
+        "| load, s |",
+        "|---|---|---|---|---|",
+    ]
+    for m, name in enumerate(scenario.model_names):
+        b = max(data["batch_curves"][name]["batch"])
+        lines.append(
+            f"| {name} | {g[m]:.3f} | {b} | {b / batch_factor(g[m], b):.2f} | {load[m]:.3f} |"
+        )
+    lines += [
+        "",
+        f"Estimators, when charged: predictor {cost['predictor'] * 1e3:.1f} ms and discriminator "
+        f"{cost['discriminator'] * 1e3:.1f} ms of the whole GPU per request.",
+    ]
+    return "\n".join(lines)
 
 
 # --- thresholds from shares -----------------------------------------------------------------------
@@ -585,226 +636,197 @@ def serve(
     arrival (:data:`DROP_REASONS`); off by default (nothing dropped). ``server``: the GPUs and how
     models share them (:class:`Server`; default one GPU in ``"shares"``, free estimators).
     Every run checks arrivals = served + dropped (a ``RuntimeError`` otherwise); the counts are in
-    ``settings["counts"]``.
+    ``settings["counts"]``. docs/SPEC.md section 8.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
-    if server != Server() or policy.max_batch != 1 or policy.admission:
-        raise NotImplementedError("serve: batching, admission and sharing modes come next")
-    validate.instance(scenario, Scenario, "scenario")
-    validate.instance(requests, Requests, "requests")
-    validate.instance(policy, Policy, "policy")
-    validate.instance(readings, Readings, "readings")
-    period = validate.number(slot_seconds, "slot_seconds", low=0.0, low_open=True)
-    if readings.latency != "fifo":
-        raise ValueError(
-            f"readings: serve models queues, so latency must be 'fifo', got {readings.latency!r}"
-        )
+    period, slo, max_batch = _check_serve(
+        scenario, requests, policy, slot_seconds, readings, server, slo_seconds
+    )
     solve = simulation.solver(allocation, annealing_options, readings)
-    exact = allocation == "exact"
-    n_models = len(scenario.models)
-    n = len(requests)
-    d = requests.draws
-    group = d["group"].cat.codes.to_numpy().astype(np.int64)
-    deviation = d["deviation"].to_numpy()
-    xi = d["predictor_noise"].to_numpy()
     assign_rng, alloc_rng = (
         np.random.default_rng(s) for s in simulation.streams(requests.seed)[2:]
     )
-
-    routing = policy.routing
-    rule = _check_routing(scenario, routing)
-    planner_rho = readings.predictor_rho if rule == "probabilistic" else 0.0
-    belief, belief_sd = simulation.beliefs(scenario, group, deviation, xi, planner_rho)
-    first = np.full(n, -1, dtype=np.int64)
-    uniforms = None
-    theta = scenario.thresholds if routing.thresholds is None else routing.thresholds
-    base_thresholds = np.asarray(theta, dtype=float)
-    if rule in simulation.assignment_names(scenario):
-        planned = scenario.replace(thresholds=tuple(base_thresholds))
-        first = simulation.assign_models(
-            planned, rule, group, belief, belief_sd, readings, assign_rng
-        )
-    elif rule == "predictor":
-        light_r, heavy_r = _pair(scenario, routing.light, routing.heavy, "routing.light", "heavy")
-        rho = validate.number(routing.predictor_rho, "predictor_rho", low=0.0, high=1.0)
-        predicted, _ = simulation.beliefs(scenario, group, deviation, xi, rho)
-        route_at = _threshold(routing.route_at, "route_at")
-        first = np.where(predicted >= route_at, heavy_r, light_r).astype(np.int64)
-    else:  # load_aware: eq. 9-10 at each plan, on the uniforms assign_probabilistic would draw
-        uniforms = assign_rng.random(n)
-        kappa = validate.number(routing.kappa, "kappa", low=0.0)
-
-    escalation = policy.escalation
-    escalate = np.zeros(n, dtype=bool)
-    esc_light = esc_heavy = -1
-    esc_share = 0.0
-    if escalation is not None:
-        esc_light, esc_heavy, esc_share = _check_escalation(scenario, escalation)
-        view = discriminator(
-            scenario,
-            requests,
-            escalation.disc_rho,
-            escalation.target,
-            esc_light,
-            esc_heavy,
-            readings,
-        )
-        cut = escalation_threshold(
-            scenario,
-            esc_share,
-            escalation.disc_rho,
-            escalation.target,
-            esc_light,
-            esc_heavy,
-            readings,
-        )
-        escalate = view["output"].to_numpy() >= cut
-
-    # planning instant of each request: the first t_k = k T at or after its arrival
-    arrival = requests.arrival
-    k_req = np.ceil(arrival / period).astype(np.int64)
-    k_req[(k_req - 1) * period >= arrival] -= 1
-    k_req[k_req * period < arrival] += 1
-    order = np.argsort(arrival, kind="stable")
-
-    eff_step = scenario.effective_tflop_per_step.tolist()
-    eff_fixed = scenario.effective_tflop_fixed.tolist()
-    fewest = [float(m.image_seconds(m.steps[0])) for m in scenario.models]
-    planner = _Planner(scenario, readings, solve, exact, alloc_rng)
-
-    # the event loop (plain Python lists: a period touches a handful of requests)
-    k_sorted, order_l = k_req[order].tolist(), order.tolist()
-    first_l, esc_l = first.tolist(), escalate.tolist()
-    queues: list[list[int]] = [[] for _ in range(n_models)]
-    heads = [0] * n_models
-    remaining, started, img_steps = [1.0] * n, [False] * n, [0] * n
-    join_k, join_tau = [0] * n, [0.0] * n
-    out = _Outcome.empty(n, k_req, first_l)
-    done_k, done_tau, final_model, final_steps = out.done_k, out.done_tau, out.model, out.steps
-    light_k, light_tau, light_steps = out.light_k, out.light_tau, out.light_steps
-    log = out.log
-    shifted: dict[tuple, np.ndarray] = {}  # load_aware: cumulative eq. 9-10 rows per queue state
-    p, k = 0, (k_sorted[0] if n else 0)
-    while True:
-        counts = [len(queues[m]) - heads[m] for m in range(n_models)]
-        if not any(counts):
-            if p >= n:
-                break
-            k = max(k, k_sorted[p])
-        start_p = p
-        while p < n and k_sorted[p] <= k:
-            p += 1
-        if p > start_p:
-            batch = order_l[start_p:p]
-            if uniforms is not None:
-                cumulative = shifted.get(tuple(counts))
-                if cumulative is None:
-                    backlog = sum(c * s for c, s in zip(counts, fewest))
-                    cumulative = _cumulative(scenario, base_thresholds + kappa * backlog)
-                    shifted[tuple(counts)] = cumulative
-                idx = np.asarray(batch, dtype=np.int64)
-                chosen = (cumulative[group[idx]] <= uniforms[idx][:, None]).sum(axis=1)
-                for r, m in zip(batch, chosen.tolist()):
-                    first_l[r] = m
-            for r in batch:
-                m = first_l[r]
-                queues[m].append(r)
-                join_k[r] = k
-            counts = [len(queues[m]) - heads[m] for m in range(n_models)]
-        planned_counts = list(counts)
-        if esc_light >= 0 and esc_share > 0 and counts[esc_light]:
-            planned_counts[esc_heavy] += math.ceil(esc_share * counts[esc_light] - 1e-9)
-        steps, compute, seconds = planner.plan(planned_counts, queues, heads, belief)
-        log.append((k, *counts, *planned_counts, *steps, *compute))
-
-        for m in range(n_models):
-            q, h = queues[m], heads[m]
-            if h == len(q):
-                continue
-            c = compute[m]
-            if c <= 0:
-                continue
-            z_new, full_new = steps[m], seconds[m]
-            free = 0.0
-            while h < len(q):
-                r = q[h]
-                start = free
-                if join_k[r] == k and join_tau[r] > start:
-                    start = join_tau[r]
-                if start >= period:
-                    break
-                if started[r]:
-                    full = (img_steps[r] * eff_step[m] + eff_fixed[m]) / c
-                else:
-                    started[r], img_steps[r], full = True, z_new, full_new
-                finish = start + remaining[r] * full
-                if finish > period:
-                    remaining[r] -= (period - start) / full
-                    break
-                h += 1
-                free = finish
-                if m == esc_light and esc_l[r]:  # the light image is done: on to the heavy queue
-                    light_k[r], light_tau[r], light_steps[r] = k, finish, img_steps[r]
-                    started[r], remaining[r] = False, 1.0
-                    join_k[r], join_tau[r] = k, finish
-                    queues[esc_heavy].append(r)
-                else:
-                    done_k[r], done_tau[r] = k, finish
-                    final_model[r], final_steps[r] = m, img_steps[r]
-            heads[m] = h
-        k += 1
-
-    return _result(scenario, requests, policy, readings, period, allocation, group, deviation, out)
+    route = _route(scenario, requests, policy.routing, readings, assign_rng)
+    cascade = _cascade(scenario, requests, policy.escalation, readings)
+    planner = _Planner(
+        scenario, readings, solve, allocation == "exact", alloc_rng, max_batch, server.n_gpus
+    )
+    engine = _Engine(scenario, requests, policy, period, server, slo, route, cascade, planner)
+    engine.run()
+    settings = {"server": server, "slo_seconds": slo, "max_batch": max_batch}
+    return _result(
+        scenario, requests, policy, readings, period, allocation, route, engine, settings
+    )
 
 
 def summarise(
     result: ServingResult, scenario: Scenario, slo_seconds: float = SLO_SECONDS
 ) -> dict[str, float]:
-    """One run in the numbers of :data:`METRICS`.
+    """One run in the numbers of :data:`METRICS` and :data:`COUNTS`.
 
-    ``goodput``: requests finished within ``slo_seconds`` per second of the arrival window (first
-    to last arrival); ``slo_attainment``: their share; latency percentiles and mean (s);
-    ``mean_score`` of the delivered images (points); ``mean_utility``: mean of score - lambda x
-    latency; ``gpu_seconds_per_image``: every image generated at the whole GPU, per request;
-    ``escalation_share``; ``max_queue``: the most requests queued at a planning instant.
-    A run without requests gives NaN (and 0 requests).
+    ``n_requests``: arrivals; ``goodput``: requests served within ``slo_seconds`` per second of
+    the arrival window (first to last arrival); ``slo_attainment``: their share of the arrivals (a
+    dropped request misses the SLO); latency percentiles and mean (s), ``mean_score`` of the
+    delivered images (points), ``mean_utility`` (mean of score - lambda x latency),
+    ``gpu_seconds_per_image`` (every image generated at the whole GPU, per served request) and
+    ``escalation_share``: over the served requests; ``max_queue``: the most requests queued at a
+    planning instant; :data:`COUNTS`: served, dropped and dropped by reason, and ``n_fell_back``
+    (escalated requests that kept their light image). A run without requests gives NaN (and 0
+    requests); a run that serves none gives NaN latencies and scores.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     slo = validate.number(slo_seconds, "slo_seconds", low=0.0, low_open=True)
     validate.instance(result, ServingResult, "result")
     tasks = result.tasks
+    counts = _summary_counts(tasks)
     if len(tasks) == 0:
-        return {**dict.fromkeys(METRICS, math.nan), "n_requests": 0}
-    latency = tasks["latency"].to_numpy()
+        return {**dict.fromkeys(METRICS, math.nan), "n_requests": 0, **counts}
+    served = tasks[tasks["dropped"] == ""] if "dropped" in tasks else tasks
+    latency = served["latency"].to_numpy()
     arrival = tasks["arrival"].to_numpy()
     window = float(arrival.max() - arrival.min())
-    on_time = latency <= slo
+    on_time = int((latency <= slo).sum())
     queued = result.plans.filter(like="queued_").sum(axis=1)
+    some = len(served) > 0
+    quantile = lambda q: float(np.quantile(latency, q)) if some else math.nan  # noqa: E731
+    mean = lambda x: float(x.mean()) if some else math.nan  # noqa: E731
     return {
         "n_requests": len(tasks),
-        "goodput": float(on_time.sum() / window) if window > 0 else math.nan,
-        "slo_attainment": float(on_time.mean()),
-        "p50_latency": float(np.quantile(latency, 0.5)),
-        "p95_latency": float(np.quantile(latency, 0.95)),
-        "p99_latency": float(np.quantile(latency, 0.99)),
-        "mean_latency": float(latency.mean()),
-        "mean_score": float(tasks["score"].mean()),
-        "mean_utility": float(tasks["utility"].mean()),
-        "gpu_seconds_per_image": float(tasks["gpu_seconds"].mean()),
-        "escalation_share": float(tasks["escalated"].mean()),
+        "goodput": float(on_time / window) if window > 0 else math.nan,
+        "slo_attainment": float(on_time / len(tasks)),
+        "p50_latency": quantile(0.5),
+        "p95_latency": quantile(0.95),
+        "p99_latency": quantile(0.99),
+        "mean_latency": mean(latency),
+        "mean_score": mean(served["score"]),
+        "mean_utility": mean(served["utility"]),
+        "gpu_seconds_per_image": mean(served["gpu_seconds"]),
+        "escalation_share": mean(served["escalated"]),
         "max_queue": float(queued.max()) if len(queued) else 0.0,
+        **counts,
     }
+
+
+def _summary_counts(tasks: pd.DataFrame) -> dict[str, int]:
+    dropped = tasks["dropped"] if "dropped" in tasks else pd.Series("", index=tasks.index)
+    out = {
+        "n_served": int((dropped == "").sum()),
+        "n_dropped": int((dropped != "").sum()),
+        **{f"dropped_{r}": int((dropped == r).sum()) for r in DROP_REASONS},
+    }
+    out["n_fell_back"] = int(tasks["fell_back"].sum()) if "fell_back" in tasks else 0
+    return out
 
 
 # --- pieces ---------------------------------------------------------------------------------------
 
 
+@dataclass(eq=False)
+class _Route:
+    """A policy's routing, prepared: per request ``group``, ``deviation``, the planner's
+    ``belief`` and ``first`` model (-1 until a load-aware plan routes it); ``uniforms`` and
+    ``kappa`` of the load-aware rule; ``predicts``: a prompt predictor reads every prompt."""
+
+    group: np.ndarray
+    deviation: np.ndarray
+    belief: np.ndarray
+    first: np.ndarray
+    uniforms: np.ndarray | None
+    thresholds: np.ndarray
+    kappa: float
+    predicts: bool
+
+
+def _route(scenario, requests, routing, readings, rng) -> _Route:
+    """Each request's first model where the rule fixes it up front (eq. 9-10, a router)."""
+    rule = _check_routing(scenario, routing)
+    n = len(requests)
+    d = requests.draws
+    group = d["group"].cat.codes.to_numpy().astype(np.int64)
+    deviation = d["deviation"].to_numpy()
+    xi = d["predictor_noise"].to_numpy()
+    planner_rho = readings.predictor_rho if rule == "probabilistic" else 0.0
+    belief, belief_sd = simulation.beliefs(scenario, group, deviation, xi, planner_rho)
+    first = np.full(n, -1, dtype=np.int64)
+    uniforms, kappa = None, 0.0
+    theta = scenario.thresholds if routing.thresholds is None else routing.thresholds
+    thresholds = np.asarray(theta, dtype=float)
+    if rule in simulation.assignment_names(scenario):
+        planned = scenario.replace(thresholds=tuple(thresholds))
+        first = simulation.assign_models(planned, rule, group, belief, belief_sd, readings, rng)
+    elif rule == "predictor":
+        light, heavy = _pair(scenario, routing.light, routing.heavy, "routing.light", "heavy")
+        rho = validate.number(routing.predictor_rho, "predictor_rho", low=0.0, high=1.0)
+        predicted, _ = simulation.beliefs(scenario, group, deviation, xi, rho)
+        route_at = _threshold(routing.route_at, "route_at")
+        first = np.where(predicted >= route_at, heavy, light).astype(np.int64)
+    else:  # load_aware: eq. 9-10 at each plan, on the uniforms assign_probabilistic would draw
+        uniforms = rng.random(n)
+        kappa = validate.number(routing.kappa, "kappa", low=0.0)
+    predicts = rule == "predictor" or planner_rho > 0
+    return _Route(group, deviation, belief, first, uniforms, thresholds, kappa, predicts)
+
+
+def _cascade(scenario, requests, escalation, readings) -> tuple[list[bool], int, int, float]:
+    """Which requests a cascade escalates, its light and heavy models and its share."""
+    if escalation is None:
+        return [False] * len(requests), -1, -1, 0.0
+    light, heavy, share = _check_escalation(scenario, escalation)
+    rho, target = escalation.disc_rho, escalation.target
+    view = discriminator(scenario, requests, rho, target, light, heavy, readings)
+    cut = escalation_threshold(scenario, share, rho, target, light, heavy, readings)
+    return (view["output"].to_numpy() >= cut).tolist(), light, heavy, share
+
+
+def _check_serve(scenario, requests, policy, slot_seconds, readings, server, slo_seconds):
+    """The arguments of :func:`serve`, checked: the period, the SLO and the largest batch."""
+    validate.instance(scenario, Scenario, "scenario")
+    validate.instance(requests, Requests, "requests")
+    validate.instance(policy, Policy, "policy")
+    validate.instance(readings, Readings, "readings")
+    period = validate.number(slot_seconds, "slot_seconds", low=0.0, low_open=True)
+    slo = validate.number(slo_seconds, "slo_seconds", low=0.0, low_open=True)
+    if readings.latency != "fifo":
+        raise ValueError(
+            f"readings: serve models queues, so latency must be 'fifo', got {readings.latency!r}"
+        )
+    _check_server(server)
+    return period, slo, _check_batch(policy.max_batch)
+
+
+def _check_server(server: Any) -> None:
+    validate.instance(server, Server, "server")
+    if server.sharing not in SHARING:
+        raise ValueError(f"server.sharing: expected one of {SHARING}, got {server.sharing!r}")
+    validate.whole(server.n_gpus, "server.n_gpus", low=1)
+    if not isinstance(server.charge_estimators, (bool, np.bool_)):
+        raise ValueError(
+            f"server.charge_estimators: expected True or False, got {server.charge_estimators!r}"
+        )
+
+
+def _check_batch(max_batch: Any) -> int:
+    largest = int(serving_data()["max_batch"]["value"]) if max_batch != 1 else 1
+    b = validate.whole(max_batch, "policy.max_batch", low=1)
+    if b > largest:
+        raise ValueError(
+            f"policy.max_batch: expected at most {largest} (the largest published batch, "
+            f"data/serving.yaml), got {b}"
+        )
+    return b
+
+
 class _Planner:
-    """Plans one instant: eq. 11 for the tasks queued per model (cached by counts when exact)."""
+    """Plans one instant: eq. 11 for the tasks queued per model (cached by counts when exact).
+
+    With ``n_gpus`` > 1 it plans one GPU for each model's queue divided by the GPUs (rounded up);
+    with ``max_batch`` > 1 for the per-image cost of the batch each model can form (its queue per
+    GPU, at most ``max_batch``): every model's seconds times :func:`batch_factor` / batch.
+    """
 
     _cache: dict[tuple, tuple[list[int], list[float], list[float]]] = {}
 
-    def __init__(self, scenario, readings, solve, exact, rng):
+    def __init__(self, scenario, readings, solve, exact, rng, max_batch=1, n_gpus=1):
         self.scenario, self.readings, self.solve, self.exact, self.rng = (
             scenario,
             readings,
@@ -812,11 +834,18 @@ class _Planner:
             exact,
             rng,
         )
-        n_models = len(scenario.models)
+        self.max_batch, self.n_gpus = max_batch, n_gpus
+        self.fractions = batch_fractions(scenario).tolist() if max_batch > 1 else None
+        self.n_models = len(scenario.models)
         _, self.slope, self.prior = simulation.planner_curves(
             scenario, np.zeros(0, dtype=np.int64), np.zeros(0), readings
         )
-        self.key = (
+        self.variants: dict[tuple, Scenario] = {}
+        self.key = self._key(scenario)
+
+    def _key(self, scenario):
+        readings = self.readings
+        return (
             tuple(tuple(m.steps) for m in scenario.models),
             tuple(scenario.effective_tflop_per_step.tolist()),
             tuple(scenario.effective_tflop_fixed.tolist()),
@@ -829,40 +858,73 @@ class _Planner:
             readings.utility,
             readings.saturation,
         )
-        self.n_models = n_models
 
-    def plan(self, counts, queues, heads, belief):
+    def _variant(self, counts) -> tuple[Scenario, tuple | None]:
+        """The scenario the planner sees: per-image seconds of the batches it expects."""
+        if self.fractions is None or max(counts) <= 1:
+            return self.scenario, None
+        batch = tuple(max(1, min(self.max_batch, c)) for c in counts)
+        scenario = self.variants.get(batch)
+        if scenario is None:
+            scale = [_factor(g, b) / b for g, b in zip(self.fractions, batch)]
+            models = tuple(
+                dataclasses.replace(
+                    m, step_seconds=m.step_seconds * s, fixed_seconds=m.fixed_seconds * s
+                )
+                for m, s in zip(self.scenario.models, scale)
+            )
+            scenario = self.variants[batch] = self.scenario.replace(models=models)
+        return scenario, batch
+
+    def plan(self, counts, pending, belief):
+        """Steps, compute (TFLOPS) and seconds per image (batch 1) per model, for one GPU.
+        ``pending(m)``: the requests queued on model m (for allocators other than exact)."""
+        if self.n_gpus > 1:
+            counts = [-(-c // self.n_gpus) for c in counts]
+        scenario, batch = self._variant(counts)
         if self.exact:
-            key = (self.key, tuple(counts))
+            key = (self.key, batch, tuple(counts))
             hit = self._cache.get(key)
             if hit is None:
                 if len(self._cache) > 200_000:
                     self._cache.clear()
                 problem = simulation.slot_problem(
-                    self.scenario, counts, self.slope, self.prior, self.readings
+                    scenario, counts, self.slope, self.prior, self.readings
                 )
                 hit = self._unpack(alloc.solve_exact(problem))
                 self._cache[key] = hit
-            return hit
-        # any other allocator sees the planner's curves of the requests queued now
+        else:
+            hit = self._unpack(self._search(scenario, counts, pending, belief))
+        return hit if batch is None else self._one_image(*hit)
+
+    def _one_image(self, steps, compute, _):
+        """A batch plan's seconds per image are per image of its batch: give those of one image."""
+        models = self.scenario.models
+        seconds = [
+            float(m.image_seconds(z)) * self.scenario.capacity_tflops / c if c > 0 else math.inf
+            for m, z, c in zip(models, steps, compute)
+        ]
+        return steps, compute, seconds
+
+    def _search(self, scenario, counts, pending, belief) -> alloc.Allocation:
+        """Any other allocator sees the planner's curves of the requests queued now."""
         models, beliefs = [], []
         for m in range(self.n_models):
-            mine = queues[m][heads[m] :]
+            mine = pending(m)[: counts[m]]
             models.append(np.full(len(mine), m, dtype=np.int64))
             beliefs.append(belief[np.asarray(mine, dtype=np.int64)])
             extra = counts[m] - len(mine)  # expected escalations: the scenario's mean prompt
             if extra > 0:
                 models.append(np.full(extra, m, dtype=np.int64))
-                beliefs.append(np.full(extra, self.scenario.mean_score))
-        result = simulation.plan(
-            self.scenario,
+                beliefs.append(np.full(extra, scenario.mean_score))
+        return simulation.plan(
+            scenario,
             np.concatenate(models),
             np.concatenate(beliefs),
             self.readings,
             self.solve,
             self.rng,
         )
-        return self._unpack(result)
 
     @staticmethod
     def _unpack(result: alloc.Allocation) -> tuple[list[int], list[float], list[float]]:
@@ -880,14 +942,41 @@ def _cumulative(scenario: Scenario, thresholds: np.ndarray) -> np.ndarray:
     return np.cumsum(probs, axis=1)[:, :-1]
 
 
+class _Slot:
+    """A server of one model's queue: a model's share of one GPU (``"shares"``,
+    ``"work-conserving"``) or a whole GPU (``"whole-gpus"``, ``model`` the one it holds, -1 none).
+    ``rate``: its compute (TFLOPS) in this period; ``batch``: the requests in service (None: idle),
+    of ``batch_model`` at ``steps``, ``work`` effective TFLOP in all, ``left`` of it to do;
+    ``load_left``: seconds of loading still to do before it serves."""
+
+    __slots__ = (
+        "gpu",
+        "model",
+        "rate",
+        "batch",
+        "batch_model",
+        "steps",
+        "work",
+        "left",
+        "load_left",
+    )
+
+    def __init__(self, gpu: int, model: int):
+        self.gpu, self.model, self.rate = gpu, model, 0.0
+        self.batch: list[int] | None = None
+        self.batch_model, self.steps, self.work, self.left, self.load_left = -1, 0, 0.0, 1.0, 0.0
+
+
 @dataclass(eq=False)
 class _Outcome:
     """What the event loop records per request (plain lists, indexed by request), and its plans.
 
     ``k_req``: the planning instant that routes each request; ``first``: the model it was routed
     to; ``done_k``, ``done_tau``: the period and the seconds into it at which its last image
-    finished; ``model``, ``steps``: that image's model and steps; ``light_*``: the same for the
-    light image of an escalated request (``light_k`` -1: not escalated); ``log``: one row per plan.
+    finished (-1: dropped); ``model``, ``steps``, ``batch``: that image's model, steps and batch
+    size; ``light_*``: the same for the light image of an escalated request (``light_k`` -1: not
+    escalated); ``dropped``: the reason (:data:`DROP_REASONS`) or ""; ``fell_back``: an escalated
+    request that kept its light image; ``log``: one row per plan.
     """
 
     k_req: np.ndarray
@@ -896,98 +985,381 @@ class _Outcome:
     done_tau: list[float]
     model: list[int]
     steps: list[int]
+    batch: list[int]
     light_k: list[int]
     light_tau: list[float]
     light_steps: list[int]
+    light_batch: list[int]
+    dropped: list[str]
+    fell_back: list[bool]
     log: list[tuple]
 
     @classmethod
     def empty(cls, n: int, k_req: np.ndarray, first: list[int]) -> "_Outcome":
         """Nothing finished yet: ``first`` is each request's first model (the router fills it)."""
         return cls(
-            k_req,
-            first,
-            [-1] * n,
-            [0.0] * n,
-            [-1] * n,
-            [0] * n,
-            [-1] * n,
-            [0.0] * n,
-            [0] * n,
-            [],
+            k_req, first, [-1] * n, [0.0] * n, [-1] * n, [0] * n, [1] * n,
+            [-1] * n, [0.0] * n, [0] * n, [1] * n, [""] * n, [False] * n, [],
+        )  # fmt: skip
+
+
+class _Engine:
+    """The event loop of :func:`serve`: per planning instant, route (:meth:`_arrivals`), plan and
+    admit (:meth:`_plan`), place models on GPUs (:meth:`_place`), serve until the next instant
+    (:meth:`_serve_model` per model, or :meth:`_conserve` for ``"work-conserving"``). Plain Python
+    lists: a period touches a handful of requests."""
+
+    def __init__(self, scenario, requests, policy, period, server, slo, route, cascade, planner):
+        n, n_models = len(requests), len(scenario.models)
+        self.scenario, self.period, self.server, self.route, self.planner = (
+            scenario, period, server, route, planner,
+        )  # fmt: skip
+        self.n, self.n_models, self.max_batch = n, n_models, planner.max_batch
+        self.admission = bool(policy.admission)
+        self.esc, self.esc_light, self.esc_heavy, self.esc_share = cascade
+        arrival = requests.arrival
+        k_req = np.ceil(arrival / period).astype(np.int64)  # the first t_k = k T >= arrival
+        k_req[(k_req - 1) * period >= arrival] -= 1
+        k_req[k_req * period < arrival] += 1
+        order = np.argsort(arrival, kind="stable")
+        self.k_sorted, self.order = k_req[order].tolist(), order.tolist()
+        self.deadline = (arrival + slo).tolist()
+        self.out = _Outcome.empty(n, k_req, route.first.tolist())
+        self.queues: list[list[int]] = [[] for _ in range(n_models)]
+        self.nxt, self.unfinished = [0] * n_models, [0] * n_models
+        self.join_k, self.join_tau = [0] * n, [0.0] * n
+        self.eff_step = scenario.effective_tflop_per_step.tolist()
+        self.eff_fixed = scenario.effective_tflop_fixed.tolist()
+        self.capacity = scenario.capacity_tflops
+        self.fewest = [float(m.image_seconds(m.steps[0])) for m in scenario.models]
+        self.fractions = planner.fractions or [0.0] * n_models
+        self.charges = self._charges()
+        self.whole = server.sharing == "whole-gpus"
+        self.load = load_seconds(scenario).tolist() if self.whole else [0.0] * n_models
+        gpus = range(server.n_gpus)
+        if self.whole:
+            self.slots = [_Slot(j, -1) for j in gpus]
+        else:
+            self.slots = [_Slot(j, m) for j in gpus for m in range(n_models)]
+        self.shifted: dict[tuple, np.ndarray] = {}  # load_aware: eq. 9-10 rows per queue state
+
+    def _charges(self) -> list[float]:
+        """Per model, the estimator seconds (whole GPU) added to each first-stage image."""
+        if not self.server.charge_estimators:
+            return [0.0] * self.n_models
+        cost = estimator_seconds()
+        base = cost["predictor"] if self.route.predicts else 0.0
+        return [
+            base + (cost["discriminator"] if m == self.esc_light else 0.0)
+            for m in range(self.n_models)
+        ]
+
+    def run(self) -> None:
+        """Plan every instant with work until every request is served or dropped."""
+        n, p = self.n, 0
+        k = self.k_sorted[0] if n else 0
+        while True:
+            if not any(self.unfinished):
+                if p >= n:
+                    break
+                k = max(k, self.k_sorted[p])
+            start_p = p
+            while p < n and self.k_sorted[p] <= k:
+                p += 1
+            fresh = self._arrivals(self.order[start_p:p])
+            steps, compute, seconds = self._plan(k, fresh)
+            if self.server.sharing == "work-conserving":
+                self._conserve(k, steps, compute, seconds)
+            else:
+                for m in range(self.n_models):
+                    self._serve_model(k, m, steps[m], seconds[m])
+            k += 1
+        self._check_conservation()
+
+    def _arrivals(self, batch: list[int]) -> list[list[int]]:
+        """The requests routed at this instant, per model (a load-aware rule routes them now)."""
+        first, route = self.out.first, self.route
+        if batch and route.uniforms is not None:
+            counts = tuple(self.unfinished)
+            cumulative = self.shifted.get(counts)
+            if cumulative is None:
+                backlog = sum(c * s for c, s in zip(counts, self.fewest))
+                thresholds = route.thresholds + route.kappa * backlog
+                cumulative = self.shifted[counts] = _cumulative(self.scenario, thresholds)
+            idx = np.asarray(batch, dtype=np.int64)
+            chosen = (cumulative[route.group[idx]] <= route.uniforms[idx][:, None]).sum(axis=1)
+            for r, m in zip(batch, chosen.tolist()):
+                first[r] = m
+        fresh: list[list[int]] = [[] for _ in range(self.n_models)]
+        for r in batch:
+            fresh[first[r]].append(r)
+        return fresh
+
+    def _pending(self, m: int) -> list[int]:
+        """The unfinished requests of model m in queue order: in service, then waiting."""
+        busy = [
+            r for s in self.slots if s.batch is not None and s.batch_model == m for r in s.batch
+        ]
+        return busy + self.queues[m][self.nxt[m] :]
+
+    def _plan(self, k: int, fresh: list[list[int]]):
+        """Plan for the queued requests and the fresh ones, admit the fresh, log the plan."""
+        counts = [u + len(f) for u, f in zip(self.unfinished, fresh)]
+        planned = list(counts)
+        light, heavy = self.esc_light, self.esc_heavy
+        if light >= 0 and self.esc_share > 0 and counts[light]:
+            planned[heavy] += math.ceil(self.esc_share * counts[light] - 1e-9)
+        pending = lambda m: self._pending(m) + fresh[m]  # noqa: E731
+        steps, compute, seconds = self.planner.plan(planned, pending, self.route.belief)
+        placed = self._place(counts, compute) if self.whole else ()
+        self._rates(compute)
+        for m, mine in enumerate(fresh):
+            if self.admission and mine:
+                mine = self._admit(k, m, mine, steps[m])
+            self.queues[m].extend(mine)
+            self.unfinished[m] += len(mine)
+            for r in mine:
+                self.join_k[r] = k
+        self.out.log.append((k, *counts, *planned, *steps, *compute, *placed))
+        return steps, compute, seconds
+
+    def _rates(self, compute: list[float]) -> None:
+        for s in self.slots:
+            s.rate = self.capacity if self.whole else compute[s.model]
+
+    def _place(self, counts: list[int], compute: list[float]) -> tuple[int, ...]:
+        """``"whole-gpus"``: GPUs per model from the plan's shares (largest remainder; every model
+        with work gets one while GPUs last); a GPU moves only if its model has more than it
+        wants, and a moved GPU loads its new model. Returns GPUs per model and the loads."""
+        want = _whole_gpus(counts, compute, self.server.n_gpus)
+        have, spare = [0] * self.n_models, []
+        for s in self.slots:
+            if s.model >= 0 and have[s.model] < want[s.model]:
+                have[s.model] += 1
+            else:
+                spare.append(s)
+        loads = 0
+        for m in range(self.n_models):
+            while have[m] < want[m] and spare:
+                s = spare.pop(0)  # a batch in progress ends first, then the GPU loads m
+                s.model, s.load_left = m, self.load[m]
+                have[m] += 1
+                loads += 1
+        held = [sum(s.model == m for s in self.slots) for m in range(self.n_models)]
+        return (*held, loads)
+
+    def _admit(self, k: int, m: int, fresh: list[int], steps: int) -> list[int]:
+        """Admission control at routing: drop a fresh request whose image, after the work queued
+        ahead of it on model m at the model's planned rate, would end after its deadline."""
+        rate = sum(s.rate for s in self.slots if s.model == m)
+        if rate <= 0:
+            return fresh
+        waiting = len(self.queues[m]) - self.nxt[m]
+        b = max(1, min(self.max_batch, waiting + len(fresh)))
+        image = self.eff_step[m] * steps + self.eff_fixed[m]
+        each = _factor(self.fractions[m], b) / b * image + self.charges[m] * self.capacity
+        ahead = waiting * each + sum(
+            s.left * s.work + s.load_left * s.rate
+            for s in self.slots
+            if s.model == m and (s.batch is not None or s.load_left > 0)
         )
+        kept = []
+        for r in fresh:
+            if k * self.period + (ahead + each) / rate > self.deadline[r]:
+                self.out.dropped[r] = "admission"
+            else:
+                ahead += each
+                kept.append(r)
+        return kept
+
+    def _serve_model(self, k: int, m: int, z_new: int, full_new: float) -> None:
+        """Model m's slots serve its queue first-in first-out until the period ends; the slot free
+        first takes the next batch."""
+        live = [s for s in self.slots if s.model == m and s.rate > 0]
+        if not live:
+            return
+        clock = [0.0] * len(live)
+        while live:
+            i = clock.index(min(clock)) if len(live) > 1 else 0
+            t = self._step(k, live[i], clock[i], z_new, full_new)
+            if t is None:
+                del live[i], clock[i]
+            else:
+                clock[i] = t
+
+    def _step(self, k, s: _Slot, t: float, z_new: int, full_new: float) -> float | None:
+        """One thing slot ``s`` does from t (s into period k): finish its batch, load its model or
+        start a batch. Returns when it is free again, None when it has nothing more to do."""
+        period = self.period
+        if s.batch is None:
+            if s.load_left > 0:
+                if t + s.load_left > period:
+                    s.load_left -= period - t
+                    return None
+                t, s.load_left = t + s.load_left, 0.0
+            m = s.model
+            full_one = full_new if not self.whole else self._image(m, z_new, 1) / s.rate
+            members, t = self._take(k, m, t, full_one)
+            if not members:
+                return None
+            b = len(members)
+            work = self._image(m, z_new, b) + self._charge(m, members)
+            s.batch, s.batch_model, s.steps, s.work, s.left = members, m, z_new, work, 1.0
+            if b == 1 and not self.whole and work == self._image(m, z_new, 1):
+                full = full_new  # the planner's own seconds: batch 1 is today's model exactly
+            else:
+                full = work / s.rate
+        else:
+            full = s.work / s.rate
+        finish = t + s.left * full
+        if finish > period:
+            s.left -= (period - t) / full
+            return None
+        self._finish(k, s, finish)
+        return finish
+
+    def _image(self, m: int, z: int, b: int) -> float:
+        """Effective TFLOP of a batch of b images of model m at z steps (data/serving.yaml)."""
+        return _factor(self.fractions[m], b) * (z * self.eff_step[m] + self.eff_fixed[m])
+
+    def _charge(self, m: int, members: list[int]) -> float:
+        """Estimator work (effective TFLOP) of a batch: first-stage images only."""
+        c = self.charges[m]
+        if c == 0.0:
+            return 0.0
+        light_k = self.out.light_k
+        return sum(c * self.capacity for r in members if light_k[r] < 0)
+
+    def _take(self, k: int, m: int, t: float, full_one: float, wait: bool = True):
+        """The batch a free slot of model m starts at or after t (s into period k): up to
+        max_batch requests from the head of the queue that have joined it by then; with
+        admission control a request whose image could not end by its deadline is dropped
+        ("expired"; an escalated one keeps its light image). Returns the batch and its start."""
+        q, i, start = self.queues[m], self.nxt[m], t
+        members: list[int] = []
+        base = k * self.period
+        while i < len(q) and len(members) < self.max_batch:
+            r = q[i]
+            if self.join_k[r] == k and self.join_tau[r] > start:
+                if members or not wait:
+                    break
+                start = self.join_tau[r]
+            if start >= self.period:
+                break
+            i += 1
+            if self.admission and base + start + full_one > self.deadline[r]:
+                self._expire(k, m, r, start)
+                continue
+            members.append(r)
+        self.nxt[m] = i
+        return members, start
+
+    def _expire(self, k: int, m: int, r: int, tau: float) -> None:
+        out = self.out
+        self.unfinished[m] -= 1
+        if out.light_k[r] >= 0:  # a cascade's second stage: deliver the light image now
+            out.done_k[r], out.done_tau[r] = k, tau
+            out.model[r], out.steps[r] = self.esc_light, out.light_steps[r]
+            out.batch[r] = out.light_batch[r]
+            out.light_k[r], out.fell_back[r] = -1, True
+        else:
+            out.dropped[r] = "expired"
+
+    def _finish(self, k: int, s: _Slot, finish: float) -> None:
+        """Slot ``s``'s batch is done at ``finish`` (s into period k): record it, or send a
+        cascade's escalated light images on to the heavy queue."""
+        out, m, b = self.out, s.batch_model, len(s.batch)
+        for r in s.batch:
+            if m == self.esc_light and self.esc[r] and out.light_k[r] < 0:
+                out.light_k[r], out.light_tau[r], out.light_steps[r] = k, finish, s.steps
+                out.light_batch[r] = b
+                self.join_k[r], self.join_tau[r] = k, finish
+                self.queues[self.esc_heavy].append(r)
+                self.unfinished[self.esc_heavy] += 1
+            else:
+                out.done_k[r], out.done_tau[r] = k, finish
+                out.model[r], out.steps[r], out.batch[r] = m, s.steps, b
+        self.unfinished[m] -= b
+        s.batch = None
+
+    def _conserve(self, k: int, steps: list[int], compute: list[float], seconds: list[float]):
+        """``"work-conserving"``: between events (a batch ends, a batch starts) every GPU's
+        planned compute goes to its slots with work, in proportion to their planned shares."""
+        now, period = 0.0, self.period
+        while now < period:
+            for s in self.slots:
+                if s.batch is None and s.rate > 0:
+                    members, _ = self._take(k, s.model, now, seconds[s.model], wait=False)
+                    if members:
+                        work = self._image(s.model, steps[s.model], len(members))
+                        work += self._charge(s.model, members)
+                        s.batch, s.batch_model, s.steps = members, s.model, steps[s.model]
+                        s.work, s.left = work, 1.0
+            busy = [s for s in self.slots if s.batch is not None and s.rate > 0]
+            if not busy:
+                return
+            rates = _conserving_rates(busy, self.slots)
+            ends = [now + s.left * s.work / rate for s, rate in zip(busy, rates)]
+            t_next = min(min(ends), period)
+            for s, rate, end in zip(busy, rates, ends):
+                if end <= t_next:
+                    self._finish(k, s, end)
+                else:
+                    s.left -= (t_next - now) * rate / s.work
+            now = t_next
+
+    def _check_conservation(self) -> None:
+        """Arrivals = served + dropped, each request exactly once (the simulator's own check)."""
+        out = self.out
+        served = sum(k >= 0 for k in out.done_k)
+        dropped = sum(bool(d) for d in out.dropped)
+        both = sum(k >= 0 and bool(d) for k, d in zip(out.done_k, out.dropped))
+        if served + dropped != self.n or both or any(self.unfinished):
+            raise RuntimeError(
+                f"serve: {self.n} arrivals but {served} served and {dropped} dropped "
+                f"({both} both, {sum(self.unfinished)} unfinished): a simulator defect"
+            )
+
+
+def _conserving_rates(busy: list[_Slot], slots: list[_Slot]) -> list[float]:
+    """Each busy slot's rate: its planned rate x its GPU's planned total / the GPU's busy total."""
+    planned: dict[int, float] = {}
+    active: dict[int, float] = {}
+    for s in slots:
+        planned[s.gpu] = planned.get(s.gpu, 0.0) + s.rate
+    for s in busy:
+        active[s.gpu] = active.get(s.gpu, 0.0) + s.rate
+    return [s.rate * planned[s.gpu] / active[s.gpu] for s in busy]
+
+
+def _whole_gpus(counts: list[int], compute: list[float], n_gpus: int) -> list[int]:
+    """Whole GPUs per model: the plan's shares of the models with work x ``n_gpus``, rounded by
+    largest remainder; then every model with work gets at least one while another has two."""
+    work = [m for m, c in enumerate(counts) if c > 0]
+    want = [0] * len(counts)
+    if not work:
+        return want
+    total = sum(compute[m] for m in work)
+    ideal = {m: (compute[m] / total if total > 0 else 1 / len(work)) * n_gpus for m in work}
+    for m in work:
+        want[m] = math.floor(ideal[m])
+    order = sorted(work, key=lambda m: (want[m] - ideal[m], m))
+    for m in order[: n_gpus - sum(want)]:
+        want[m] += 1
+    for m in work:
+        if want[m] == 0:
+            donor = max(range(len(want)), key=lambda j: (want[j], -j))
+            if want[donor] < 2:
+                break
+            want[donor] -= 1
+            want[m] = 1
+    return want
 
 
 def _result(
-    scenario, requests, policy, readings, period, allocation, group, deviation, out: _Outcome
+    scenario, requests, policy, readings, period, allocation, route, engine, extra
 ) -> ServingResult:
-    first = np.asarray(out.first, dtype=np.int64)
-    k_req, done_k, done_tau, final_model, final_steps = (
-        out.k_req,
-        out.done_k,
-        out.done_tau,
-        out.model,
-        out.steps,
-    )
-    light_k, light_tau, light_steps, log = out.light_k, out.light_tau, out.light_steps, out.log
-    n_models = len(scenario.models)
-    names = scenario.model_names
-    d = requests.draws
-    arrival = requests.arrival
-    model = np.asarray(final_model, dtype=np.int64)
-    steps = np.asarray(final_steps, dtype=np.int64)
-    escalated = np.asarray(light_k) >= 0
-    completion_k = np.asarray(done_k, dtype=np.int64) * period
-    latency = (completion_k - arrival) + np.asarray(done_tau)
-    noise = np.where(escalated, d["second_image_noise"].to_numpy(), d["image_noise"].to_numpy())
-    score = simulation.true_scores(
-        scenario, group, deviation, model, steps, noise, readings.saturation
-    )
-    step_seconds = np.array([m.step_seconds for m in scenario.models])
-    fixed_seconds = np.array([m.fixed_seconds for m in scenario.models])
-    gpu = steps * step_seconds[model] + fixed_seconds[model]
-    light_model = np.where(escalated, first, 0)
-    gpu = gpu + np.where(
-        escalated,
-        np.asarray(light_steps) * step_seconds[light_model] + fixed_seconds[light_model],
-        0.0,
-    )
-    first_done = np.where(
-        escalated, np.asarray(light_k, dtype=np.int64) * period + np.asarray(light_tau), np.nan
-    )
-    cat = lambda codes: pd.Categorical.from_codes(codes, categories=names, ordered=True)  # noqa: E731
-    tasks = pd.DataFrame(
-        {
-            "request": np.arange(len(requests)),
-            "arrival": arrival,
-            "prompt_id": d["prompt_id"].to_numpy(),
-            "group": d["group"],
-            "first_model": cat(first),
-            "model": cat(model),
-            "steps": steps,
-            "escalated": escalated,
-            "planned_at": k_req * period,
-            "first_done": first_done,
-            "completion": completion_k + np.asarray(done_tau),
-            "latency": latency,
-            "score": score,
-            "utility": score - scenario.weight * latency,
-            "gpu_seconds": gpu,
-            "deviation": deviation,
-        }
-    )
-    columns = (
-        ["k"]
-        + [f"queued_{m}" for m in names]
-        + [f"planned_{m}" for m in names]
-        + [f"steps_{m}" for m in names]
-        + [f"compute_{m}" for m in names]
-    )
-    plans = pd.DataFrame(log, columns=columns) if log else pd.DataFrame(columns=columns)
-    plans.insert(0, "time", plans.pop("k").to_numpy(dtype=np.int64) * period)
-    fewest = np.array([m.image_seconds(m.steps[0]) for m in scenario.models])
-    queued = plans[[f"queued_{m}" for m in names]].to_numpy(dtype=float)
-    plans.insert(1, "backlog_seconds", queued @ fewest if len(plans) else np.zeros(0))
+    """The tasks and plans tables of a run (:class:`ServingResult`)."""
     settings = {
         "policy": policy.name,
         "routing": policy.routing,
@@ -999,9 +1371,122 @@ def _result(
         "allocation": allocation if isinstance(allocation, str) else "callable",
         "readings": readings,
         "scenario": scenario.name,
-        "n_models": n_models,
+        "n_models": len(scenario.models),
+        **extra,
+        "counts": _counts(engine.out),
     }
-    return ServingResult(tasks=tasks, plans=plans, settings=settings)
+    return ServingResult(
+        tasks=_tasks(scenario, requests, readings, period, route, engine),
+        plans=_plans(scenario, engine, period),
+        settings=settings,
+    )
+
+
+def _tasks(scenario, requests, readings, period, route, engine) -> pd.DataFrame:
+    """One row per request (:class:`ServingResult`); a dropped request has NaN outcomes."""
+    out, names = engine.out, scenario.model_names
+    served = np.asarray(out.done_k) >= 0
+    model = np.where(served, np.asarray(out.model, dtype=np.int64), 0)
+    steps = np.where(served, np.asarray(out.steps, dtype=np.int64), 1)  # 1: scored, then NaN
+    escalated = np.asarray(out.light_k) >= 0
+    completion = np.where(
+        served, np.asarray(out.done_k, dtype=np.int64) * period + np.asarray(out.done_tau), np.nan
+    )
+    latency = np.where(
+        served,
+        (np.asarray(out.done_k, dtype=np.int64) * period - requests.arrival)
+        + np.asarray(out.done_tau),
+        np.nan,
+    )
+    d = requests.draws
+    noise = np.where(escalated, d["second_image_noise"].to_numpy(), d["image_noise"].to_numpy())
+    score = simulation.true_scores(
+        scenario, route.group, route.deviation, model, steps, noise, readings.saturation
+    )
+    score = np.where(served, score, np.nan)
+    gpu = np.where(served, _gpu_seconds(scenario, engine, model, steps, escalated), 0.0)
+    first = np.asarray(out.first, dtype=np.int64)
+    first_done = np.where(
+        escalated,
+        np.asarray(out.light_k, dtype=np.int64) * period + np.asarray(out.light_tau),
+        np.nan,
+    )
+    cat = lambda codes: pd.Categorical.from_codes(codes, categories=names, ordered=True)  # noqa: E731
+    return pd.DataFrame(
+        {
+            "request": np.arange(len(requests)),
+            "arrival": requests.arrival,
+            "prompt_id": d["prompt_id"].to_numpy(),
+            "group": d["group"],
+            "first_model": cat(first),
+            "model": cat(np.where(served, model, -1)),
+            "steps": np.where(served, steps, 0),
+            "escalated": escalated,
+            "planned_at": out.k_req * period,
+            "first_done": first_done,
+            "completion": completion,
+            "latency": latency,
+            "score": score,
+            "utility": score - scenario.weight * latency,
+            "gpu_seconds": gpu,
+            "deviation": route.deviation,
+            "batch": np.asarray(out.batch, dtype=np.int64),
+            "dropped": np.asarray(out.dropped, dtype=object),
+            "fell_back": np.asarray(out.fell_back, dtype=bool),
+        }
+    )
+
+
+def _gpu_seconds(scenario, engine, model, steps, escalated) -> np.ndarray:
+    """Whole-GPU seconds of every image a request caused: its share of each batch (batch factor
+    / batch size) plus the estimator time charged to its first image."""
+    out = engine.out
+    step_seconds = np.array([m.step_seconds for m in scenario.models])
+    fixed_seconds = np.array([m.fixed_seconds for m in scenario.models])
+    g = np.asarray(engine.fractions)
+    charges = np.asarray(engine.charges)
+    batch = np.asarray(out.batch, dtype=np.int64)
+    gpu = (steps * step_seconds[model] + fixed_seconds[model]) * (
+        (1.0 + g[model] * (batch - 1)) / batch
+    )
+    first = np.asarray(out.first, dtype=np.int64)
+    light = np.where(escalated, first, 0)
+    light_batch = np.asarray(out.light_batch, dtype=np.int64)
+    light_gpu = (np.asarray(out.light_steps) * step_seconds[light] + fixed_seconds[light]) * (
+        (1.0 + g[light] * (light_batch - 1)) / light_batch
+    )
+    gpu = gpu + np.where(escalated, light_gpu, 0.0)
+    return gpu + charges[np.where(first >= 0, first, 0)]
+
+
+def _counts(out: _Outcome) -> dict[str, Any]:
+    """Arrivals, served and dropped by reason (conservation, checked by the engine)."""
+    dropped = {reason: sum(d == reason for d in out.dropped) for reason in DROP_REASONS}
+    return {
+        "arrivals": len(out.done_k),
+        "served": sum(k >= 0 for k in out.done_k),
+        "dropped": dropped,
+    }
+
+
+def _plans(scenario, engine, period) -> pd.DataFrame:
+    names = scenario.model_names
+    columns = (
+        ["k"]
+        + [f"queued_{m}" for m in names]
+        + [f"planned_{m}" for m in names]
+        + [f"steps_{m}" for m in names]
+        + [f"compute_{m}" for m in names]
+    )
+    if engine.whole:
+        columns += [f"gpus_{m}" for m in names] + ["loads"]
+    log = engine.out.log
+    plans = pd.DataFrame(log, columns=columns) if log else pd.DataFrame(columns=columns)
+    plans.insert(0, "time", plans.pop("k").to_numpy(dtype=np.int64) * period)
+    fewest = np.array([m.image_seconds(m.steps[0]) for m in scenario.models])
+    queued = plans[[f"queued_{m}" for m in names]].to_numpy(dtype=float)
+    plans.insert(1, "backlog_seconds", queued @ fewest if len(plans) else np.zeros(0))
+    return plans
 
 
 def _check_routing(scenario: Scenario, routing: Any) -> str:

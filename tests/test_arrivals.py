@@ -69,10 +69,15 @@ def test_unsorted_and_duplicate_timestamps_are_kept_in_file_order(tmp_path):
     np.testing.assert_allclose(times, [10.5, 0.0, 10.5, 3600.0])
 
 
-def test_seconds_are_read_as_seconds_and_an_empty_trace_is_empty(tmp_path):
+def test_seconds_are_read_as_seconds_and_an_empty_trace_is_refused_naming_its_file(tmp_path):
     times = arrivals.read_trace(write(tmp_path, "s.csv", "TIMESTAMP\n5\n2.5\n"))
     np.testing.assert_allclose(times, [2.5, 0.0])
-    assert arrivals.read_trace(write(tmp_path, "e.csv", "TIMESTAMP\n")).size == 0
+    for text in ("TIMESTAMP\n", HEADER, HEADER + "\n\n"):
+        with pytest.raises(ValueError, match=r"e\.csv.*no arrivals"):
+            arrivals.read_trace(write(tmp_path, "e.csv", text))
+    write(tmp_path, "code", HEADER)  # an empty copy of a published trace: refused by its md5
+    with pytest.raises(ValueError, match="AzureLLMInferenceTrace_code.csv"):
+        arrivals.load_trace("code", tmp_path)
     with pytest.raises(ValueError, match="TIMESTAMP"):
         arrivals.read_trace(write(tmp_path, "n.csv", "time\n1\n"))
 
@@ -100,12 +105,34 @@ def test_poisson_arrivals_have_their_rate_and_their_seed():
 
 def test_rescaling_sets_the_mean_rate_and_keeps_the_shape(traces):
     code = traces["code"]
-    scaled = arrivals.rescale(code, 0.25)
+    scaled = arrivals.rescale(code, 0.25, by="span")
     assert (scaled.size - 1) / (scaled.max() - scaled.min()) == pytest.approx(0.25)
     assert scaled[0] == 0
     np.testing.assert_allclose(scaled / scaled[-1], code / code[-1])
     with pytest.raises(ValueError, match="two distinct"):
         arrivals.rescale([1.0, 1.0], 1.0)
+
+
+def test_a_long_silent_gap_is_found_and_warned_or_rescaled_by_the_busy_periods():
+    busy = np.arange(0.0, 100.0, 1.0)  # 100 arrivals a second apart, an hour's gap, 100 more
+    times = np.concatenate([busy, 3700.0 + busy])
+    gaps = arrivals.silent_gaps(times)
+    assert gaps["count"] == 1 and gaps["seconds"] == pytest.approx(3601.0)
+    assert gaps["share"] == pytest.approx(3601.0 / 3799.0)
+    with pytest.warns(UserWarning, match=r"silent gaps cover 95%.* 19\.1 times rate"):
+        span = arrivals.rescale(times, 2.0)
+    assert (span.size - 1) / span[-1] == pytest.approx(2.0)  # the mean over the span
+    np.testing.assert_allclose(arrivals.rescale(times, 2.0, by="span"), span)
+    by_busy = arrivals.rescale(times, 2.0, by="busy")
+    np.testing.assert_allclose(np.diff(by_busy[:100]), 0.5)  # the busy periods at the rate
+    assert by_busy[100] - by_busy[99] == pytest.approx(3601.0 / 2)  # the gap scaled with them
+    with pytest.raises(ValueError, match="by"):
+        arrivals.rescale(times, 2.0, by="gaps")
+
+
+def test_the_conv_trace_has_no_silent_gap_and_code_is_mostly_silent(traces):
+    assert arrivals.silent_gaps(traces["conv"])["count"] == 0
+    assert arrivals.silent_gaps(traces["code"])["share"] > 0.5
 
 
 def test_slots_become_arrival_times():
