@@ -197,6 +197,7 @@ def configurations(
     n: int,
     disc_rho: float = serving.DISC_RHO,
     predictor_rho: float = serving.PREDICTOR_RHO,
+    batch_sizes: Sequence[int] = (1,),
 ) -> list[serving.Policy]:
     """The ``n`` configurations a tunable ``policy`` (:data:`TUNED`) tries: the same ``n`` for all.
 
@@ -206,7 +207,9 @@ def configurations(
     small and the large model (:func:`aigc_lib.serving.score_threshold`); kappa =
     :data:`aigc_lib.serving.KAPPA_MAX` x u_3; the cascade's escalation share u_1 (light
     SDXL-Turbo, heavy SDXL, DiffServe's pair); the router's pair, one of (sdxl-turbo, sd15),
-    (sdxl-turbo, sdxl), (sd15, sdxl) by u_1, and its route share u_2. Scrambling keeps every
+    (sdxl-turbo, sdxl), (sd15, sdxl) by u_1, and its route share u_2. With more than one of
+    ``batch_sizes``, one more dimension u_last picks the largest batch
+    (:attr:`aigc_lib.serving.Policy.max_batch`) among them. Scrambling keeps every
     point off the corners of the cube, so no policy gets a single-model corner for free: the
     corners are policies of their own (:data:`SINGLE_MODELS`, always compared). Deterministic:
     the same configurations on every machine.
@@ -221,12 +224,21 @@ def configurations(
             f"scenario: the configurations are for three models (small, medium, large), "
             f"got {len(scenario.models)}"
         )
-    points = qmc.Halton(_DIMS[policy], scramble=True, seed=HALTON_SEED).random(n)
+    sizes = [validate.whole(b, "batch_sizes", low=1) for b in batch_sizes]
+    if not sizes:
+        raise ValueError("batch_sizes: expected at least one batch size, e.g. (1,)")
+    dims = _DIMS[policy] + (len(sizes) > 1)
+    points = qmc.Halton(dims, scramble=True, seed=HALTON_SEED).random(n)
     if policy == "cascade":
-        return [_cascade(scenario, float(u[0]), disc_rho) for u in points]
-    if policy == "router":
-        return [_router(scenario, u, predictor_rho) for u in points]
-    return [_thresholded(scenario, policy, u) for u in points]
+        out = [_cascade(scenario, float(u[0]), disc_rho) for u in points]
+    elif policy == "router":
+        out = [_router(scenario, u, predictor_rho) for u in points]
+    else:
+        out = [_thresholded(scenario, policy, u) for u in points]
+    if len(sizes) == 1:
+        return [replace(c, max_batch=sizes[0]) if sizes[0] != 1 else c for c in out]
+    picks = [sizes[min(int(len(sizes) * u[-1]), len(sizes) - 1)] for u in points]
+    return [replace(c, max_batch=b, knobs={**c.knobs, "max_batch": b}) for c, b in zip(out, picks)]
 
 
 def _thresholded(scenario: Scenario, policy: str, u: np.ndarray) -> serving.Policy:
@@ -294,8 +306,9 @@ def workloads(
     1, ... A trace (``trace``: its arrival times, :func:`aigc_lib.arrivals.load_trace`) is cut
     into consecutive windows: the first ``n_train`` requests train, the next ``replicates``
     windows of ``n_eval`` are held out (disjoint in time and in prompts). Each window is rescaled
-    on its own to the load's mean rate (:func:`aigc_lib.arrivals.rescale`: it starts at 0 and
-    keeps its bursts), so every window offers the load on average.
+    on its own to the load's mean rate over its span (:func:`aigc_lib.arrivals.rescale`,
+    ``by="span"``: it starts at 0 and keeps its bursts and silent gaps), so every window offers
+    the load on average, and its busy periods more (``code``: much more).
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
@@ -320,7 +333,7 @@ def workloads(
             f"n_eval: trace {process!r} holds {times.size} requests; n_train + replicates x "
             f"n_eval = {needed} do not fit"
         )
-    cut = lambda a, b: arrivals.rescale(times[a:b], rate)  # noqa: E731
+    cut = lambda a, b: arrivals.rescale(times[a:b], rate, by="span")  # noqa: E731
     out = [Workload(cut(0, n_train), TRAINING_SEED, "train", 0, (0, n_train - 1))]
     for r in range(replicates):
         a = n_train + r * n_eval
@@ -389,6 +402,7 @@ def compare(
     policies: Sequence[str] = POLICIES,
     n_jobs: int | None = None,
     backend: str | None = None,
+    batch_sizes: Sequence[int] = (1,),
 ) -> Comparison:
     """Every policy at every load of every arrival process, tuned alike, evaluated on held-out data.
 
@@ -397,10 +411,11 @@ def compare(
     :func:`configurations` on the training workload and each objective of :data:`OBJECTIVES`
     chooses one (:func:`choose`); then every policy (the untuned ones once, the tuned ones once
     per objective, a configuration chosen by both run once and reported under both) serves every
-    held-out workload. The single models (:data:`SINGLE_MODELS`) are always among the policies.
+    held-out workload; the single models (:data:`SINGLE_MODELS`) are always among the policies.
     ``traces``: arrival times per trace name (default: :func:`aigc_lib.arrivals.load_trace`).
-    Runs go through :func:`aigc_lib.parallel.run` (``n_jobs`` workers on ``backend``); results
-    do not depend on where they ran.
+    ``batch_sizes``: the largest batches tuning may choose (:func:`configurations`). Runs go
+    through :func:`aigc_lib.parallel.run` (``n_jobs`` workers on ``backend``); results do not
+    depend on where they ran.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     validate.instance(scenario, Scenario, "scenario")
@@ -408,7 +423,6 @@ def compare(
     policies = _checked_policies(processes, policies)
     n_configs = validate.whole(n_configs, "n_configs", low=1)
     slo_seconds = validate.number(slo_seconds, "slo_seconds", low=0.0, low_open=True)
-    prompts = None if prompts is None else prompts[["prompt_id", "group"]]
     sizes = (n_train, n_eval, replicates)
     cells = {
         (process, load): workloads(scenario, process, load, *sizes, _trace(process, traces))
@@ -418,16 +432,16 @@ def compare(
     run = partial(_serve_all, slot_seconds=slot_seconds, slo_seconds=slo_seconds)
     spread = partial(parallel.run, run, n_jobs=n_jobs, backend=backend)
     tunable = [p for p in policies if p in TUNED]
-    options = {p: configurations(scenario, p, n_configs, disc_rho, predictor_rho) for p in tunable}
-    base = (scenario, prompts)
+    knobs = (disc_rho, predictor_rho, tuple(batch_sizes))
+    options = {p: configurations(scenario, p, n_configs, *knobs) for p in tunable}
+    base = (scenario, None if prompts is None else prompts[["prompt_id", "group"]])
     tuning, picks = _tune(base, cells, options, target, spread)
     entries = _entries(scenario, cells, policies, options, picks)
     runs = _evaluate(base, cells, entries, spread)
-    settings = {"scenario": scenario.name, "loads": loads, "processes": list(processes)}
-    settings |= dict(policies=list(policies), n_configs=n_configs, n_train=n_train, n_eval=n_eval)
-    settings |= dict(replicates=replicates, slot_seconds=slot_seconds, slo_seconds=slo_seconds)
-    settings |= dict(disc_rho=disc_rho, predictor_rho=predictor_rho, target=target)
-    settings |= {"training_seed": TRAINING_SEED, "halton_seed": HALTON_SEED}
+    settings = dict(scenario=scenario.name, loads=loads, processes=list(processes), target=target)
+    settings |= dict(policies=policies, n_configs=n_configs, sizes=sizes, slot_seconds=slot_seconds)
+    settings |= dict(slo_seconds=slo_seconds, disc_rho=disc_rho, predictor_rho=predictor_rho)
+    settings |= dict(batch_sizes=list(batch_sizes), halton_seed=HALTON_SEED)
     return Comparison(tuning=tuning, runs=runs, summary=_summary(runs), settings=settings)
 
 
@@ -606,7 +620,7 @@ def replicas(
 ) -> serving.ServingResult:
     """Serve ``reqs`` on ``gpus`` GPUs, each a whole server of :func:`aigc_lib.serving.serve`.
 
-    The cluster model of notebook 07 until the serving core places models on GPUs: a front end
+    A cluster of independent servers (for comparison with the serving core's modes): a front end
     deals the requests, in arrival order, to the GPUs in turn (round robin); each GPU holds
     every model and runs the policy with its own plans and queues (the paper's shares). The
     tasks of all GPUs together, each with its ``gpu``.
@@ -651,11 +665,13 @@ def on_gpus(
     reqs: serving.Requests,
     policy: serving.Policy,
     gpus: int,
-    sharing: str = "replicas",
+    sharing: str = "whole-gpus",
     slot_seconds: float = serving.SLOT_SECONDS,
     slo_seconds: float = serving.SLO_SECONDS,
 ) -> serving.ServingResult:
-    """Serve ``reqs`` on ``gpus`` GPUs shared by ``sharing`` (:data:`CLUSTER_SHARING`).
+    """Serve ``reqs`` on ``gpus`` GPUs shared by ``sharing`` (:data:`CLUSTER_SHARING`): the serving
+    core's :class:`aigc_lib.serving.Server` (``"whole-gpus"``: each GPU holds one model at a time,
+    a plan places models on GPUs), or :func:`replicas`.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
     if sharing not in CLUSTER_SHARING:
         raise ValueError(f"sharing: expected one of {CLUSTER_SHARING}, got {sharing!r}")
@@ -676,7 +692,7 @@ def gpus_needed(
     slo_seconds: float = serving.SLO_SECONDS,
     target: float = TARGET_ATTAINMENT,
     max_gpus: int = 64,
-    sharing: str = "replicas",
+    sharing: str = "whole-gpus",
 ) -> dict[str, float]:
     """The fewest GPUs on which ``policy`` serves ``target`` of ``reqs`` within ``slo_seconds``,
     with the numbers of :func:`aigc_lib.serving.summarise` there (:func:`on_gpus`, ``sharing``).
@@ -759,7 +775,7 @@ def size_cluster(
     slo_seconds: float = serving.SLO_SECONDS,
     target: float = TARGET_ATTAINMENT,
     max_gpus: int = 64,
-    sharing: str = "replicas",
+    sharing: str = "whole-gpus",
     n_jobs: int | None = None,
     backend: str | None = None,
 ) -> pd.DataFrame:
@@ -851,7 +867,8 @@ def tuned_policy(
     picked = mine.loc[mine[f"chosen_{objective}"], "config"]
     if picked.empty:
         raise ValueError(f"policy: {policy!r} was not tuned at ({process!r}, {load})")
-    options = configurations(scenario, policy, s["n_configs"], s["disc_rho"], s["predictor_rho"])
+    estimators = (s["disc_rho"], s["predictor_rho"], s.get("batch_sizes", (1,)))
+    options = configurations(scenario, policy, s["n_configs"], *estimators)
     return options[int(picked.iloc[0])]
 
 
@@ -1089,7 +1106,11 @@ def _serve_all(item, slot_seconds: float, slo_seconds: float) -> list[dict[str, 
     scenario, prompts, work, policies = item
     reqs = serving.requests(scenario, work.arrival, work.seed, prompts)
     return [
-        serving.summarise(serving.serve(scenario, reqs, p, slot_seconds), scenario, slo_seconds)
+        serving.summarise(
+            serving.serve(scenario, reqs, p, slot_seconds, slo_seconds=slo_seconds),
+            scenario,
+            slo_seconds,
+        )
         | dict(p.knobs)
         for p in policies
     ]
@@ -1128,16 +1149,22 @@ def describe(policy: str, knobs: Mapping[str, Any]) -> str:
     if policy not in TUNED:
         return _untuned(policy)
     if policy == "cascade":
-        return f"escalate {100 * knobs['escalation_share']:.0f}%"
+        return f"escalate {100 * knobs['escalation_share']:.0f}%" + _batch_words(knobs)
     if policy == "router":
-        return f"{knobs['pair']}, route {100 * knobs['route_share']:.0f}% to heavy"
+        text = f"{knobs['pair']}, route {100 * knobs['route_share']:.0f}% to heavy"
+        return text + _batch_words(knobs)
     text = (
         f"{100 * knobs['small_share']:.0f}% small, {100 * knobs['large_share']:.0f}% large "
         f"(theta {knobs['thresholds'][0]:.1f}, {knobs['thresholds'][1]:.1f})"
     )
     if policy == "load-aware":
         text += f", kappa {knobs['kappa']:.3f}"
-    return text
+    return text + _batch_words(knobs)
+
+
+def _batch_words(knobs: Mapping[str, Any]) -> str:
+    batch = knobs.get("max_batch", 1)
+    return f", batches up to {batch}" if batch is not None and batch == batch and batch > 1 else ""
 
 
 def _untuned(policy: str) -> str:

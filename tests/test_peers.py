@@ -307,8 +307,17 @@ def test_gpus_needed_is_the_fewest_that_keep_the_target(sc):
     found = peers.gpus_needed(sc, reqs, policy, target=0.9)
     n = found["gpus"]
     assert found["slo_attainment"] >= 0.9
-    below = serving.summarise(peers.replicas(sc, reqs, policy, n - 1), sc)["slo_attainment"]
+    below = serving.summarise(peers.on_gpus(sc, reqs, policy, n - 1), sc)["slo_attainment"]
     assert n == 1 or below < 0.9
+    for sharing in ("replicas", "shares"):  # the search agrees with a scan from one GPU
+        found = peers.gpus_needed(sc, reqs, policy, target=0.9, sharing=sharing)["gpus"]
+        scan = next(
+            k
+            for k in range(1, 65)
+            if serving.summarise(peers.on_gpus(sc, reqs, policy, k, sharing), sc)["slo_attainment"]
+            >= 0.9
+        )
+        assert found == scan
     assert math.isnan(
         peers.gpus_needed(sc, reqs, peers.fixed_policy(sc, "sdxl"), max_gpus=1)["gpus"]
     )
@@ -332,3 +341,14 @@ def test_size_cluster_gives_one_row_per_window_and_an_interval(sc):
         equal.groupby("policy")["mean_score"].mean()["sd15"]
         > equal.groupby("policy")["mean_score"].mean()["sdxl-turbo"]
     )
+
+
+def test_the_largest_batch_is_a_knob_tuned_like_the_others(sc):
+    plain = peers.configurations(sc, "probabilistic", 6)
+    assert all(c.max_batch == 1 and "max_batch" not in c.knobs for c in plain)
+    batched = peers.configurations(sc, "probabilistic", 6, batch_sizes=(1, 4, 8))
+    assert {c.max_batch for c in batched} <= {1, 4, 8} and len({c.max_batch for c in batched}) > 1
+    assert all(c.knobs["max_batch"] == c.max_batch for c in batched)
+    assert any("batches up to" in peers.describe("probabilistic", c.knobs) for c in batched)
+    with pytest.raises(ValueError, match="batch_sizes"):
+        peers.configurations(sc, "cascade", 2, batch_sizes=())
