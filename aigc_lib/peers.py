@@ -1065,19 +1065,19 @@ def _lead_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _cluster_lines(metrics: Mapping[str, Any]) -> list[str]:
-    """The GPUs each policy needs on the real traces, and the quality at equal GPUs."""
-    needed, equal = metrics.get("gpus_needed", []), metrics.get("equal_gpus", [])
+    """The GPUs each policy needs on the real traces, the quality at equal GPUs, the sharing modes
+    and batching, and the drops by reason."""
+    needed = metrics.get("gpus_needed", [])
     if not needed:
         return []
     lines = ["", "## GPUs needed at the traces' real rate", ""]
     lines += [
         f"The fewest GPUs that keep {metrics.get('target')} of requests within the SLO, each "
         f"trace replayed at its recorded rate in {metrics.get('cluster_windows')} held-out windows "
-        f"of {metrics.get('cluster_requests')} requests (`peers.gpus_needed`: GPUs that each "
-        "hold every model, requests dealt in turn); mean [95% interval] over the windows; "
-        "`reached`: windows where at most "
-        f"{metrics.get('max_gpus')} GPUs kept the target. Tuned policies: the configuration "
-        f"chosen for the SLO at offered load {metrics.get('cluster_load')}.",
+        f"of {metrics.get('cluster_requests')} requests (`peers.gpus_needed`, GPUs shared as "
+        f"`{metrics.get('cluster_sharing')}`); mean [95% interval] over the windows; `reached`: "
+        f"windows where at most {metrics.get('max_gpus')} GPUs kept the target. Tuned policies: "
+        f"the configuration chosen for the SLO at offered load {metrics.get('cluster_load')}.",
         "",
         "| arrivals | policy | GPUs needed | reached | score at those GPUs |",
         "|---|---|---|---|---|",
@@ -1086,15 +1086,53 @@ def _cluster_lines(metrics: Mapping[str, Any]) -> list[str]:
         gpus = _with_interval(r["gpus"], r.get("gpus_lo"), r.get("gpus_hi"))
         score = _with_interval(r["mean_score"], r.get("mean_score_lo"), r.get("mean_score_hi"))
         lines.append(f"| {r['process']} | {r['policy']} | {gpus} | {r['reached']} | {score} |")
-    if equal:
-        lines += ["", "## Quality at equal GPUs", ""]
-        lines += ["| arrivals | GPUs | policy | SLO attainment | score |", "|---|---|---|---|---|"]
-        for r in equal:
-            att = _with_interval(
-                r["slo_attainment"], r["slo_attainment_lo"], r["slo_attainment_hi"]
-            )
-            score = _with_interval(r["mean_score"], r["mean_score_lo"], r["mean_score_hi"])
-            lines.append(f"| {r['process']} | {r['gpus']} | {r['policy']} | {att} | {score} |")
+    return lines + _equal_lines(metrics) + _mode_lines(metrics) + _drop_lines(metrics)
+
+
+def _equal_lines(metrics: Mapping[str, Any]) -> list[str]:
+    rows = metrics.get("equal_gpus", [])
+    if not rows:
+        return []
+    lines = ["", "## Quality at equal GPUs", ""]
+    lines += ["| arrivals | GPUs | policy | SLO attainment | score |", "|---|---|---|---|---|"]
+    for r in rows:
+        att = _with_interval(r["slo_attainment"], r["slo_attainment_lo"], r["slo_attainment_hi"])
+        score = _with_interval(r["mean_score"], r["mean_score_lo"], r["mean_score_hi"])
+        lines.append(f"| {r['process']} | {r['gpus']} | {r['policy']} | {att} | {score} |")
+    return lines
+
+
+def _mode_lines(metrics: Mapping[str, Any]) -> list[str]:
+    rows = metrics.get("sharing_and_batching", [])
+    if not rows:
+        return []
+    lines = ["", "## GPUs needed by sharing mode and batching", ""]
+    lines += ["| arrivals | policy | sharing, largest batch | GPUs needed | reached |"]
+    lines += ["|---|---|---|---|---|"]
+    for r in rows:
+        gpus = _with_interval(r["gpus"], r.get("gpus_lo"), r.get("gpus_hi"))
+        cells = [r["process"], r["policy"], r["variant"], gpus, str(r["reached"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _drop_lines(metrics: Mapping[str, Any]) -> list[str]:
+    rows = metrics.get("drops", [])
+    if not rows:
+        return []
+    reasons = [k for k in rows[0] if k.startswith("dropped_")]
+    lines = ["", "## Drops by reason (admission control on, equal GPUs)", ""]
+    lines += ["| arrivals | policy | requests | served | " + " | ".join(reasons) + " |"]
+    lines += ["|---" * (4 + len(reasons)) + "|"]
+    for r in rows:
+        cells = [
+            r["process"],
+            r["policy"],
+            r["n_requests"],
+            r["n_served"],
+            *(r[k] for k in reasons),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines
 
 

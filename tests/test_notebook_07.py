@@ -14,6 +14,8 @@ FIGURES = (
     "quality_at_slo",
     "gpus_needed",
     "equal_gpus",
+    "sharing_and_batching",
+    "drops",
     "backlog",
 )
 TRACES = ["conv", "code"]
@@ -167,6 +169,30 @@ def test_quality_at_equal_gpus_gives_every_policy_the_papers_gpus(run):
     }
 
 
+def test_sharing_modes_and_batching_are_sized_alike(run):
+    metrics, _ = run
+    rows = metrics["sharing_and_batching"]
+    variants = {r["variant"] for r in rows}
+    assert variants == {"shares, batch 1", "work-conserving, batch 1", "whole-gpus, batch 1"} | {
+        f"{metrics['cluster_sharing']}, batch 4"
+    }
+    for r in rows:
+        assert r["reached"] < r["windows"] or r["gpus"] >= 1
+    by = {(r["process"], r["policy"], r["variant"]): r for r in rows}
+    for trace in TRACES:  # batching never costs the light model a GPU
+        one, batched = (by[(trace, "sdxl-turbo", f"whole-gpus, batch {b}")] for b in (1, 4))
+        assert batched["gpus"] <= one["gpus"]
+
+
+def test_drops_by_reason_conserve_every_arrival(run):
+    drops = run[0]["drops"]
+    assert {(r["process"], r["policy"]) for r in drops} == {
+        (t, p) for t in TRACES for p in peers.POLICIES
+    }
+    for r in drops:
+        assert r["n_requests"] == r["n_served"] + r["dropped_admission"] + r["dropped_expired"]
+
+
 def test_the_verdicts_under_each_assumption(run):
     flips = run[0]["flips"]
     assert flips[0]["assumption"] == "defaults"
@@ -200,6 +226,7 @@ def test_every_figure_and_the_peers_table_are_written(run):
     assert "Scenario: paper." in text  # the note names the scenario the metrics come from
     assert "## Who leads" in text and "## GPUs needed at the traces' real rate" in text
     assert "## Quality at equal GPUs" in text and " [" in text  # intervals beside the means
+    assert "## Drops by reason" in text and "## GPUs needed by sharing mode" in text
     assert set(peers.table(folder.parent)["scenario"]) == {"paper"}
 
 
