@@ -918,6 +918,7 @@ _TABLE_COLUMNS = {
     "configs": "configs",
     "configuration": "configuration",
 }
+_BOUNDS = {"goodput": (0, math.inf), "slo_attainment": (0, 1), "p95_latency": (0, math.inf)}
 _TABLE_METRICS = {  # metric of the comparison: (column, digits)
     "goodput": ("goodput_per_s", 3),
     "slo_attainment": ("slo_attainment", 3),
@@ -935,7 +936,8 @@ def table(results_root: str | os.PathLike) -> pd.DataFrame:
     policy tuned and how many configurations it tried, the configuration chosen, and goodput
     (requests within the SLO per second), SLO attainment, 95th-percentile latency (s), mean
     CLIPScore, GPU-seconds per image and mean utility, each the mean over the held-out windows
-    with ``_low`` and ``_high``, its 95% interval (:func:`interval`; empty with one window).
+    with ``_low`` and ``_high``, its 95% interval (:func:`interval`, clipped to the possible
+    range: a share within [0, 1], goodput and latency at least 0; empty with one window).
     Taught in ``notebooks/07_peer_serving_policies.ipynb``.
     """
     metrics = _metrics(results_root)
@@ -957,7 +959,8 @@ def table(results_root: str | os.PathLike) -> pd.DataFrame:
     for metric, (name, digits) in _TABLE_METRICS.items():
         for suffix, column in (("", name), ("_lo", f"{name}_low"), ("_hi", f"{name}_high")):
             values = frame.get(metric + suffix, pd.Series(math.nan, index=frame.index))
-            out[column] = pd.to_numeric(values, errors="coerce").round(digits)
+            values = pd.to_numeric(values, errors="coerce").clip(*_BOUNDS.get(metric, (None, None)))
+            out[column] = values.round(digits)
     return out
 
 
@@ -1022,8 +1025,17 @@ def _with_interval(value: Any, low: Any, high: Any) -> str:
     return f"{value:g} [{low:g}, {high:g}]"
 
 
+def _cell(row: Mapping[str, Any], key: str, digits: int, low=-math.inf, high=math.inf) -> str:
+    """``row[key]`` [its interval ``_lo``, ``_hi``], rounded, the interval clipped to
+    [``low``, ``high``]."""
+    value, lo, hi = (_round(row.get(key + k), digits) for k in ("", "_lo", "_hi"))
+    lo = None if lo is None else max(lo, low)
+    hi = None if hi is None else min(hi, high)
+    return _with_interval(value, lo, hi)
+
+
 def _round(value: Any, digits: int) -> Any:
-    return round(float(value), digits) if value is not None else None
+    return round(float(value), digits) if value is not None and value == value else None
 
 
 def _cell_tables(frame: pd.DataFrame, metrics: Mapping[str, Any]) -> list[str]:
@@ -1083,8 +1095,7 @@ def _cluster_lines(metrics: Mapping[str, Any]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for r in needed:
-        gpus = _with_interval(r["gpus"], r.get("gpus_lo"), r.get("gpus_hi"))
-        score = _with_interval(r["mean_score"], r.get("mean_score_lo"), r.get("mean_score_hi"))
+        gpus, score = _cell(r, "gpus", 1, low=1), _cell(r, "mean_score", 2)
         lines.append(f"| {r['process']} | {r['policy']} | {gpus} | {r['reached']} | {score} |")
     return lines + _equal_lines(metrics) + _mode_lines(metrics) + _drop_lines(metrics)
 
@@ -1096,8 +1107,7 @@ def _equal_lines(metrics: Mapping[str, Any]) -> list[str]:
     lines = ["", "## Quality at equal GPUs", ""]
     lines += ["| arrivals | GPUs | policy | SLO attainment | score |", "|---|---|---|---|---|"]
     for r in rows:
-        att = _with_interval(r["slo_attainment"], r["slo_attainment_lo"], r["slo_attainment_hi"])
-        score = _with_interval(r["mean_score"], r["mean_score_lo"], r["mean_score_hi"])
+        att, score = _cell(r, "slo_attainment", 3, low=0, high=1), _cell(r, "mean_score", 2)
         lines.append(f"| {r['process']} | {r['gpus']} | {r['policy']} | {att} | {score} |")
     return lines
 
@@ -1110,7 +1120,7 @@ def _mode_lines(metrics: Mapping[str, Any]) -> list[str]:
     lines += ["| arrivals | policy | sharing, largest batch | GPUs needed | reached |"]
     lines += ["|---|---|---|---|---|"]
     for r in rows:
-        gpus = _with_interval(r["gpus"], r.get("gpus_lo"), r.get("gpus_hi"))
+        gpus = _cell(r, "gpus", 1, low=1)
         cells = [r["process"], r["policy"], r["variant"], gpus, str(r["reached"])]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
