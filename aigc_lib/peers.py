@@ -839,10 +839,9 @@ def gpus_words(row: Mapping[str, Any]) -> str:
     """A row of :func:`gpus_table` in words: "mean [lo, hi]" GPUs (the low end at least 1), or
     how many windows no cluster tried kept the target.
     Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
-    if row["reached"] < row["windows"]:
-        return (
-            f"more GPUs than tried in {row['windows'] - row['reached']} of {row['windows']} windows"
-        )
+    windows, reached = int(row["windows"]), int(row["reached"])
+    if reached < windows:
+        return f"more GPUs than tried in {windows - reached} of {windows} windows"
     low, high = row.get("gpus_lo"), row.get("gpus_hi")
     if low is None or not np.isfinite(low):
         return f"{row['gpus']:.1f}"

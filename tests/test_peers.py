@@ -335,6 +335,12 @@ def test_size_cluster_gives_one_row_per_window_and_an_interval(sc):
     table = peers.gpus_table(sized, ["gpus", "mean_score"])
     assert list(table["policy"]) == ["sdxl-turbo", "sd15"] and (table["reached"] == 3).all()
     assert (table["gpus_lo"] <= table["gpus"]).all()
+    words = peers.gpus_words(
+        {"gpus": 3.0, "gpus_lo": 0.2, "gpus_hi": 5.5, "windows": 3.0, "reached": 3}
+    )
+    assert words == "3.0 [1.0, 5.5]"  # never fewer than one GPU
+    missed = peers.gpus_words({"gpus": 9.0, "windows": 3.0, "reached": 1.0})
+    assert missed == "more GPUs than tried in 2 of 3 windows"
     equal = peers.size_cluster(sc, cuts, pols, gpus={"code": 2}, n_jobs=1)
     assert (equal["gpus"] == 2).all()
     assert (
