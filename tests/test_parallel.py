@@ -3,6 +3,7 @@
 import functools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from aigc_lib import parallel
@@ -43,3 +44,41 @@ def test_jobs_from_the_environment(monkeypatch):
 def test_a_bad_number_of_workers_is_named(bad):
     with pytest.raises(ValueError, match="n_jobs"):
         parallel.run(_draw, [1], n_jobs=bad)
+
+
+def test_the_backend_from_the_environment(monkeypatch):
+    monkeypatch.delenv(parallel.BACKEND_ENV, raising=False)
+    assert parallel.backend() == "local" and parallel.backend("dask") == "dask"
+    monkeypatch.setenv(parallel.BACKEND_ENV, "dask")
+    assert parallel.backend() == "dask"
+    monkeypatch.setenv(parallel.BACKEND_ENV, "ray")
+    with pytest.raises(ValueError, match="AIGC_BACKEND"):
+        parallel.backend()
+    with pytest.raises(ValueError, match="backend"):
+        parallel.run(_draw, [1], backend="spark")
+
+
+def test_dask_without_a_scheduler_or_client_is_refused(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.delenv(parallel.SCHEDULER_ENV, raising=False)
+    with pytest.raises(ValueError, match="scheduler"):
+        parallel.run(_draw, [1, 2], backend="dask")
+
+
+def test_a_sweep_on_a_local_two_worker_dask_cluster_matches_the_local_run(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from aigc_lib import peers
+
+    sc = load_scenario()
+    sweep = dict(loads=[0.9], processes=["poisson"], n_configs=2, n_train=40, n_eval=30)
+    sweep |= dict(replicates=2, policies=["probabilistic (paper)", "sd15", "probabilistic"])
+    local = peers.compare(sc, n_jobs=1, **sweep)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        monkeypatch.setenv(parallel.BACKEND_ENV, "dask")
+        monkeypatch.setenv(parallel.SCHEDULER_ENV, cluster.scheduler_address)
+        assert parallel.run(_draw, range(5)) == [_draw(s) for s in range(5)]
+        remote = peers.compare(sc, **sweep)
+    pd.testing.assert_frame_equal(remote.runs, local.runs)
+    pd.testing.assert_frame_equal(remote.tuning, local.tuning)

@@ -196,6 +196,8 @@ def test_the_table_is_written_from_notebook_07s_metrics(tmp_path, small):
         "table_loads": [1.2],
         "slot_seconds": 2.0,
         "slo_seconds": 10.0,
+        "scenario_label": "paper",
+        "leads": json.loads(peers.leads(small).to_json(orient="records")),
     }
     folder = tmp_path / peers.NOTEBOOK
     folder.mkdir()
@@ -208,4 +210,151 @@ def test_the_table_is_written_from_notebook_07s_metrics(tmp_path, small):
     text = md.read_text()
     assert "## code, offered load 1.2" in text and "offered load 0.6" not in text
     assert "escalate 50%" in text and (tmp_path / "peers.csv").is_file()
+    assert set(frame["scenario"]) == {"paper"}
+    assert (frame["score_low"] <= frame["score"]).all() and (
+        frame["score"] <= frame["score_high"]
+    ).all()
+    row = frame[frame["load"] == 1.2].iloc[0]
+    assert f"{row['score']:g} [{row['score_low']:g}, {row['score_high']:g}]" in text
+    assert "## Who leads" in text and ("| not shown |" in text or "| shown |" in text)
     assert peers.write_table(tmp_path / "nothing") == []
+
+
+# --- tuning coverage ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", peers.TUNED)
+def test_no_configuration_sits_on_a_single_model_corner(sc, policy):
+    for config in peers.configurations(sc, policy, 16):
+        assert peers.collapse(sc, config) is None or policy in ("direct", "router")
+        shares = [v for k, v in config.knobs.items() if k.endswith("_share")]
+        assert all(0.0 < v < 1.0 for v in shares)  # scrambled: never exactly 0 or 1
+
+
+def test_the_single_models_are_always_compared_and_collapse_to_themselves(sc):
+    out = peers.compare(
+        sc,
+        [0.8],
+        ["poisson"],
+        n_configs=1,
+        n_train=30,
+        n_eval=30,
+        replicates=2,
+        policies=["probabilistic (paper)"],
+        n_jobs=1,
+    )
+    assert set(out.summary["policy"]) == {"probabilistic (paper)", *peers.SINGLE_MODELS}
+    for name in peers.SINGLE_MODELS:
+        assert peers.collapse(sc, peers.fixed_policy(sc, name)) == name
+    assert peers.collapse(sc, peers.fixed_policy(sc, "random")) is None
+
+
+# --- leads with paired intervals ------------------------------------------------------------------
+
+
+def _runs(gaps):
+    rows = []
+    for r, gap in enumerate(gaps):
+        for policy, value in (("a", 10.0 + gap), ("b", 10.0)):
+            rows.append(
+                {
+                    "process": "code",
+                    "load": 0.9,
+                    "policy": policy,
+                    "objective": "none",
+                    "replicate": r,
+                    "mean_utility": value,
+                }
+            )
+    runs = pd.DataFrame(rows)
+    summary = runs.groupby(["process", "load", "policy", "objective"], as_index=False).mean()
+    return summary, runs
+
+
+def test_a_lead_is_shown_only_where_its_paired_interval_lies_above_zero():
+    summary, runs = _runs([1.0, 1.2, 0.9, 1.1])
+    (row,) = peers.lead(summary, runs, "mean_utility").to_dict(orient="records")
+    assert (row["best"], row["next"], row["verdict"]) == ("a", "b", "shown")
+    assert row["lead"] == pytest.approx(1.05) and 0 < row["lo"] < 1.05 < row["hi"]
+    summary, runs = _runs([3.0, -2.0, 0.5])
+    (row,) = peers.lead(summary, runs, "mean_utility").to_dict(orient="records")
+    assert row["verdict"] == "not shown" and row["lo"] < 0 < row["hi"]
+    summary, runs = _runs([0.0, 0.0])
+    assert peers.lead(summary, runs, "mean_utility")["verdict"].tolist() == ["alone"]
+
+
+# --- a cluster sized to the real traces -----------------------------------------------------------
+
+
+def test_one_replica_is_the_single_gpu_server(sc):
+    reqs = serving.requests(sc, arrivals.poisson(0.5, 60, 3), 3)
+    policy = peers.fixed_policy(sc, "probabilistic (paper)")
+    one = peers.replicas(sc, reqs, policy, 1)
+    alone = serving.serve(sc, reqs, policy)
+    np.testing.assert_allclose(one.tasks["latency"], alone.tasks["latency"])
+    many = peers.replicas(sc, reqs, policy, 4)
+    assert sorted(many.tasks["request"]) == list(range(60)) and set(many.tasks["gpu"]) == set(
+        range(4)
+    )
+
+
+def test_gpus_needed_is_the_fewest_that_keep_the_target(sc):
+    trace = arrivals.load_trace("conv")
+    (window,) = peers.windows(trace, 150, 1, 500)
+    assert window[0] == 0 and np.all(np.diff(window) >= 0)
+    reqs = serving.requests(sc, window, 0)
+    policy = peers.fixed_policy(sc, "sd15")
+    found = peers.gpus_needed(sc, reqs, policy, target=0.9)
+    n = found["gpus"]
+    assert found["slo_attainment"] >= 0.9
+    below = serving.summarise(peers.on_gpus(sc, reqs, policy, n - 1), sc)["slo_attainment"]
+    assert n == 1 or below < 0.9
+    for sharing in ("replicas", "shares"):  # the search agrees with a scan from one GPU
+        found = peers.gpus_needed(sc, reqs, policy, target=0.9, sharing=sharing)["gpus"]
+        scan = next(
+            k
+            for k in range(1, 65)
+            if serving.summarise(peers.on_gpus(sc, reqs, policy, k, sharing), sc)["slo_attainment"]
+            >= 0.9
+        )
+        assert found == scan
+    assert math.isnan(
+        peers.gpus_needed(sc, reqs, peers.fixed_policy(sc, "sdxl"), max_gpus=1)["gpus"]
+    )
+    with pytest.raises(ValueError, match="count"):
+        peers.windows(trace, 10_000, 3)
+    with pytest.raises(ValueError, match="sharing"):
+        peers.on_gpus(sc, reqs, policy, 2, "anywhere")
+
+
+def test_size_cluster_gives_one_row_per_window_and_an_interval(sc):
+    cuts = {"code": peers.windows(arrivals.load_trace("code"), 80, 3, 100)}
+    pols = {p: peers.fixed_policy(sc, p) for p in ("sdxl-turbo", "sd15")}
+    sized = peers.size_cluster(sc, cuts, pols, n_jobs=1)
+    assert len(sized) == 6 and (sized["slo_attainment"] >= peers.TARGET_ATTAINMENT).all()
+    table = peers.gpus_table(sized, ["gpus", "mean_score"])
+    assert list(table["policy"]) == ["sdxl-turbo", "sd15"] and (table["reached"] == 3).all()
+    assert (table["gpus_lo"] <= table["gpus"]).all()
+    words = peers.gpus_words(
+        {"gpus": 3.0, "gpus_lo": 0.2, "gpus_hi": 5.5, "windows": 3.0, "reached": 3}
+    )
+    assert words == "3.0 [1.0, 5.5]"  # never fewer than one GPU
+    missed = peers.gpus_words({"gpus": 9.0, "windows": 3.0, "reached": 1.0})
+    assert missed == "more GPUs than tried in 2 of 3 windows"
+    equal = peers.size_cluster(sc, cuts, pols, gpus={"code": 2}, n_jobs=1)
+    assert (equal["gpus"] == 2).all()
+    assert (
+        equal.groupby("policy")["mean_score"].mean()["sd15"]
+        > equal.groupby("policy")["mean_score"].mean()["sdxl-turbo"]
+    )
+
+
+def test_the_largest_batch_is_a_knob_tuned_like_the_others(sc):
+    plain = peers.configurations(sc, "probabilistic", 6)
+    assert all(c.max_batch == 1 and "max_batch" not in c.knobs for c in plain)
+    batched = peers.configurations(sc, "probabilistic", 6, batch_sizes=(1, 4, 8))
+    assert {c.max_batch for c in batched} <= {1, 4, 8} and len({c.max_batch for c in batched}) > 1
+    assert all(c.knobs["max_batch"] == c.max_batch for c in batched)
+    assert any("batches up to" in peers.describe("probabilistic", c.knobs) for c in batched)
+    with pytest.raises(ValueError, match="batch_sizes"):
+        peers.configurations(sc, "cascade", 2, batch_sizes=())
