@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 from test_prose_numbers import ALLOWED, NUMBER, printed_numbers, stray_numbers
 
-NOTEBOOKS = ["01"]
+NOTEBOOKS = ["01", "05"]
 """Notebooks that follow the teaching conventions (a rebuilt notebook: add its prefix here)."""
 
 FIGURE_CALL = re.compile(r"\bsave_fig\(")
