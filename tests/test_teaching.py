@@ -14,7 +14,7 @@ For every notebook of :data:`NOTEBOOKS` (a notebook rebuilt to the conventions: 
 (c) **Copied cells run.** What a copied cell needs: the first code cell (imports, plot style,
     paths), the tagged parameters cell (papermill's injected one as well) and the opening code cell
     of the cell's section. Checked in a fresh IPython shell, one subprocess per notebook, with the
-    test's small parameters and a temporary results folder: for every ``## `` section, the shell
+    test's small parameters and a copy of the run's results folder: for every ``## `` section, the shell
     is reset, runs the first code cell and the parameters, then the section's cells in order, so
     *every* later cell of a section runs with nothing from another section (no sample: the
     sections of 01, 02 and 05 run in seconds). Cells tagged ``record`` are exempt (they gather the
@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -39,7 +40,7 @@ from pathlib import Path
 import pytest
 from test_prose_numbers import ALLOWED, NUMBER, printed_numbers, stray_numbers
 
-NOTEBOOKS = ["01", "05"]
+NOTEBOOKS = ["01", "02", "05"]
 """Notebooks that follow the teaching conventions (a rebuilt notebook: add its prefix here)."""
 
 FIGURE_CALL = re.compile(r"\bsave_fig\(")
@@ -165,9 +166,16 @@ RUNNER = textwrap.dedent(
 )
 
 
-def copied_cell_failures(cells: list[dict], cwd: Path, tmp_path: Path) -> list[str]:
-    """Run every section after the head in a fresh IPython namespace (one subprocess)."""
+def copied_cell_failures(
+    cells: list[dict], cwd: Path, tmp_path: Path, results: Path | None = None
+) -> list[str]:
+    """Run every section after the head in a fresh IPython namespace (one subprocess).
+
+    ``results``: the executed run's results folder, copied to be the sections' ``results_dir``, so
+    that what the run wrote (notebook 02's sweep rows) is found instead of measured again."""
     head, found = sections(cells)
+    if results is not None:
+        shutil.copytree(results, tmp_path / "results")
     spec = tmp_path / "spec.json"
     spec.write_text(
         json.dumps({"head": head, "sections": found, "results_dir": str(tmp_path / "results")})
@@ -245,8 +253,9 @@ def test_copied_cells_run_with_the_head_and_their_section_opener(
     prefix, notebook_results, tmp_path
 ):
     cells = _executed(notebook_results, prefix)
+    _, folder = notebook_results(prefix)
     notebooks = Path(__file__).resolve().parent.parent / "notebooks"
-    failures = copied_cell_failures(cells, notebooks, tmp_path)
+    failures = copied_cell_failures(cells, notebooks, tmp_path, folder)
     assert not failures, "sections that do not run on their own:\n" + "\n".join(failures)
 
 
