@@ -9,8 +9,9 @@ For every notebook of :data:`NOTEBOOKS` (a notebook rebuilt to the conventions: 
 (b) **Exercises with run solutions.** The notebook ends with a ``## Exercises`` section of 2 or 3
     exercises (markdown cells opening with ``**Exercise``), each followed by its solution: code
     cells tagged ``solution``, hidden by default in JupyterLab (``{"jupyter": {"source_hidden":
-    true}}``), executed with outputs and no error. After the exercises only the run's record
-    (cells tagged ``record``: the found box's update and ``metrics.json``) may follow.
+    true}}``), each executed without error, the last one showing the result. After the
+    exercises only the run's record (cells tagged ``record``: the found box's update and
+    ``metrics.json``) may follow.
 (c) **Copied cells run.** What a copied cell needs: the first code cell (imports, plot style,
     paths), the tagged parameters cell (papermill's injected one as well) and the opening code cell
     of the cell's section. Checked in a fresh IPython shell, one subprocess per notebook, with the
@@ -114,11 +115,14 @@ def exercise_problems(cells: list[dict]) -> list[str]:
         for c in solutions:
             if not c.get("metadata", {}).get("jupyter", {}).get("source_hidden"):
                 problems.append(f"exercise {k + 1}: a solution cell is not hidden")
-            outputs = c.get("outputs", [])
-            if c.get("execution_count") is None or not outputs:
-                problems.append(f"exercise {k + 1}: a solution cell was not run (no output)")
-            if any(out.get("output_type") == "error" for out in outputs):
+            if c.get("execution_count") is None:
+                problems.append(f"exercise {k + 1}: a solution cell was not run")
+            if any(out.get("output_type") == "error" for out in c.get("outputs", [])):
                 problems.append(f"exercise {k + 1}: a solution cell raised an error")
+        if solutions and not solutions[-1].get("outputs"):
+            problems.append(
+                f"exercise {k + 1}: the solution shows no result (its last cell has no output)"
+            )
     for c in rest[exercises[-1] + 1 :] if exercises else []:
         if c["cell_type"] == "code" and not {"solution", "record"} & set(_tags(c)):
             problems.append("a code cell after the exercises is neither a solution nor the record")
@@ -316,6 +320,14 @@ def test_exercises_without_a_hidden_run_solution_are_caught():
     untagged[2]["metadata"]["tags"] = []
     assert "no cell tagged" in " ".join(exercise_problems(untagged))
     assert exercise_problems([_md("## Summary")]) == ["no '## Exercises' section"]
+    two_parts = _exercises(hidden, ran)
+    two_parts.insert(2, _code("build = 1", [], ["solution"], jupyter={"source_hidden": True}))
+    two_parts[2]["execution_count"] = 3  # run, no output: fine before the cell showing the result
+    assert exercise_problems(two_parts) == []
+    two_parts[3]["outputs"], two_parts[3]["execution_count"] = [], 4
+    assert exercise_problems(two_parts) == [
+        "exercise 1: the solution shows no result (its last cell has no output)"
+    ]
 
 
 def test_a_section_that_needs_another_sections_names_is_caught(tmp_path):
