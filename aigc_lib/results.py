@@ -165,21 +165,27 @@ def results_folder(results_dir: str | os.PathLike) -> Path:
     return path if path.is_absolute() else (notebooks_folder() / path).resolve()
 
 
-def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as ``<results_dir>/figures/<name>.png`` atomically; return the path.
+def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110) -> None:
+    """Save a matplotlib figure as ``<results_dir>/figures/<name>.png`` atomically.
 
     A relative ``results_dir`` is taken from the notebooks' folder (:func:`results_folder`).
     Inside a Jupyter kernel the file is staged and appears there when :func:`write_metrics`
-    publishes the notebook's results (see the module's docstring).
+    publishes the notebook's results (see the module's docstring). Returns None, so that a cell
+    ending with it shows the figure and no path under it (:func:`figure_path` names the file).
     """
     if not name or "/" in name or name.endswith(".png"):
         raise ValueError(f"name: expected a bare file name without '/' or '.png', got {name!r}")
     results_dir = results_folder(results_dir)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    target = Path(results_dir) / "figures" / f"{name}.png"
+    target = figure_path(name, results_dir)
     atomic_write_bytes(staged_path(target, results_dir), buffer.getvalue())
-    return target
+
+
+def figure_path(name: str, results_dir: str | os.PathLike) -> Path:
+    """Where :func:`save_fig` puts the figure ``name``: ``<results_dir>/figures/<name>.png`` (a
+    relative ``results_dir`` taken from the notebooks' folder), once published."""
+    return results_folder(results_dir) / "figures" / f"{name}.png"
 
 
 def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) -> Path:
@@ -298,7 +304,8 @@ def explore(plot: Any, interactive: bool, **sliders: Any) -> Any:
 
     ``sliders`` map each argument of ``plot`` to ``(low, high, step, default)``. With
     ``interactive=False`` (headless runs: papermill, CI) ``plot`` is called once with the
-    defaults, so the executed notebook still shows a static figure.
+    defaults and its value returned, so the executed notebook still shows a static figure. With
+    sliders it returns None (not ``plot`` itself, whose repr would show under the sliders).
     """
     for name, spec in sliders.items():
         if not (isinstance(spec, tuple) and len(spec) == 4 and spec[0] <= spec[3] <= spec[1]):
@@ -316,4 +323,5 @@ def explore(plot: Any, interactive: bool, **sliders: Any) -> Any:
         )
         for name, (lo, hi, st, d) in sliders.items()
     }
-    return ipywidgets.interact(plot, **controls)
+    ipywidgets.interact(plot, **controls)
+    return None
