@@ -520,6 +520,7 @@ def run_notebook(
                     cwd=str(notebook.parent),
                     kernel_name="python3",
                     progress_bar=progress,
+                    request_save_on_cell_execute=False,  # written once, at the end or error
                     extra_arguments=KERNEL_ARGUMENTS,
                 )
             _finish_executed_copy(running, work / notebook.name, final_dir, notebook)

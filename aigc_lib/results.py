@@ -165,13 +165,22 @@ def results_folder(results_dir: str | os.PathLike) -> Path:
     return path if path.is_absolute() else (notebooks_folder() / path).resolve()
 
 
-def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110) -> None:
-    """Save a matplotlib figure as ``<results_dir>/figures/<name>.png`` atomically.
+class WrittenPath(type(Path())):
+    """A path that a notebook cell ending with it does not show (no ``PosixPath(...)`` under the
+    cell): returned by :func:`save_fig` and :func:`write_metrics`, whose callers may still use it as
+    a path."""
+
+    def _ipython_display_(self) -> None:
+        return None
+
+
+def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as ``<results_dir>/figures/<name>.png`` atomically; return the path.
 
     A relative ``results_dir`` is taken from the notebooks' folder (:func:`results_folder`).
     Inside a Jupyter kernel the file is staged and appears there when :func:`write_metrics`
-    publishes the notebook's results (see the module's docstring). Returns None, so that a cell
-    ending with it shows the figure and no path under it (:func:`figure_path` names the file).
+    publishes the notebook's results (see the module's docstring). The path is a
+    :class:`WrittenPath`: a cell ending with ``save_fig`` shows the figure and no path under it.
     """
     if not name or "/" in name or name.endswith(".png"):
         raise ValueError(f"name: expected a bare file name without '/' or '.png', got {name!r}")
@@ -180,6 +189,7 @@ def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     target = figure_path(name, results_dir)
     atomic_write_bytes(staged_path(target, results_dir), buffer.getvalue())
+    return WrittenPath(target)
 
 
 def figure_path(name: str, results_dir: str | os.PathLike) -> Path:
@@ -196,7 +206,8 @@ def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) ->
     noise of summation order (about 1e-15 relative, which depends on the BLAS build and the number
     of threads), so that a rerun which changes nothing writes the same bytes. Keys are sorted.
     First publishes the files staged for ``results_dir`` (figures, sweep rows, profile: see the
-    module's docstring), so ``metrics.json`` is written last. Returns its path. A relative
+    module's docstring), so ``metrics.json`` is written last. Returns its path (a
+    :class:`WrittenPath`: the last cell of a notebook shows no repr of it). A relative
     ``results_dir`` is taken from the notebooks' folder (:func:`results_folder`).
     """
     if not isinstance(metrics, Mapping):
@@ -205,7 +216,8 @@ def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) ->
         )
     results_dir = results_folder(results_dir)
     publish(results_dir)
-    return write_json(results_dir / METRICS_NAME, round_floats(dict(metrics), METRIC_DIGITS))
+    written = write_json(results_dir / METRICS_NAME, round_floats(dict(metrics), METRIC_DIGITS))
+    return WrittenPath(written)
 
 
 def staging_active() -> bool:

@@ -50,10 +50,11 @@ def figure():
 
 def test_figures_wait_for_write_metrics(staging, published):
     before = snapshot(published)
-    assert results.save_fig(figure(), "trace", published) is None  # no repr under a cell
+    path = results.save_fig(figure(), "trace", published)
     results.save_fig(figure(), "new", published)
-    path = results.figure_path("trace", published)
     assert path == published / "figures" / "trace.png"  # where it will be, not the staging folder
+    assert path == results.figure_path("trace", published)
+    assert isinstance(path, results.WrittenPath)  # no repr under a notebook's cell
     assert path.read_bytes() == b"old figure"  # staged, not yet published
     assert snapshot(published) == before
     stage = results._stages[published]
@@ -153,6 +154,7 @@ def test_metrics_are_written_with_12_significant_digits(tmp_path):
     import numpy as np
 
     path = results.write_metrics({"third": 0.1 + 0.2, "shares": np.array([1 / 3, 2 / 3])}, tmp_path)
+    assert path == tmp_path / "metrics.json" and isinstance(path, results.WrittenPath)
     assert json.loads(path.read_text()) == {
         "third": 0.3,
         "shares": [0.333333333333, 0.666666666667],
