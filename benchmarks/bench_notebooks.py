@@ -10,7 +10,9 @@ the same kernel, environment and checks), into a temporary folder, never over ``
 with ``small`` parameters (``tests/notebook_params.yaml``, what ``make test`` runs) and with the
 notebooks' ``default`` ones (what ``make reproduce`` runs). Each line gives the wall time, its
 ratio to the reference run in the same process (an empty notebook: the cost of starting a kernel
-and the runner's checks), the time inside cells and the slowest cells (what to profile first).
+and the runner's checks), the CPU seconds of the runner, the kernel and its workers (on a busy
+machine closer than wall time to a quiet machine's), the time inside cells and the slowest cells
+(what to profile first).
 
 ``--tests`` runs the test suite once in this process (pytest, with this script's plugin) and
 prints each test file's wall time (setup, call and teardown of its tests) and, separately, the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -34,7 +37,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aigc_lib import reproduce  # noqa: E402
+from aigc_lib import reproduce
 
 SMALL_PARAMS = ROOT / "tests" / "notebook_params.yaml"
 BUDGET = {"make test": 180.0, "make reproduce": 120.0}
@@ -63,7 +66,7 @@ class CellTimes:
         self.cells: list[tuple[float, int, str]] = []
         self._finish = reproduce._finish_executed_copy
 
-    def __enter__(self) -> "CellTimes":
+    def __enter__(self) -> CellTimes:
         def finish(running, target, final_dir, notebook):
             nb = json.loads(Path(running).read_text(encoding="utf-8"))
             self.cells = []
@@ -81,14 +84,26 @@ class CellTimes:
         reproduce._finish_executed_copy = self._finish
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its ended children (the kernel and its workers)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def time_notebook(notebook: Path, parameters: dict, root: Path, top: int) -> dict:
-    """One run as ``make reproduce`` makes it: wall seconds, seconds in cells, slowest cells."""
+    """One run as ``make reproduce`` makes it: wall seconds, CPU seconds (the runner, the kernel
+    and its workers: on a busy machine, closer than wall time to what a quiet one takes), seconds
+    in cells, the slowest cells."""
     with CellTimes() as timer:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds()
         reproduce.run_notebook(notebook, root, parameters, progress=False)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     in_cells = sum(seconds for seconds, _, _ in timer.cells)
-    return {"wall": wall, "cells": in_cells, "slowest": sorted(timer.cells, reverse=True)[:top]}
+    slowest = sorted(timer.cells, reverse=True)[:top]
+    return {"wall": wall, "cpu": cpu, "cells": in_cells, "slowest": slowest}
 
 
 def bench_notebooks(only: list[str], sizes: list[str], top: int) -> dict[str, float]:
@@ -99,7 +114,9 @@ def bench_notebooks(only: list[str], sizes: list[str], top: int) -> dict[str, fl
         root = Path(tmp) / "results"
         reference = time_notebook(_reference_notebook(Path(tmp)), {}, root, 0)["wall"]
         print(f"reference: an empty notebook takes {reference:.1f} s (kernel start, checks)")
-        print(f"{'notebook':<44} {'size':<8} {'wall s':>7} {'ratio':>6} {'cells s':>8}")
+        print(
+            f"{'notebook':<44} {'size':<8} {'wall s':>7} {'ratio':>6} {'cpu s':>7} {'cells s':>8}"
+        )
         for size in sizes:
             totals[size] = 0.0
             for notebook in reproduce.find_notebooks(only):
@@ -110,7 +127,7 @@ def bench_notebooks(only: list[str], sizes: list[str], top: int) -> dict[str, fl
                 totals[size] += got["wall"]
                 print(
                     f"{notebook.stem:<44} {size:<8} {got['wall']:7.1f} "
-                    f"{got['wall'] / reference:6.1f} {got['cells']:8.1f}",
+                    f"{got['wall'] / reference:6.1f} {got['cpu']:7.1f} {got['cells']:8.1f}",
                     flush=True,
                 )
                 for seconds, index, first in got["slowest"]:

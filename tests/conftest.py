@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,7 @@ class NotebookRuns:
         self.root, self.params = root, params
         self.env = dict(os.environ)  # as the session started: tests may change os.environ
         self.done: dict[str, threading.Event] = {}
+        self.seconds: dict[str, float] = {}  # each notebook's run, wall clock
         self.failed: dict[str, str] = {}
         self.running: subprocess.Popen | None = None
         self.stopping = False
@@ -91,6 +93,7 @@ class NotebookRuns:
             (notebook,) = reproduce.find_notebooks([prefix])
             command = [sys.executable, "-c", RUN_ONE, str(notebook), str(self.root / prefix)]
             command.append(json.dumps(self.parameters(notebook)))
+            started = time.perf_counter()
             with self.lock:
                 if self.stopping:
                     return
@@ -103,6 +106,7 @@ class NotebookRuns:
                     start_new_session=True,
                 )
             output = self.running.communicate()[0]
+            self.seconds[prefix] = time.perf_counter() - started
             if self.running.returncode != 0:
                 self.failed[prefix] = output[-4000:]
             self.done[prefix].set()
@@ -126,9 +130,11 @@ class NotebookRuns:
             if prefix in self.failed:
                 raise RuntimeError(f"{notebook.stem} failed:\n{self.failed[prefix]}")
         elif not (self.root / prefix / notebook.stem / "metrics.json").is_file():
+            started = time.perf_counter()
             reproduce.run_notebook(
                 notebook, self.root / prefix, self.parameters(notebook), progress=False
             )
+            self.seconds[prefix] = time.perf_counter() - started
         folder = self.root / prefix / notebook.stem
         return json.loads((folder / "metrics.json").read_text()), folder
 
@@ -146,6 +152,14 @@ def pytest_collection_modifyitems(session, config, items):
     runs = NotebookRuns(root, reproduce.load_parameters(SMALL_PARAMS))
     runs.prefetch(needed)
     _runs.append(runs)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line: how long each notebook's run took (the budget: benchmarks/bench_notebooks.py)."""
+    for runs in _runs:
+        if runs.seconds:
+            times = ", ".join(f"{p} {s:.0f} s" for p, s in sorted(runs.seconds.items()))
+            terminalreporter.write_line(f"notebooks run once for these tests: {times}")
 
 
 def pytest_unconfigure(config):
