@@ -31,7 +31,9 @@ The executed copy is written so that a rerun which changes nothing leaves the sa
 absolute path (the results folder, the checkout, the environment and the home folder are written
 relative or symbolically), stable cell ids, no timing metadata of papermill or the kernel, no
 progress bars (they carry rates and times), and ``metrics.json`` rounded
-(:func:`aigc_lib.results.write_metrics`).
+(:func:`aigc_lib.results.write_metrics`). Every kernel uses the same OpenBLAS kernel on every
+x86-64 machine (:data:`BLAS_CORE`), so that the numbers themselves are the same bytes. Each
+notebook's run prints its time; Ctrl-C stops the command with one line.
 
 ``--resume`` skips a notebook whose executed copy was made from the same inputs: a hash of the
 notebook, the library source, the data files (scenarios, profiles, FLOP table), the pinned
@@ -543,9 +545,9 @@ BLAS_CORE = "Haswell"
 the kernels of the CPU it finds (Haswell, SkylakeX, SapphireRapids, ...), whose sums round
 differently, and scipy's L-BFGS-B (inside ``dual_annealing``, notebook 05) turns those last-bit
 differences into different gaps of 1e-14 to 1e-6 in notebooks 04 and 05's metrics, tables and
-figures. One kernel for every machine (AVX2, every x86-64 CPU since 2013) makes a rerun write the
-committed bytes; BLAS carries no heavy work here, so nothing is slower. Other architectures (ARM)
-ignore the setting and keep their own kernels."""
+figures. One kernel for every machine makes a rerun write the committed bytes; BLAS carries no
+heavy work here, so nothing is slower. It needs AVX2 (x86-64 CPUs since 2013): a CPU without it,
+and other architectures (ARM), keep their own kernels, and their last digits may differ."""
 
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 """The kernel's command-line options: its own log is not shown, neither its warning "running over
@@ -560,12 +562,24 @@ def _kernel_environment() -> dict[str, str]:
     the data paths absolute (the kernel's working folder is the notebook's): PartiPrompts' file
     and the arrival traces' folder."""
     env = {STAGING_ENV: "0", "TQDM_DISABLE": "1"}
-    if platform.machine().lower() in ("x86_64", "amd64"):
+    if _has_avx2():
         env["OPENBLAS_CORETYPE"] = BLAS_CORE
     for name in ("PARTIPROMPTS_PATH", "AZURE_TRACES_DIR"):
         if os.environ.get(name):
             env[name] = os.path.abspath(os.environ[name])
     return env
+
+
+def _has_avx2() -> bool:
+    """Whether this is an x86-64 CPU with AVX2 (what :data:`BLAS_CORE` needs); True where the CPU's
+    flags cannot be read (no ``/proc/cpuinfo``: an x86-64 Mac, all of which since 2013 have it)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True
+    return re.search(r"^flags\s*:.*\bavx2\b", flags, flags=re.M) is not None
 
 
 _LEGACY = re.compile(r"^\.\d\d_.+\.(?:running|old)-[a-z0-9_]{8}$")  # runners before the lock

@@ -7,8 +7,9 @@
 
 Notebooks run exactly as ``make reproduce`` runs them (:func:`aigc_lib.reproduce.run_notebook`:
 the same kernel, environment and checks), into a temporary folder, never over ``results/``:
-with ``small`` parameters (``tests/notebook_params.yaml``, what ``make test`` runs) and with the
-notebooks' ``default`` ones (what ``make reproduce`` runs). Each line gives the wall time, its
+with ``small`` parameters (``tests/notebook_params.yaml``, what ``make test`` runs, from nothing)
+and with the notebooks' ``default`` ones (what ``make reproduce`` runs, from the committed step
+sweeps, which a run continues). Each line gives the wall time, its
 ratio to the reference run in the same process (an empty notebook: the cost of starting a kernel
 and the runner's checks), the CPU seconds of the runner, the kernel and its workers (on a busy
 machine closer than wall time to a quiet machine's), the time inside cells and the slowest cells
@@ -106,6 +107,15 @@ def time_notebook(notebook: Path, parameters: dict, root: Path, top: int) -> dic
     return {"wall": wall, "cpu": cpu, "cells": in_cells, "slowest": slowest}
 
 
+def _seed_with_committed(notebook: Path, root: Path) -> None:
+    """Copy what a run carries over from the committed results folder (the step sweeps'
+    rows, :data:`aigc_lib.reproduce.CARRIED`) into ``root``, as ``make reproduce`` finds them."""
+    committed = reproduce.RESULTS_DIR / notebook.stem
+    if committed.is_dir():
+        (root / notebook.stem).mkdir(parents=True, exist_ok=True)
+        reproduce._carry_over(committed, root / notebook.stem)
+
+
 def bench_notebooks(only: list[str], sizes: list[str], top: int) -> dict[str, float]:
     """Print each notebook's time per size; return the total per size."""
     small = reproduce.load_parameters(SMALL_PARAMS)
@@ -123,6 +133,8 @@ def bench_notebooks(only: list[str], sizes: list[str], top: int) -> dict[str, fl
                 parameters = {}
                 if size == "small":
                     parameters = {**small.get("all", {}), **small.get(notebook.stem, {})}
+                else:  # as make reproduce finds it: the committed results, step sweeps included
+                    _seed_with_committed(notebook, root / size)
                 got = time_notebook(notebook, parameters, root / size, top)
                 totals[size] += got["wall"]
                 print(

@@ -4,7 +4,6 @@ one run at a time per results folder, and what killed runs left is removed."""
 
 import json
 import os
-import platform
 import re
 import shutil
 import stat
@@ -391,8 +390,8 @@ def test_a_run_computes_the_same_bits_whatever_blas_kernel_the_cpu_would_pick(ma
     dual_annealing) turns their rounding into other gaps. The kernel environment pins one BLAS
     kernel, whatever a machine (or a user's OPENBLAS_CORETYPE) would choose; these are the
     committed results' bits (notebook 05, section 7's problems)."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("the pin concerns x86-64's OpenBLAS kernels")
+    if not reproduce._has_avx2():
+        pytest.skip("the pin concerns the OpenBLAS kernels of x86-64 CPUs with AVX2")
     env = {**os.environ, "OPENBLAS_CORETYPE": machine_choice}
     env.update(reproduce._kernel_environment())
     done = subprocess.run(
