@@ -556,12 +556,22 @@ logs when stopped mid-cell by Ctrl-C. What the cells print and raise still reach
 notebook and the runner's error line."""
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""Thread pools of torch and BLAS, one thread each in a kernel unless the user's environment sets
+them: what runs in parallel here goes through :mod:`aigc_lib.parallel`'s worker processes, and
+two threads waiting for each other (OpenMP spins) on a busy 2-core machine made notebook 02's tiny
+sweep eight times slower (34.9 s against 4.4 s for the same rows, beside one other process), and
+the test suite runs notebooks beside its unit tests. One BLAS thread also makes sums independent
+of the number of cores."""
+
+
 def _kernel_environment() -> dict[str, str]:
     """Environment of the kernel: no staging (the whole folder is swapped in), no progress bars
     (the executed copy would keep their rates and times), one BLAS kernel (:data:`BLAS_CORE`),
-    the data paths absolute (the kernel's working folder is the notebook's): PartiPrompts' file
-    and the arrival traces' folder."""
+    one thread per pool (:data:`THREAD_VARIABLES`), the data paths absolute (the kernel's working
+    folder is the notebook's): PartiPrompts' file and the arrival traces' folder."""
     env = {STAGING_ENV: "0", "TQDM_DISABLE": "1"}
+    env.update({name: "1" for name in THREAD_VARIABLES if not os.environ.get(name)})
     if _has_avx2():
         env["OPENBLAS_CORETYPE"] = BLAS_CORE
     for name in ("PARTIPROMPTS_PATH", "AZURE_TRACES_DIR"):

@@ -72,7 +72,10 @@ class NotebookRuns:
 
     def __init__(self, root: Path, params: dict) -> None:
         self.root, self.params = root, params
-        self.env = dict(os.environ)  # as the session started: tests may change os.environ
+        # as the session started: tests change os.environ and the runner's module while the
+        # notebooks run ahead
+        self.env = dict(os.environ)
+        self.notebooks = {p.stem[:2]: p for p in reproduce.find_notebooks()}
         self.done: dict[str, threading.Event] = {}
         self.seconds: dict[str, float] = {}  # each notebook's run, wall clock
         self.failed: dict[str, str] = {}
@@ -90,26 +93,33 @@ class NotebookRuns:
 
     def _run_ahead(self, prefixes: list[str]) -> None:
         for prefix in prefixes:
-            (notebook,) = reproduce.find_notebooks([prefix])
-            command = [sys.executable, "-c", RUN_ONE, str(notebook), str(self.root / prefix)]
-            command.append(json.dumps(self.parameters(notebook)))
-            started = time.perf_counter()
-            with self.lock:
-                if self.stopping:
-                    return
-                self.running = subprocess.Popen(
-                    command,
-                    env=self.env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    start_new_session=True,
-                )
-            output = self.running.communicate()[0]
-            self.seconds[prefix] = time.perf_counter() - started
-            if self.running.returncode != 0:
-                self.failed[prefix] = output[-4000:]
-            self.done[prefix].set()
+            try:
+                self._run_one(prefix)
+            except Exception as err:  # said by the test that asks for it
+                self.failed[prefix] = f"{type(err).__name__}: {err}"
+            finally:
+                self.done[prefix].set()
+
+    def _run_one(self, prefix: str) -> None:
+        notebook = self.notebooks[prefix]
+        command = [sys.executable, "-c", RUN_ONE, str(notebook), str(self.root / prefix)]
+        command.append(json.dumps(self.parameters(notebook)))
+        started = time.perf_counter()
+        with self.lock:
+            if self.stopping:
+                raise RuntimeError("the session ended first")
+            self.running = subprocess.Popen(
+                command,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        output = self.running.communicate()[0]
+        self.seconds[prefix] = time.perf_counter() - started
+        if self.running.returncode != 0:
+            self.failed[prefix] = output[-4000:]
 
     def stop(self) -> None:
         """Interrupt a run ahead (the runner's Ctrl-C path: its kernel is shut down)."""
@@ -124,7 +134,9 @@ class NotebookRuns:
                 os.killpg(run.pid, signal.SIGKILL)
 
     def get(self, prefix: str) -> tuple[dict, Path]:
-        (notebook,) = reproduce.find_notebooks([prefix])
+        if prefix not in self.notebooks:
+            raise ValueError(f"prefix: no notebook starts with {prefix!r}")
+        notebook = self.notebooks[prefix]
         if prefix in self.done:
             self.done[prefix].wait()
             if prefix in self.failed:

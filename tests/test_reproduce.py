@@ -404,3 +404,15 @@ def test_a_run_computes_the_same_bits_whatever_blas_kernel_the_cpu_would_pick(ma
     )
     gaps = [float(text) for text in done.stdout.split()]
     assert gaps == [4.9737991503207013e-14, 0.11142228311760149]  # equal to the last bit
+
+
+def test_a_kernel_runs_one_thread_per_pool_unless_the_user_says_otherwise(monkeypatch):
+    """Issue 29: torch's two OpenMP threads spun against the other process of a busy 2-core
+    machine (notebook 02's tiny sweep eight times slower)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    env = reproduce._kernel_environment()
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    env = reproduce._kernel_environment()
+    assert "OMP_NUM_THREADS" not in env and env["MKL_NUM_THREADS"] == "1"
