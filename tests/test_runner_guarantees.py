@@ -481,9 +481,10 @@ def test_a_failed_notebook_is_one_line_saying_where_its_output_is(
 # ---------------------------------------------------------------- issue 29: Ctrl-C, elapsed time
 
 RUN_DEMO = """
-import sys
+import signal, sys
 from pathlib import Path
 from aigc_lib import reproduce
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even from a '&' job
 reproduce.NOTEBOOKS_DIR = Path(sys.argv[1])
 sys.exit(reproduce.main(["--results-dir", sys.argv[2]]))
 """
