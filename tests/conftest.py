@@ -26,6 +26,8 @@ import pytest
 from aigc_lib import reproduce
 
 SMALL_PARAMS = Path(__file__).with_name("notebook_params.yaml")
+for _name in reproduce.THREAD_VARIABLES:  # one thread per pool, as in the kernels: the tests
+    os.environ.setdefault(_name, "1")  # run beside notebooks, and spinning threads cost both
 PREFIX = re.compile(r"\d\d")
 RUN_ONE = """
 import sys
