@@ -630,7 +630,7 @@ def write_numbers(
     target = folder / name
     text = numbers.to_csv(index=False, float_format="%.10g", na_rep="nan")
     atomic_write_text(results.staged_path(target, folder), text)
-    return target
+    return results.WrittenPath(target)  # no repr under the notebook's cell
 
 
 def read_numbers(path: str | os.PathLike) -> pd.DataFrame:

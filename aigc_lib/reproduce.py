@@ -31,7 +31,9 @@ The executed copy is written so that a rerun which changes nothing leaves the sa
 absolute path (the results folder, the checkout, the environment and the home folder are written
 relative or symbolically), stable cell ids, no timing metadata of papermill or the kernel, no
 progress bars (they carry rates and times), and ``metrics.json`` rounded
-(:func:`aigc_lib.results.write_metrics`).
+(:func:`aigc_lib.results.write_metrics`). Every kernel uses the same OpenBLAS kernel on every
+x86-64 machine (:data:`BLAS_CORE`), so that the numbers themselves are the same bytes. Each
+notebook's run prints its time; Ctrl-C stops the command with one line.
 
 ``--resume`` skips a notebook whose executed copy was made from the same inputs: a hash of the
 notebook, the library source, the data files (scenarios, profiles, FLOP table), the pinned
@@ -57,10 +59,12 @@ import glob
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -267,6 +271,30 @@ def check_parameters(notebook: str | os.PathLike, parameters: Mapping[str, Any])
             validate.check_rule(values[name], rule, name, cwd=Path(notebook).parent)
         except ValueError as err:
             raise ValueError(f"parameters: {stem}: {err}") from None
+    for name in sorted(parameters):
+        if SCENARIO_PARAMETER.fullmatch(name):
+            _check_scenario_names(stem, name, parameters[name], Path(notebook).parent)
+
+
+SCENARIO_PARAMETER = re.compile(r"scenario_names?|\w+_scenario")
+"""The parameters that name scenarios (``scenario_name``, ``other_scenario``, ``scenario_names``):
+each name must be one of ``data/scenarios/`` or a scenario file, as ``scenario.load_scenario``
+reads it, checked before any kernel starts."""
+
+
+def _check_scenario_names(stem: str, name: str, value: Any, folder: Path) -> None:
+    """``ValueError`` naming the parameter when a scenario ``value`` (a name, or a list of names)
+    is neither a shipped scenario nor an existing file (a relative path read from ``folder``)."""
+    from aigc_lib import scenario
+
+    known = scenario.scenario_names()
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if not isinstance(item, str) or item in known or (folder / item).is_file():
+            continue
+        raise ValueError(
+            f"parameters: {stem}: {name}: {item!r} is neither a scenario name {known} nor an "
+            "existing scenario file"
+        )
 
 
 def _runner_parameters(notebook: Path) -> dict[str, Any]:
@@ -494,6 +522,8 @@ def run_notebook(
                     cwd=str(notebook.parent),
                     kernel_name="python3",
                     progress_bar=progress,
+                    request_save_on_cell_execute=False,  # written once, at the end or error
+                    extra_arguments=KERNEL_ARGUMENTS,
                 )
             _finish_executed_copy(running, work / notebook.name, final_dir, notebook)
             running.unlink()
@@ -510,15 +540,56 @@ def run_notebook(
     return final_dir / notebook.name
 
 
+BLAS_CORE = "Haswell"
+"""The OpenBLAS kernel every run uses on x86-64 (``OPENBLAS_CORETYPE``): OpenBLAS otherwise picks
+the kernels of the CPU it finds (Haswell, SkylakeX, SapphireRapids, ...), whose sums round
+differently, and scipy's L-BFGS-B (inside ``dual_annealing``, notebook 05) turns those last-bit
+differences into different gaps of 1e-14 to 1e-6 in notebooks 04 and 05's metrics, tables and
+figures. One kernel for every machine makes a rerun write the committed bytes; BLAS carries no
+heavy work here, so nothing is slower. It needs AVX2 (x86-64 CPUs since 2013): a CPU without it,
+and other architectures (ARM), keep their own kernels, and their last digits may differ."""
+
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+"""The kernel's command-line options: its own log is not shown, neither its warning "running over
+TCP without encryption" (about the local connection papermill opens to it) nor the traceback it
+logs when stopped mid-cell by Ctrl-C. What the cells print and raise still reaches the executed
+notebook and the runner's error line."""
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""Thread pools of torch and BLAS, one thread each in a kernel unless the user's environment sets
+them: what runs in parallel here goes through :mod:`aigc_lib.parallel`'s worker processes, and
+two threads waiting for each other (OpenMP spins) on a busy 2-core machine made notebook 02's tiny
+sweep eight times slower (34.9 s against 4.4 s for the same rows, beside one other process), and
+the test suite runs notebooks beside its unit tests. One BLAS thread also makes sums independent
+of the number of cores."""
+
+
 def _kernel_environment() -> dict[str, str]:
     """Environment of the kernel: no staging (the whole folder is swapped in), no progress bars
-    (the executed copy would keep their rates and times), the data paths absolute (the kernel's
-    working folder is the notebook's): PartiPrompts' file and the arrival traces' folder."""
+    (the executed copy would keep their rates and times), one BLAS kernel (:data:`BLAS_CORE`),
+    one thread per pool (:data:`THREAD_VARIABLES`), the data paths absolute (the kernel's working
+    folder is the notebook's): PartiPrompts' file and the arrival traces' folder."""
     env = {STAGING_ENV: "0", "TQDM_DISABLE": "1"}
+    env.update({name: "1" for name in THREAD_VARIABLES if not os.environ.get(name)})
+    if _has_avx2():
+        env["OPENBLAS_CORETYPE"] = BLAS_CORE
     for name in ("PARTIPROMPTS_PATH", "AZURE_TRACES_DIR"):
         if os.environ.get(name):
             env[name] = os.path.abspath(os.environ[name])
     return env
+
+
+def _has_avx2() -> bool:
+    """Whether this is an x86-64 CPU with AVX2 (what :data:`BLAS_CORE` needs); True where the CPU's
+    flags cannot be read (no ``/proc/cpuinfo``: an x86-64 Mac, all of which since 2013 have it)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True
+    return re.search(r"^flags\s*:.*\bavx2\b", flags, flags=re.M) is not None
 
 
 _LEGACY = re.compile(r"^\.\d\d_.+\.(?:running|old)-[a-z0-9_]{8}$")  # runners before the lock
@@ -758,10 +829,31 @@ def _check_profile(profile: str, allow_random_weights: bool) -> None:
 
     if not Path(profile).is_file():
         raise ValueError(f"profile: {profile!r} is not a file (expected a profile YAML)")
-    scenario.load_scenario(profile=profile, allow_random_weights=allow_random_weights)
+    try:
+        scenario.load_scenario(profile=profile, allow_random_weights=allow_random_weights)
+    except ValueError as err:
+        if "allow_random_weights" not in str(err):
+            raise
+        raise ValueError(
+            f"profile: {profile!r} was fitted on random-weight models (real_weights: false), not "
+            "measurements of the real models; add --allow-random-weights to run it as a "
+            "demonstration of the mechanism"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command (see the module's docstring); its exit status. Ctrl-C stops it with one line
+    (exit status 130): the notebook that was running leaves its results folder as it was."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as err:
+        where = " ".join(getattr(err, "__notes__", []))
+        print(f"interrupted (Ctrl-C){': ' + where if where else ''}", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m aigc_lib.reproduce``."""
     parser = argparse.ArgumentParser(
         prog="python -m aigc_lib.reproduce", description=__doc__.split("\n\n")[0]
     )
@@ -797,6 +889,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="with --profile: accept a profile fitted on random weights (demonstrations only)",
     )
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.allow_random_weights and args.profile is None:
         parser.error("--allow-random-weights: only with --profile")
@@ -819,22 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         results_root = Path(args.results_dir or RESULTS_DIR)
     try:  # every argument is checked before anything runs
-        if args.profile is not None:
-            lacking = [nb.stem for nb in notebooks if "profile" not in notebook_parameters(nb)]
-            if lacking:
-                verb = "has" if len(lacking) == 1 else "have"
-                raise ValueError(
-                    f"profile: {', '.join(lacking)} {verb} no parameter 'profile'; --profile runs "
-                    "only notebooks that take one (choose them with --only)"
-                )
-            _check_profile(args.profile, args.allow_random_weights)
-        chosen = parameters_per_notebook(load_parameters(args.params), notebooks, extra)
-        if args.profile is not None:
-            for notebook, parameters in chosen.items():
-                parameters["profile"] = profile_parameter(args.profile, notebook)
-                if args.allow_random_weights:
-                    parameters["allow_random_weights"] = True
-                check_parameters(notebook, parameters)
+        chosen = _chosen_parameters(args, notebooks, extra)
     except ValueError as err:
         parser.error(str(err))
     from aigc_lib import prompts
@@ -859,6 +941,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _chosen_parameters(
+    args: argparse.Namespace, notebooks: Sequence[Path], extra: Mapping[str, Any]
+) -> dict[Path, dict[str, Any]]:
+    """Each notebook's parameters from the command line, every one checked (``ValueError``):
+    ``--params``, ``-p``, and with ``--profile`` the profile (read first) and its flag."""
+    if args.profile is not None:
+        lacking = [nb.stem for nb in notebooks if "profile" not in notebook_parameters(nb)]
+        if lacking:
+            verb = "has" if len(lacking) == 1 else "have"
+            raise ValueError(
+                f"profile: {', '.join(lacking)} {verb} no parameter 'profile'; --profile runs "
+                "only notebooks that take one (choose them with --only)"
+            )
+        _check_profile(args.profile, args.allow_random_weights)
+    chosen = parameters_per_notebook(load_parameters(args.params), notebooks, extra)
+    if args.profile is not None:
+        for notebook, parameters in chosen.items():
+            parameters["profile"] = profile_parameter(args.profile, notebook)
+            if args.allow_random_weights:
+                parameters["allow_random_weights"] = True
+            check_parameters(notebook, parameters)
+    return chosen
+
+
 def _run_notebooks(chosen: Mapping[Path, dict], results_root: Path, resume: bool) -> bool:
     """Run each notebook (``--resume``: those whose inputs changed); False after a failure, which
     is reported in one line."""
@@ -875,12 +981,14 @@ def _run_notebooks(chosen: Mapping[Path, dict], results_root: Path, resume: bool
             print(f"[run ] {notebook.stem} ({why})", flush=True)
         else:
             print(f"[run ] {notebook.stem}", flush=True)
+        started = time.perf_counter()
         try:
             run_notebook(notebook, results_root, parameters)
         except papermill.PapermillExecutionError as err:
             where = " ".join(getattr(err, "__notes__", []))
             print(f"error: {err.ename}: {_one_line(err.evalue)} ({where})", file=sys.stderr)
             return False
+        print(f"[done] {notebook.stem} in {time.perf_counter() - started:.1f} s", flush=True)
     return True
 
 

@@ -165,21 +165,37 @@ def results_folder(results_dir: str | os.PathLike) -> Path:
     return path if path.is_absolute() else (notebooks_folder() / path).resolve()
 
 
+class WrittenPath(type(Path())):
+    """A path that a notebook cell ending with it does not show (no ``PosixPath(...)`` under the
+    cell): returned by :func:`save_fig` and :func:`write_metrics`, whose callers may still use it as
+    a path."""
+
+    def _ipython_display_(self) -> None:
+        return None
+
+
 def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110) -> Path:
     """Save a matplotlib figure as ``<results_dir>/figures/<name>.png`` atomically; return the path.
 
     A relative ``results_dir`` is taken from the notebooks' folder (:func:`results_folder`).
     Inside a Jupyter kernel the file is staged and appears there when :func:`write_metrics`
-    publishes the notebook's results (see the module's docstring).
+    publishes the notebook's results (see the module's docstring). The path is a
+    :class:`WrittenPath`: a cell ending with ``save_fig`` shows the figure and no path under it.
     """
     if not name or "/" in name or name.endswith(".png"):
         raise ValueError(f"name: expected a bare file name without '/' or '.png', got {name!r}")
     results_dir = results_folder(results_dir)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    target = Path(results_dir) / "figures" / f"{name}.png"
+    target = figure_path(name, results_dir)
     atomic_write_bytes(staged_path(target, results_dir), buffer.getvalue())
-    return target
+    return WrittenPath(target)
+
+
+def figure_path(name: str, results_dir: str | os.PathLike) -> Path:
+    """Where :func:`save_fig` puts the figure ``name``: ``<results_dir>/figures/<name>.png`` (a
+    relative ``results_dir`` taken from the notebooks' folder), once published."""
+    return results_folder(results_dir) / "figures" / f"{name}.png"
 
 
 def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) -> Path:
@@ -190,7 +206,8 @@ def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) ->
     noise of summation order (about 1e-15 relative, which depends on the BLAS build and the number
     of threads), so that a rerun which changes nothing writes the same bytes. Keys are sorted.
     First publishes the files staged for ``results_dir`` (figures, sweep rows, profile: see the
-    module's docstring), so ``metrics.json`` is written last. Returns its path. A relative
+    module's docstring), so ``metrics.json`` is written last. Returns its path (a
+    :class:`WrittenPath`: the last cell of a notebook shows no repr of it). A relative
     ``results_dir`` is taken from the notebooks' folder (:func:`results_folder`).
     """
     if not isinstance(metrics, Mapping):
@@ -199,7 +216,8 @@ def write_metrics(metrics: Mapping[str, Any], results_dir: str | os.PathLike) ->
         )
     results_dir = results_folder(results_dir)
     publish(results_dir)
-    return write_json(results_dir / METRICS_NAME, round_floats(dict(metrics), METRIC_DIGITS))
+    written = write_json(results_dir / METRICS_NAME, round_floats(dict(metrics), METRIC_DIGITS))
+    return WrittenPath(written)
 
 
 def staging_active() -> bool:
@@ -298,7 +316,8 @@ def explore(plot: Any, interactive: bool, **sliders: Any) -> Any:
 
     ``sliders`` map each argument of ``plot`` to ``(low, high, step, default)``. With
     ``interactive=False`` (headless runs: papermill, CI) ``plot`` is called once with the
-    defaults, so the executed notebook still shows a static figure.
+    defaults and its value returned, so the executed notebook still shows a static figure. With
+    sliders it returns None (not ``plot`` itself, whose repr would show under the sliders).
     """
     for name, spec in sliders.items():
         if not (isinstance(spec, tuple) and len(spec) == 4 and spec[0] <= spec[3] <= spec[1]):
@@ -316,4 +335,5 @@ def explore(plot: Any, interactive: bool, **sliders: Any) -> Any:
         )
         for name, (lo, hi, st, d) in sliders.items()
     }
-    return ipywidgets.interact(plot, **controls)
+    ipywidgets.interact(plot, **controls)
+    return None

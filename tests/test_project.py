@@ -23,18 +23,60 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
+def committed_text(path: Path, root: Path = ROOT) -> str:
+    """What git would commit of ``path``: its staged copy (the index), so that outputs JupyterLab
+    saved into the working copy while a student ran it do not count until they are added; the
+    working copy where git does not track it (an export without git, a new notebook)."""
+    done = subprocess.run(
+        ["git", "show", f":{path.relative_to(root).as_posix()}"],
+        cwd=root,
+        capture_output=True,
+        timeout=60,
+    )
+    return done.stdout.decode("utf-8") if done.returncode == 0 else path.read_text()
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_source_notebook_is_clean(path):
-    nb = json.loads(path.read_text())
+    """Checks what is committed (see committed_text): running a notebook in JupyterLab, which
+    autosaves its outputs, and then ``make test`` passes."""
+    text = committed_text(path)
+    nb = json.loads(text)
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), (
         "outputs committed"
     )
-    assert "sys.path" not in path.read_text()
+    assert "sys.path" not in text
     assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in code) == 1, (
         "one tagged parameters cell"
     )
-    assert "import *" not in path.read_text()
+    assert "import *" not in text
+
+
+def test_the_clean_check_reads_the_index_not_the_working_copy(tmp_path):
+    """A notebook run in JupyterLab (outputs autosaved) passes until its outputs are staged."""
+    git = functools.partial(subprocess.run, cwd=tmp_path, check=True, capture_output=True)
+    git(["git", "init", "-q"])
+    path = tmp_path / "notebooks" / "01_demo.ipynb"
+    path.parent.mkdir()
+    clean = {"cells": [{"cell_type": "code", "outputs": [], "execution_count": None}]}
+    path.write_text(json.dumps(clean))
+    git(["git", "add", "notebooks"])
+    run = {"cells": [{"cell_type": "code", "outputs": [{"text": "1"}], "execution_count": 1}]}
+    path.write_text(json.dumps(run))
+    assert json.loads(committed_text(path, tmp_path)) == clean
+    git(["git", "add", "notebooks"])
+    assert json.loads(committed_text(path, tmp_path)) == run
+
+
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_notebook_names_the_kernel_jupyterlab_writes(path):
+    """Issue 29: JupyterLab rewrites a kernelspec of "Python 3" to ipykernel's, marking the
+    notebook modified as soon as it opens."""
+    assert json.loads(path.read_text())["metadata"]["kernelspec"] == KERNELSPEC
 
 
 def _environment_pins():
@@ -287,3 +329,56 @@ def test_readme_commands_work_as_written():
     assert "ruff format" in readme and "make test" in readme
     assert "PIP_TIMEOUT" in readme and "PIP_FIND_LINKS" in readme  # when the CPU index is down
     assert "python -m aigc_lib.reproduce --profile" in readme
+
+
+STRAY_REPR = re.compile(r"^(?:\w*Path\(|<function |<bound method |<module )")
+"""The repr of a path, a function or a module: what a cell shows when its last line returns one
+(``save_fig`` returning its path, ``ipywidgets.interact`` its function)."""
+
+
+def stray_reprs(executed: Path) -> list[str]:
+    """The outputs of ``executed`` that are nothing but such a repr."""
+    found = []
+    for cell in json.loads(executed.read_text(encoding="utf-8"))["cells"]:
+        for output in cell.get("outputs", []):
+            plain = "".join(output.get("data", {}).get("text/plain", ""))
+            if output.get("output_type") == "execute_result" and STRAY_REPR.match(plain):
+                found.append(plain)
+    return found
+
+
+def test_stray_reprs_are_recognised(tmp_path):
+    cells = [
+        {"outputs": [{"output_type": "execute_result", "data": {"text/plain": text}}]}
+        for text in ["PosixPath('../results/a.png')", "<function __main__.compare(x)>", "3.5"]
+    ]
+    (tmp_path / "x.ipynb").write_text(json.dumps({"cells": cells}))
+    assert stray_reprs(tmp_path / "x.ipynb") == [
+        "PosixPath('../results/a.png')",
+        "<function __main__.compare(x)>",
+    ]
+
+
+@pytest.mark.parametrize("prefix", [p.name[:2] for p in NOTEBOOKS])
+def test_no_cell_shows_a_bare_repr_of_a_path_or_a_function(notebook_results, prefix):
+    """Issue 29: ``PosixPath('../results/...png')`` under every saved figure."""
+    _, folder = notebook_results(prefix)
+    assert stray_reprs(folder / f"{folder.name}.ipynb") == []
+
+
+def test_the_folders_the_readme_copies_into_exist():
+    """Issue 29: README's ``cp ... data/profiles/...`` failed until the folder existed."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"^cp .*?(?:\\\n\s*)?(\S+)$", readme, flags=re.M)
+    assert targets, "README copies a profile into data/profiles/"
+    for target in targets:
+        folder = ROOT / (target if target.endswith("/") else os.path.dirname(target))
+        assert folder.is_dir() and _tracked(folder), target
+
+
+def _tracked(folder: Path) -> bool:
+    """Whether git tracks a file in ``folder`` (a fresh clone has it), or git is not there."""
+    done = subprocess.run(
+        ["git", "ls-files", "--", str(folder)], cwd=ROOT, capture_output=True, text=True
+    )
+    return done.returncode != 0 or bool(done.stdout.strip())

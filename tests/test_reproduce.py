@@ -370,3 +370,49 @@ def test_a_relative_data_path_reaches_the_kernel_as_absolute(tmp_path, monkeypat
     reproduce.run_notebook(source / "98_env.ipynb", tmp_path / "results", progress=False)
     metrics = json.loads((tmp_path / "results" / "98_env" / "metrics.json").read_text())
     assert metrics == {"env": str(tmp_path / name), "exists": True}
+
+
+DUAL_ANNEALING_GAPS = """
+import sys
+from aigc_lib import experiments
+problems = [p for n in (2, 5) for p in experiments.scaling_problems(n, 1, 0)]
+table = experiments.compare_solvers(
+    problems, 0, solvers=["dual_annealing"], options={"dual_annealing": {"maxiter": 50}}, n_jobs=1
+)
+print(" ".join(repr(float(gap)) for gap in table["gap"]))
+"""
+
+
+@pytest.mark.parametrize("machine_choice", ["SkylakeX", "Prescott"])
+def test_a_run_computes_the_same_bits_whatever_blas_kernel_the_cpu_would_pick(machine_choice):
+    """Issue 29: a fresh clone's rerun rewrote notebooks 04 and 05's metrics, tables and figures
+    (gaps of 1e-14 to 1e-6): OpenBLAS picks its kernels by CPU, and scipy's L-BFGS-B (inside
+    dual_annealing) turns their rounding into other gaps. The kernel environment pins one BLAS
+    kernel, whatever a machine (or a user's OPENBLAS_CORETYPE) would choose; these are the
+    committed results' bits (notebook 05, section 7's problems)."""
+    if not reproduce._has_avx2():
+        pytest.skip("the pin concerns the OpenBLAS kernels of x86-64 CPUs with AVX2")
+    env = {**os.environ, "OPENBLAS_CORETYPE": machine_choice}
+    env.update(reproduce._kernel_environment())
+    done = subprocess.run(
+        [sys.executable, "-c", DUAL_ANNEALING_GAPS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    gaps = [float(text) for text in done.stdout.split()]
+    assert gaps == [4.9737991503207013e-14, 0.11142228311760149]  # equal to the last bit
+
+
+def test_a_kernel_runs_one_thread_per_pool_unless_the_user_says_otherwise(monkeypatch):
+    """Issue 29: torch's two OpenMP threads spun against the other process of a busy 2-core
+    machine (notebook 02's tiny sweep eight times slower)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    env = reproduce._kernel_environment()
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    env = reproduce._kernel_environment()
+    assert "OMP_NUM_THREADS" not in env and env["MKL_NUM_THREADS"] == "1"

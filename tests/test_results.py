@@ -53,6 +53,9 @@ def test_figures_wait_for_write_metrics(staging, published):
     path = results.save_fig(figure(), "trace", published)
     results.save_fig(figure(), "new", published)
     assert path == published / "figures" / "trace.png"  # where it will be, not the staging folder
+    assert path == results.figure_path("trace", published)
+    assert isinstance(path, results.WrittenPath)  # no repr under a notebook's cell
+    assert path.read_bytes() == b"old figure"  # staged, not yet published
     assert snapshot(published) == before
     stage = results._stages[published]
     assert stage.parent == published.parent  # beside the results folder, not in the system's tmp
@@ -151,7 +154,21 @@ def test_metrics_are_written_with_12_significant_digits(tmp_path):
     import numpy as np
 
     path = results.write_metrics({"third": 0.1 + 0.2, "shares": np.array([1 / 3, 2 / 3])}, tmp_path)
+    assert path == tmp_path / "metrics.json" and isinstance(path, results.WrittenPath)
     assert json.loads(path.read_text()) == {
         "third": 0.3,
         "shares": [0.333333333333, 0.666666666667],
     }
+
+
+def test_explore_with_sliders_returns_nothing_to_show(monkeypatch):
+    """No ``<function ...>`` repr under the sliders; without sliders the plot's value is shown."""
+    import ipywidgets
+
+    calls = []
+    monkeypatch.setattr(
+        ipywidgets, "interact", lambda plot, **controls: calls.append(controls) or plot
+    )
+    assert results.explore(lambda x: x * 2, True, x=(0.0, 1.0, 0.1, 0.5)) is None
+    assert list(calls[0]) == ["x"] and calls[0]["x"].value == 0.5
+    assert results.explore(lambda x: x * 2, False, x=(0.0, 1.0, 0.1, 0.5)) == 1.0

@@ -238,6 +238,32 @@ def test_a_bad_value_is_refused_in_one_line_before_any_kernel_starts(
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    "only, parameter, value",
+    [
+        ("04", "scenario_name", "papr"),
+        ("03", "other_scenario", "publishd"),
+        ("06", "scenario_names", "[paper, nope]"),
+    ],
+)
+def test_an_unknown_scenario_is_refused_naming_the_parameter_before_any_kernel_starts(
+    tmp_path, capsys, never_run, only, parameter, value
+):
+    """Issue 29: it failed inside the kernel after 9 to 27 s, naming ``name:``."""
+    with pytest.raises(SystemExit) as exit_:
+        reproduce.main(["--only", only, "-p", parameter, value, "--results-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(rf"parameters: {only}_\w+: {parameter}: '\w+' is neither a scenario", err)
+    assert "['paper', 'published']" in err
+
+
+def test_a_scenario_file_is_a_scenario(tmp_path):
+    (notebook,) = reproduce.find_notebooks(["04"])
+    shipped = str(ROOT / "data" / "scenarios" / "published.yaml")
+    reproduce.check_parameters(notebook, {"scenario_name": shipped, "other_scenario": "paper"})
+
+
 def test_a_list_given_as_a_string_says_how_to_pass_it(tmp_path):
     notebook = reproduce.find_notebooks(["02"])[0]
     with pytest.raises(ValueError, match=r"a string; give lists as YAML"):
@@ -427,7 +453,8 @@ def test_a_random_weight_profile_is_refused_unless_asked_for(
     _, _, tiny = profile_setup
     with pytest.raises(SystemExit):
         reproduce.main(["--profile", str(tiny), "--only", "03"])
-    assert "real_weights: false" in capsys.readouterr().err
+    err = one_line(capsys.readouterr().err.splitlines()[-1])
+    assert "real_weights: false" in err and "add --allow-random-weights" in err
     ran = []
     monkeypatch.setattr(reproduce, "run_notebook", lambda nb, root, p, *a, **k: ran.append(p))
     assert reproduce.main(["--profile", str(tiny), "--only", "03", "--allow-random-weights"]) == 0
@@ -449,3 +476,63 @@ def test_a_failed_notebook_is_one_line_saying_where_its_output_is(
     err = one_line(capsys.readouterr().err)
     assert err.startswith("error: ValueError: n_slots: expected int >= 1, got 0 (01_")
     assert err.endswith("partial output in X)") and no_tables == []
+
+
+# ---------------------------------------------------------------- issue 29: Ctrl-C, elapsed time
+
+RUN_DEMO = """
+import signal, sys
+from pathlib import Path
+from aigc_lib import reproduce
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even from a '&' job
+reproduce.NOTEBOOKS_DIR = Path(sys.argv[1])
+sys.exit(reproduce.main(["--results-dir", sys.argv[2]]))
+"""
+
+
+def test_ctrl_c_stops_the_runner_with_one_line_and_leaves_results_as_they_were(tmp_path):
+    """Issue 29: Ctrl-C printed a 70-line traceback. A terminal sends SIGINT to the whole
+    foreground process group: the runner and its kernel."""
+    import signal
+    import time
+
+    notebooks = tmp_path / "notebooks"
+    started = "import pathlib, time\npathlib.Path('started').touch()\ntime.sleep(120)"
+    demo_notebook(notebooks, extra_parameters="\n" + started)
+    before = tree(tmp_path / "results") if (tmp_path / "results").exists() else {}
+    run = subprocess.Popen(
+        [sys.executable, "-c", RUN_DEMO, str(notebooks), str(tmp_path / "results")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stdout.readline().startswith("PartiPrompts: ")
+    assert run.stdout.readline().startswith("[run ] 99_demo")
+    deadline = time.monotonic() + 60
+    while not (notebooks / "started").exists():  # the kernel runs the first cell
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.2)
+    time.sleep(1)
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    line = one_line(err)
+    assert line.startswith("interrupted (Ctrl-C): 99_demo failed: ") and "unchanged" in line
+    visible = {k: v for k, v in tree(tmp_path / "results").items() if not k.startswith(".")}
+    assert visible == before
+
+
+def test_each_notebook_run_prints_its_time_and_no_kernel_warning(tmp_path, capfd, no_tables):
+    """Issue 29: each run says how long it took; the kernel's warning about its local TCP
+    connection ("running over TCP without encryption") is not shown."""
+    notebooks = tmp_path / "notebooks"
+    demo_notebook(notebooks)
+    reproduce.NOTEBOOKS_DIR, saved = notebooks, reproduce.NOTEBOOKS_DIR
+    try:
+        assert reproduce.main(["--results-dir", str(tmp_path / "results")]) == 0
+    finally:
+        reproduce.NOTEBOOKS_DIR = saved
+    out, err = capfd.readouterr()
+    assert re.search(r"^\[done\] 99_demo in \d+\.\d s$", out, re.M), out
+    assert "WARNING" not in err and "without encryption" not in err, err
