@@ -547,7 +547,9 @@ differently, and scipy's L-BFGS-B (inside ``dual_annealing``, notebook 05) turns
 differences into different gaps of 1e-14 to 1e-6 in notebooks 04 and 05's metrics, tables and
 figures. One kernel for every machine makes a rerun write the committed bytes; BLAS carries no
 heavy work here, so nothing is slower. It needs AVX2 (x86-64 CPUs since 2013): a CPU without it,
-and other architectures (ARM), keep their own kernels, and their last digits may differ."""
+and other architectures (ARM), keep their own kernels, and their last digits may differ. An
+``OPENBLAS_CORETYPE`` already set (by the user, or by a machine whose CPU an older OpenBLAS
+misreads) is kept: correct sums come before identical last digits."""
 
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 """The kernel's command-line options: its own log is not shown, neither its warning "running over
@@ -572,7 +574,7 @@ def _kernel_environment() -> dict[str, str]:
     folder is the notebook's): PartiPrompts' file and the arrival traces' folder."""
     env = {STAGING_ENV: "0", "TQDM_DISABLE": "1"}
     env.update({name: "1" for name in THREAD_VARIABLES if not os.environ.get(name)})
-    if _has_avx2():
+    if _has_avx2() and not os.environ.get("OPENBLAS_CORETYPE"):
         env["OPENBLAS_CORETYPE"] = BLAS_CORE
     for name in ("PARTIPROMPTS_PATH", "AZURE_TRACES_DIR"):
         if os.environ.get(name):
