@@ -701,10 +701,69 @@ def simulated_annealing(
     are refused (``ValueError``).
     ``trace=True`` adds a per-iteration DataFrame (``Allocation.trace``).
 
+    The steps, each a function of its own: :func:`_annealing_schedule` (the temperatures and move
+    sizes), :func:`_start_walk` (the start state), :func:`_anneal` (the Metropolis loop) and
+    :func:`_annealing_allocation` (the best state as an :class:`Allocation`).
+
     Taught in ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
     """
     _check_problem(problem)
     validate.generator(rng)
+    schedule = _annealing_schedule(
+        initial_temperature,
+        cooling,
+        final_temperature,
+        moves_per_temperature,
+        step_move_probability,
+        shift,
+        final_shift,
+    )
+    active = np.flatnonzero(problem.active)
+    if active.size == 0:
+        return _empty(problem, "annealing")
+    walk = _start_walk(problem, active, schedule)
+    best_z, best_c, records = _anneal(walk, schedule, rng, trace)
+    return _annealing_allocation(problem, active, best_z, best_c, records)
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """Algorithm 1's cooling schedule, checked: T_l = t0 alpha^l for l < n_temps, moves per T."""
+
+    t0: float
+    alpha: float
+    n_temps: int
+    moves: int
+    p_step: float
+    shift0: float
+    shift1: float
+
+    @property
+    def n_iter(self) -> int:
+        return self.n_temps * self.moves
+
+    def temperatures(self, capacity: float) -> tuple[list[float], list[float]]:
+        """Each level's temperature (points) and largest compute move (TFLOPS, shift_T x C)."""
+        temps = self.t0 * self.alpha ** np.arange(self.n_temps)
+        exponent = (
+            math.log(self.shift1 / self.shift0) / math.log(temps[-1] / self.t0)
+            if self.n_temps > 1
+            else 0.0
+        )
+        shifts = (self.shift0 * (temps / self.t0) ** exponent * capacity).tolist()
+        return temps.tolist(), shifts
+
+
+def _annealing_schedule(
+    initial_temperature: Any,
+    cooling: Any,
+    final_temperature: Any,
+    moves_per_temperature: Any,
+    step_move_probability: Any,
+    shift: Any,
+    final_shift: Any,
+) -> _Schedule:
+    """The arguments of :func:`simulated_annealing` checked (``ValueError`` naming the argument)."""
     t0 = validate.number(initial_temperature, "initial_temperature", low=0.0, low_open=True)
     alpha = validate.number(cooling, "cooling", low=0.0, low_open=True)
     if alpha >= 1:
@@ -730,98 +789,142 @@ def simulated_annealing(
             f"final_shift: expected 0 < final_shift <= shift <= 1, got {shift1} and {shift0}"
         )
     n_temps = max(1, math.ceil(math.log(t_min / t0) / math.log(alpha)))
-    n_iter = n_temps * int(moves_per_temperature)
-    if n_iter > MAX_ANNEALING_ITERATIONS:
+    schedule = _Schedule(t0, alpha, n_temps, int(moves_per_temperature), p_step, shift0, shift1)
+    if schedule.n_iter > MAX_ANNEALING_ITERATIONS:
         raise ValueError(
             f"cooling, final_temperature, initial_temperature, moves_per_temperature: "
-            f"{n_temps:,} temperatures x {moves_per_temperature} moves = {n_iter:,} iterations, "
-            f"more than the limit of {MAX_ANNEALING_ITERATIONS:,} (MAX_ANNEALING_ITERATIONS); "
-            "cool faster (smaller cooling), stop earlier (larger final_temperature) or make "
-            "fewer moves per temperature"
+            f"{n_temps:,} temperatures x {moves_per_temperature} moves = {schedule.n_iter:,} "
+            f"iterations, more than the limit of {MAX_ANNEALING_ITERATIONS:,} "
+            "(MAX_ANNEALING_ITERATIONS); cool faster (smaller cooling), stop earlier (larger "
+            "final_temperature) or make fewer moves per temperature"
         )
+    return schedule
 
-    active = np.flatnonzero(problem.active)
-    if active.size == 0:
-        return _empty(problem, "annealing")
+
+@dataclass
+class _Walk:
+    """The annealing state over the a models with tasks, as plain lists (fast in the loop).
+
+    ``gain[i][k]``, ``cost[i][k]``: the gain and lambda x load of model i at its k-th step option;
+    ``z`` the step option indices, ``c`` the compute shares (TFLOPS); ``movable`` the models with
+    more than one step option; ``p_step`` the probability of a step move, given who can move;
+    ``floor`` the smallest share a compute move may leave (TFLOPS); ``temps``, ``shifts`` per level.
+    """
+
+    gain: list[list[float]]
+    cost: list[list[float]]
+    z: list[int]
+    c: list[float]
+    movable: list[int]
+    p_step: float
+    floor: float
+    temps: list[float]
+    shifts: list[float]
+
+    def utility(self) -> float:
+        """U of eq. 11 at the state (z, c), CLIPScore points."""
+        g, k, z, c = self.gain, self.cost, self.z, self.c
+        return sum(g[i][z[i]] - k[i][z[i]] / c[i] for i in range(len(z)))
+
+
+def _start_walk(problem: AllocationProblem, active: np.ndarray, schedule: _Schedule) -> _Walk:
+    """Algorithm 1's start: each model's middle step option and an equal split of C."""
     gains, _, costs = problem.tables
     gain = [gains[m].tolist() for m in active]
-    cost = [costs[m].tolist() for m in active]
     n_options = [len(g) for g in gain]
     a = active.size
     capacity = problem.capacity_tflops
-    floor = max(problem.min_compute, 1e-12 * capacity)
-
-    temps = t0 * alpha ** np.arange(n_temps)
-    exponent = math.log(shift1 / shift0) / math.log(temps[-1] / t0) if n_temps > 1 else 0.0
-    shifts = (shift0 * (temps / t0) ** exponent * capacity).tolist()
-    temps = temps.tolist()
-
     movable = [i for i in range(a) if n_options[i] > 1]
+    p_step = schedule.p_step
     if not movable:
         p_step = 0.0
     if a == 1:
         p_step = 1.0 if movable else 0.0
+    temps, shifts = schedule.temperatures(capacity)
+    return _Walk(
+        gain=gain,
+        cost=[costs[m].tolist() for m in active],
+        z=[n // 2 for n in n_options],
+        c=[capacity / a] * a,
+        movable=movable,
+        p_step=p_step,
+        floor=max(problem.min_compute, 1e-12 * capacity),
+        temps=temps,
+        shifts=shifts,
+    )
 
-    z = [n // 2 for n in n_options]
-    c = [capacity / a] * a
-    current = sum(gain[i][z[i]] - cost[i][z[i]] / c[i] for i in range(a))
+
+def _anneal(
+    walk: _Walk, schedule: _Schedule, rng: np.random.Generator, trace: bool
+) -> tuple[list[int], list[float], tuple[list, list, list] | None]:
+    """The Metropolis loop of Algorithm 1: the best (z, c) seen, and per iteration (T, U, best U).
+
+    Four uniform numbers per iteration (move kind, which model(s), size or direction, acceptance),
+    drawn in blocks of ``_DRAW_BLOCK`` iterations. The moves are written inline: this loop is
+    where the simulations spend their time.
+    """
+    gain, cost, z, c, movable = walk.gain, walk.cost, walk.z, walk.c, walk.movable
+    temps, shifts, p_step, floor = walk.temps, walk.shifts, walk.p_step, walk.floor
+    a, n_movable, moves, exp = len(z), len(movable), schedule.moves, math.exp
+    current = walk.utility()
     best, best_z, best_c = current, z[:], c[:]
-    record_t, record_u, record_b = ([], [], []) if trace else (None, None, None)
-    n_movable = len(movable)
-    exp = math.exp
-
-    for first in range(0, n_iter, _DRAW_BLOCK):  # random numbers in blocks: bounded memory
-        draws = rng.random((min(_DRAW_BLOCK, n_iter - first), 4)).tolist()
+    records = ([], [], []) if trace else None
+    for first in range(0, schedule.n_iter, _DRAW_BLOCK):  # random numbers in blocks
+        draws = rng.random((min(_DRAW_BLOCK, schedule.n_iter - first), 4)).tolist()
         for it, (u_kind, u_which, u_size, u_accept) in enumerate(draws, first):
-            level = it // moves_per_temperature
+            level = it // moves
             temp = temps[level]
             if u_kind < p_step:  # step move: one model's steps to a neighbouring allowed value
                 i = movable[int(u_which * n_movable)]
                 old = z[i]
                 new = old + (1 if u_size < 0.5 else -1)
-                if new < 0 or new >= n_options[i]:
+                if new < 0 or new >= len(gain[i]):
                     new = 2 * old - new
                 delta = gain[i][new] - gain[i][old] - (cost[i][new] - cost[i][old]) / c[i]
                 if delta >= 0 or u_accept < exp(delta / temp):
                     z[i] = new
                     current += delta
             elif a > 1:  # compute move: shift an amount from model i to model j
-                pair = int(u_which * a * (a - 1))
-                i, j = divmod(pair, a - 1)
+                i, j = divmod(int(u_which * a * (a - 1)), a - 1)
                 j += j >= i
-                amount = u_size * shifts[level]
-                ci, cj = c[i] - amount, c[j] + amount
+                ci, cj = c[i] - u_size * shifts[level], c[j] + u_size * shifts[level]
                 if ci >= floor:
-                    delta = (
-                        cost[i][z[i]] / c[i]
-                        - cost[i][z[i]] / ci
-                        + cost[j][z[j]] / c[j]
-                        - cost[j][z[j]] / cj
-                    )
+                    ki, kj = cost[i][z[i]], cost[j][z[j]]
+                    delta = ki / c[i] - ki / ci + kj / c[j] - kj / cj
                     if delta >= 0 or u_accept < exp(delta / temp):
                         c[i], c[j] = ci, cj
                         current += delta
             if current > best:
                 best, best_z, best_c = current, z[:], c[:]
             if trace:
-                record_t.append(temp)
-                record_u.append(current)
-                record_b.append(best)
+                records[0].append(temp)
+                records[1].append(current)
+                records[2].append(best)
+    return best_z, best_c, records
 
+
+def _annealing_allocation(
+    problem: AllocationProblem,
+    active: np.ndarray,
+    best_z: list[int],
+    best_c: list[float],
+    records: tuple[list, list, list] | None,
+) -> Allocation:
+    """The best state of :func:`_anneal` as an :class:`Allocation` (shares rescaled to sum to C)."""
     steps = np.array([o[0] for o in problem.step_options])
     compute = np.zeros(problem.n_models)
     for i, m in enumerate(active):
         steps[m] = problem.step_options[m][best_z[i]]
         compute[m] = best_c[i]
-    compute[active] *= capacity / compute[active].sum()  # undo rounding drift of the shifts
+    compute[active] *= problem.capacity_tflops / compute[active].sum()  # undo rounding drift
     frame = None
-    if trace:
+    if records is not None:
         frame = pd.DataFrame(
             {
-                "iteration": np.arange(n_iter),
-                "temperature": record_t,
-                "utility": record_u,
-                "best_utility": record_b,
+                "iteration": np.arange(len(records[0])),
+                "temperature": records[0],
+                "utility": records[1],
+                "best_utility": records[2],
             }
         )
     return _allocation(problem, steps, compute, "annealing", frame)
@@ -976,17 +1079,7 @@ def random_problem(
     if not isinstance(identical, (bool, np.bool_)):
         raise ValueError(f"identical: expected True or False, got {identical!r}")
     if identical:
-        return AllocationProblem(
-            n_tasks=[max(1, total // n_models)] * n_models,
-            step_options=[tuple(range(10, 43, 4))] * n_models,
-            tflop_per_step=[float(np.exp(rng.uniform(0.0, np.log(15.0))))] * n_models,
-            tflop_fixed=[float(rng.uniform(2.0, 11.0))] * n_models,
-            score_a=[float(rng.uniform(0.3, 2.5))] * n_models,
-            score_b=[float(rng.uniform(26.0, 34.0))] * n_models,
-            capacity_tflops=float(rng.uniform(20.0, 60.0)),
-            weight=float(rng.uniform(0.05, 0.5)),
-            min_share=float(rng.choice([0.0, 0.01, 0.05])),
-        )
+        return _identical_problem(rng, n_models, total)
     counts = rng.multinomial(total, rng.dirichlet(np.full(n_models, 2.0)))
     rank = np.arange(n_models) / (n_models - 1)
     steps = [(1,)] + [tuple(range(10, 43, 4))] * (n_models - 1)
@@ -999,6 +1092,21 @@ def random_problem(
         tflop_fixed=rng.uniform(2.0, 3.0, n_models) + rank * 8.0,
         score_a=np.concatenate([[0.0], rng.uniform(0.3, 2.5, n_models - 1)]),
         score_b=rng.uniform(26.0, 34.0, n_models),
+        capacity_tflops=float(rng.uniform(20.0, 60.0)),
+        weight=float(rng.uniform(0.05, 0.5)),
+        min_share=float(rng.choice([0.0, 0.01, 0.05])),
+    )
+
+
+def _identical_problem(rng: np.random.Generator, n_models: int, total: int) -> AllocationProblem:
+    """:func:`random_problem` with ``identical=True``: n_models copies of one multi-step model."""
+    return AllocationProblem(
+        n_tasks=[max(1, total // n_models)] * n_models,
+        step_options=[tuple(range(10, 43, 4))] * n_models,
+        tflop_per_step=[float(np.exp(rng.uniform(0.0, np.log(15.0))))] * n_models,
+        tflop_fixed=[float(rng.uniform(2.0, 11.0))] * n_models,
+        score_a=[float(rng.uniform(0.3, 2.5))] * n_models,
+        score_b=[float(rng.uniform(26.0, 34.0))] * n_models,
         capacity_tflops=float(rng.uniform(20.0, 60.0)),
         weight=float(rng.uniform(0.05, 0.5)),
         min_share=float(rng.choice([0.0, 0.01, 0.05])),

@@ -121,19 +121,55 @@ def simulate(
 
     ``scenario``: the parameters (docs/SPEC.md section 4). ``seed``: a whole number >= 0; the same
     seed gives the same result, and the same workload for every policy. ``assignment``: one of
-    :data:`ASSIGNMENTS`, or a model's name (every prompt to that model). ``allocation``: one of :data:`ALLOCATIONS` or a callable
-    ``(problem, rng) -> Allocation``. ``prompts``: optional DataFrame with columns ``prompt_id`` and
-    ``group`` (names of the scenario's groups), e.g. real PartiPrompts; each arrival is drawn
-    uniformly from it and a prompt keeps its deviation e_n for the whole run. Without it groups are
-    drawn from ``scenario.shares`` and ``prompt_id`` counts arrivals (0, 1, ...).
+    :data:`ASSIGNMENTS`, or a model's name (every prompt to that model). ``allocation``: one of
+    :data:`ALLOCATIONS` or a callable ``(problem, rng) -> Allocation``. ``prompts``: optional
+    DataFrame with columns ``prompt_id`` and ``group`` (names of the scenario's groups), e.g. real
+    PartiPrompts; each arrival is drawn uniformly from it and a prompt keeps its deviation e_n for
+    the whole run. Without it groups are drawn from ``scenario.shares`` and ``prompt_id`` counts
+    arrivals (0, 1, ...).
     ``tasks_per_slot``: prompts per slot, a whole number or one per slot (default
     ``scenario.tasks_per_slot``; 0 gives an empty slot). ``readings``: the paper's open readings
     (:class:`~aigc_lib.readings.Readings`; default: category information, Direct by interval,
     FIFO latency, per-task utility, log score curve). ``annealing_options``: keyword arguments for
     :func:`~aigc_lib.allocation.simulated_annealing`.
 
+    The steps: :func:`workload`, :func:`beliefs`, :func:`assign_models` (eq. 9-10), :func:`plan`
+    per slot (eq. 11), then the ground truth (:func:`true_scores`, latency from the queue).
+
     Taught in ``notebooks/03_probabilistic_assignment.ipynb``.
     """
+    n_slots, seed = _check_run(scenario, readings, n_slots, seed, assignment)
+    solve = _solver(allocation, annealing_options, readings.step_tolerance)
+    counts = _slot_sizes(
+        scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots
+    )
+    rho = readings.predictor_rho if assignment == "probabilistic" else 0.0  # Direct: category only
+    _, _, assign_rng, alloc_rng = (np.random.default_rng(s) for s in streams(seed))
+    draws = workload(scenario, n_slots, seed, prompts, counts)
+    group, xi = draws["group"].cat.codes.to_numpy(), draws["predictor_noise"].to_numpy()
+    belief, belief_sd = beliefs(scenario, group, draws["deviation"].to_numpy(), xi, rho)
+    model = assign_models(scenario, assignment, group, belief, belief_sd, readings, assign_rng)
+    plans = _plan_slots(scenario, model, belief, counts, readings, solve, alloc_rng)
+    tasks = _task_frame(scenario, draws, model, plans, readings)
+    slots = _slot_summary(tasks, counts, plans, scenario, readings)
+    settings = _settings(
+        scenario,
+        n_slots,
+        seed,
+        assignment,
+        allocation,
+        prompts,
+        tasks_per_slot,
+        readings,
+        annealing_options,
+    )
+    return SimulationResult(tasks=tasks, slots=slots, settings=settings)
+
+
+def _check_run(
+    scenario: Any, readings: Any, n_slots: Any, seed: Any, assignment: Any
+) -> tuple[int, int]:
+    """The arguments of :func:`simulate` checked: ``n_slots`` and ``seed`` as whole numbers."""
     validate.instance(scenario, Scenario, "scenario")
     validate.instance(readings, Readings, "readings")
     n_slots = validate.whole(n_slots, "n_slots")
@@ -143,91 +179,131 @@ def simulate(
             f"assignment: expected one of {assignment_names(scenario)} (a model's name sends every "
             f"prompt to it), got {assignment!r}"
         )
-    solve = _solver(allocation, annealing_options, readings.step_tolerance)
-    counts = _slot_sizes(
-        scenario.tasks_per_slot if tasks_per_slot is None else tasks_per_slot, n_slots
+    return n_slots, seed
+
+
+@dataclass(frozen=True, eq=False)
+class _SlotPlans:
+    """What the allocator chose in each slot, arrays of shape (n_slots, n_models): tasks per model
+    ``n_per``, ``steps`` z_m, ``compute`` c_m (TFLOPS), ``seconds`` per image t_m (NaN without
+    tasks), ``makespan`` N_m t_m (seconds); ``planned`` the allocator's U of eq. 11 per slot."""
+
+    n_per: np.ndarray
+    steps: np.ndarray
+    compute: np.ndarray
+    seconds: np.ndarray
+    makespan: np.ndarray
+    planned: np.ndarray
+
+
+def _queue_keys(slot: np.ndarray, model: np.ndarray, n_models: int) -> np.ndarray:
+    """One queue per (slot, model): its index slot x M + model, per task."""
+    return slot * n_models + model
+
+
+def _plan_slots(
+    scenario: Scenario,
+    model: np.ndarray,
+    belief: np.ndarray,
+    counts: np.ndarray,
+    readings: Readings,
+    solve: Allocator,
+    rng: np.random.Generator,
+) -> _SlotPlans:
+    """Eq. 11 solved for every slot (:func:`plan`), the slots in order, from the run's one
+    allocation stream ``rng``; a slot without tasks is skipped and draws nothing."""
+    n_slots, n_models = counts.size, len(scenario.models)
+    slot = np.repeat(np.arange(n_slots), counts)
+    key = _queue_keys(slot, model, n_models)
+    plans = _SlotPlans(
+        n_per=np.bincount(key, minlength=n_slots * n_models).reshape(n_slots, n_models),
+        steps=np.zeros((n_slots, n_models), dtype=np.int64),
+        compute=np.zeros((n_slots, n_models)),
+        seconds=np.full((n_slots, n_models), np.nan),
+        makespan=np.zeros((n_slots, n_models)),
+        planned=np.full(n_slots, np.nan),
     )
-    n_models = len(scenario.models)
-    rho = readings.predictor_rho if assignment == "probabilistic" else 0.0  # Direct: category only
-    saturation = readings.saturation
-
-    _, _, assign_rng, alloc_rng = (np.random.default_rng(s) for s in streams(seed))
-    draws = workload(scenario, n_slots, seed, prompts, counts)
-    slot, prompt_id = draws["slot"].to_numpy(), draws["prompt_id"].to_numpy()
-    group, deviation = draws["group"].cat.codes.to_numpy(), draws["deviation"].to_numpy()
-    xi, image_noise = draws["predictor_noise"].to_numpy(), draws["image_noise"].to_numpy()
-    total = len(draws)
-    belief, belief_sd = beliefs(scenario, group, deviation, xi, rho)
-
-    # --- assignment ----------------------------------------------------------------------------
-    model = assign_models(scenario, assignment, group, belief, belief_sd, readings, assign_rng)
-
-    # --- allocation, one problem per slot ------------------------------------------------------
-    key = slot * n_models + model
-    n_per = np.bincount(key, minlength=n_slots * n_models).reshape(n_slots, n_models)
-    steps_of = np.zeros((n_slots, n_models), dtype=np.int64)
-    compute_of = np.zeros((n_slots, n_models))
-    seconds_of = np.full((n_slots, n_models), np.nan)
-    makespan_of = np.zeros((n_slots, n_models))
-    planned = np.full(n_slots, np.nan)
     bounds = np.concatenate([[0], np.cumsum(counts)])
     for s in range(n_slots):
         if counts[s] == 0:
             continue
         mine = slice(bounds[s], bounds[s + 1])
-        result = plan(scenario, model[mine], belief[mine], readings, solve, alloc_rng)
-        steps_of[s], compute_of[s] = result.steps, result.compute_tflops
-        seconds_of[s], makespan_of[s], planned[s] = (
-            result.seconds_per_image,
-            result.makespan,
-            result.utility,
-        )
+        result = plan(scenario, model[mine], belief[mine], readings, solve, rng)
+        plans.steps[s], plans.compute[s] = result.steps, result.compute_tflops
+        plans.seconds[s], plans.makespan[s] = result.seconds_per_image, result.makespan
+        plans.planned[s] = result.utility
+    return plans
 
-    # --- ground truth: scores, latency, utility ------------------------------------------------
-    steps = steps_of[slot, model]
-    score = true_scores(scenario, group, deviation, model, steps, image_noise, saturation)
-    if readings.latency == "fifo":
-        order = np.argsort(key, kind="stable")
-        starts = np.searchsorted(key[order], key[order], side="left")
-        position = np.empty(total, dtype=np.int64)
-        position[order] = np.arange(total) - starts + 1  # 1-based place in its model's queue
-    else:
-        position = np.ones(total, dtype=np.int64)
-    latency = position * seconds_of[slot, model]
-    task_utility = score - scenario.weight * latency
 
-    model_cat = pd.Categorical.from_codes(model, categories=scenario.model_names, ordered=True)
-    group_cat = pd.Categorical.from_codes(group, categories=scenario.group_names, ordered=True)
-    tasks = pd.DataFrame(
+def _queue_positions(key: np.ndarray, latency: str) -> np.ndarray:
+    """Each task's 1-based place in its queue (``key``, in arrival order) under the latency
+    reading: ``"fifo"`` counts the tasks ahead of it plus one; ``"per_image"`` is 1 for all."""
+    total = key.size
+    if latency != "fifo":
+        return np.ones(total, dtype=np.int64)
+    order = np.argsort(key, kind="stable")
+    starts = np.searchsorted(key[order], key[order], side="left")
+    position = np.empty(total, dtype=np.int64)
+    position[order] = np.arange(total) - starts + 1
+    return position
+
+
+def _task_frame(
+    scenario: Scenario,
+    draws: pd.DataFrame,
+    model: np.ndarray,
+    plans: _SlotPlans,
+    readings: Readings,
+) -> pd.DataFrame:
+    """The ground truth per task (:data:`TASK_COLUMNS`): its score (:func:`true_scores`), its
+    latency (place in queue x t_m) and its utility score - lambda x latency (eq. 4)."""
+    slot, group = draws["slot"].to_numpy(), draws["group"].cat.codes.to_numpy()
+    deviation = draws["deviation"].to_numpy()
+    steps = plans.steps[slot, model]
+    score = true_scores(
+        scenario,
+        group,
+        deviation,
+        model,
+        steps,
+        draws["image_noise"].to_numpy(),
+        readings.saturation,
+    )
+    key = _queue_keys(slot, model, len(scenario.models))
+    latency = _queue_positions(key, readings.latency) * plans.seconds[slot, model]
+    return pd.DataFrame(
         {
             "slot": slot,
-            "prompt_id": prompt_id,
-            "group": group_cat,
-            "model": model_cat,
+            "prompt_id": draws["prompt_id"].to_numpy(),
+            "group": pd.Categorical.from_codes(
+                group, categories=scenario.group_names, ordered=True
+            ),
+            "model": pd.Categorical.from_codes(
+                model, categories=scenario.model_names, ordered=True
+            ),
             "steps": steps,
-            "compute": compute_of[slot, model],
+            "compute": plans.compute[slot, model],
             "score": score,
             "latency": latency,
-            "utility": task_utility,
+            "utility": score - scenario.weight * latency,
             "deviation": deviation,
         }
     )
-    slots = _slot_summary(
-        slot,
-        key,
-        counts,
-        score,
-        latency,
-        task_utility,
-        makespan_of,
-        planned,
-        n_per,
-        steps_of,
-        compute_of,
-        scenario,
-        readings,
-    )
-    settings = {
+
+
+def _settings(
+    scenario: Scenario,
+    n_slots: int,
+    seed: int,
+    assignment: str,
+    allocation: str | Allocator,
+    prompts: pd.DataFrame | None,
+    tasks_per_slot: int | Sequence[int] | None,
+    readings: Readings,
+    annealing_options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The arguments of a :func:`simulate` run, as its result records them."""
+    return {
         "n_slots": n_slots,
         "seed": seed,
         "assignment": assignment,
@@ -240,7 +316,6 @@ def simulate(
         "annealing_options": dict(annealing_options or {}),
         "scenario": scenario.name,
     }
-    return SimulationResult(tasks=tasks, slots=slots, settings=settings)
 
 
 def assignment_names(scenario: Scenario) -> tuple[str, ...]:
@@ -556,20 +631,20 @@ def _prompt_table(prompts: Any, group_names: list[str]) -> tuple[np.ndarray, np.
 
 
 def _slot_summary(
-    slot,
-    key,
-    counts,
-    score,
-    latency,
-    utility,
-    makespan_of,
-    planned,
-    n_per,
-    steps_of,
-    compute_of,
-    scenario,
-    readings,
+    tasks: pd.DataFrame,
+    counts: np.ndarray,
+    plans: _SlotPlans,
+    scenario: Scenario,
+    readings: Readings,
 ) -> pd.DataFrame:
+    """One row per slot (:class:`SimulationResult`): means of the tasks, the slot's utility under
+    the utility reading, and what the allocator chose per model."""
+    n_per, makespan_of, planned = plans.n_per, plans.makespan, plans.planned
+    steps_of, compute_of = plans.steps, plans.compute
+    slot = tasks["slot"].to_numpy()
+    key = _queue_keys(slot, tasks["model"].cat.codes.to_numpy().astype(np.int64), n_per.shape[1])
+    score, latency = tasks["score"].to_numpy(), tasks["latency"].to_numpy()
+    utility = tasks["utility"].to_numpy()
     n_slots, n_models = n_per.shape
     safe = np.maximum(counts, 1)
 

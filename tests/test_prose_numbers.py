@@ -43,6 +43,9 @@ ALLOWED: dict[str, dict[str, str]] = {
         "(N_m + 1)": "eq. 11's queue term (a task waits for those before it)",
         "= 100 (": "a percentage, by definition",
         "1.96 standard errors": "the normal quantile of a 95% interval",
+        "**Exercise 1.**": "an exercise's own numbering (tests/test_teaching.py)",
+        "**Exercise 2.**": "an exercise's own numbering (tests/test_teaching.py)",
+        "**Exercise 3.**": "an exercise's own numbering (tests/test_teaching.py)",
     },
     "01": {
         "11 challenges": "PartiPrompts' challenge labels (checked by the loader, printed in section 1)",
