@@ -40,7 +40,7 @@ from pathlib import Path
 import pytest
 from test_prose_numbers import ALLOWED, NUMBER, printed_numbers, stray_numbers
 
-NOTEBOOKS = ["01", "02", "05"]
+NOTEBOOKS = ["01", "02", "03", "04", "05", "06"]
 """Notebooks that follow the teaching conventions (a rebuilt notebook: add its prefix here)."""
 
 FIGURE_CALL = re.compile(r"\bsave_fig\(")
