@@ -30,6 +30,7 @@ Units: CLIPScore points, seconds, TFLOP, TFLOPS. Taught in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -38,9 +39,9 @@ import pandas as pd
 
 from aigc_lib import allocation as alloc
 from aigc_lib import assignment as assign
-from aigc_lib import validate
+from aigc_lib import parallel, validate
 from aigc_lib.readings import DEFAULT, Readings, direct_models
-from aigc_lib.scenario import Scenario, true_score
+from aigc_lib.scenario import Scenario, load_scenario, true_score
 
 __all__ = [
     "ASSIGNMENTS",
@@ -48,6 +49,8 @@ __all__ = [
     "TASK_COLUMNS",
     "SimulationResult",
     "simulate",
+    "shared_runs",
+    "example_slot",
     "streams",
     "workload",
     "slot_problem",
@@ -164,6 +167,85 @@ def simulate(
         annealing_options,
     )
     return SimulationResult(tasks=tasks, slots=slots, settings=settings)
+
+
+def shared_runs(
+    scenario_name: str,
+    n_slots: int,
+    seed: int,
+    by: str = "assignment",
+    partiprompts: str | bool | None = False,
+    profile: str | None = None,
+    allow_random_weights: bool = False,
+    names: Sequence[str] | None = None,
+) -> tuple[Scenario, dict[str, SimulationResult]]:
+    """The scenario ``scenario_name`` and one :func:`simulate` run per name, on one workload
+    (``seed``), kept for the process: every section of a notebook can open with this call, and
+    only the first call simulates.
+
+    ``by``: the argument each name sets, ``"assignment"`` or ``"allocation"``. ``names``: the
+    policies or methods (default: :func:`assignment_names`, or :data:`ALLOCATIONS`), in the order
+    of the returned dict. ``partiprompts``: ``False`` draws groups from the scenario's shares; a
+    path, or ``None`` (``$PARTIPROMPTS_PATH``, ``data/cache/``, download), draws real prompts
+    (:func:`aigc_lib.prompts.load_partiprompts`). ``profile``, ``allow_random_weights``: as in
+    :func:`aigc_lib.scenario.load_scenario`. The runs go across CPU cores
+    (:func:`aigc_lib.parallel.run`); the dict is a new one per call, its runs are shared (do not
+    change them). Taught in ``notebooks/03_probabilistic_assignment.ipynb`` and
+    ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
+    """
+    if by not in ("assignment", "allocation"):
+        raise ValueError(f"by: expected 'assignment' or 'allocation', got {by!r}")
+    key = None if names is None else tuple(names)
+    sc, runs = _shared_runs(
+        scenario_name, n_slots, seed, by, partiprompts, profile, allow_random_weights, key
+    )
+    return sc, dict(runs)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_runs(name, n_slots, seed, by, partiprompts, profile, allow_random, names):
+    """:func:`shared_runs`, cached on its (hashable) arguments."""
+    sc = load_scenario(name, profile=profile, allow_random_weights=allow_random)
+    table = None
+    if partiprompts is not False:
+        from aigc_lib.prompts import load_partiprompts
+
+        table = load_partiprompts(partiprompts)
+    if names is None:
+        names = assignment_names(sc) if by == "assignment" else ALLOCATIONS
+    items = [(sc, n_slots, seed, by, n, table) for n in names]
+    return sc, dict(zip(names, parallel.run(_one_run, items)))
+
+
+def example_slot(
+    scenario: Scenario, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, alloc.AllocationProblem]:
+    """One slot's allocation problem (eq. 11), drawn as notebook 04 builds it by hand (section 2).
+
+    One generator ``np.random.default_rng(seed)`` draws ``tasks_per_slot`` groups from the shares,
+    then each task's model by eq. 9-10. Returns ``(n_tasks, score_a, score_b, problem)``: tasks per
+    model, the planner's curves shat_m(z) = a_m ln z + b_m (b_m from the mean expected score of the
+    model's tasks at zref_m; 0 - a_m ln zref_m for a model without tasks) and the problem
+    (:func:`slot_problem`). Taught in
+    ``notebooks/04_step_selection_and_resource_allocation.ipynb``.
+    """
+    rng = np.random.default_rng(validate.whole(seed, "seed"))
+    group = rng.choice(len(scenario.groups), size=scenario.tasks_per_slot, p=scenario.shares)
+    probs = assign.assignment_probabilities(scenario.mu, scenario.sigma, scenario.thresholds)
+    model = assign.assign_probabilistic(group, probs, rng)
+    n_tasks = np.bincount(model, minlength=len(scenario.models))
+    slope = np.array([m.score_slope for m in scenario.models])
+    zref = np.array([m.zref for m in scenario.models])
+    expected = true_score(scenario, scenario.mu[group], model, zref[model])
+    b = np.array([expected[model == m].mean() if n else 0.0 for m, n in enumerate(n_tasks)])
+    b = b - slope * np.log(zref)
+    return n_tasks, slope, b, slot_problem(scenario, n_tasks, slope, b)
+
+
+def _one_run(item: tuple) -> SimulationResult:
+    """One run of :func:`shared_runs`: ``(scenario, n_slots, seed, by, name, prompts)``."""
+    sc, n_slots, seed, by, name, table = item
+    return simulate(sc, n_slots, seed, prompts=table, **{by: name})
 
 
 def _check_run(

@@ -413,3 +413,17 @@ def test_the_lambda_change_is_the_sweeps_ends_paired(small):
     rows = m[m["quantity"].isin(["score_gain", "time_change_pct", "quality_gain_pct"])]
     finite = rows.dropna(subset=["low", "high"])
     assert len(finite) and (finite["low"] <= finite["high"]).all()
+
+
+def test_shared_measure_is_measure_many_measured_once_per_process(monkeypatch):
+    sc = load_scenario("paper")
+    args = ({"paper": sc}, {"default": Readings()}, 2, 0, None, (0.2,), 2, 10)
+    first = claims.shared_measure(*args)
+    direct = claims.measure_many(
+        [sc], [Readings()], n_slots=2, seed=0, weights=(0.2,), lambda_slots=2, null_draws=10
+    )
+    pd.testing.assert_frame_equal(first, direct)
+    monkeypatch.setattr(claims, "measure_many", lambda *a, **k: pytest.fail("measured again"))
+    second = claims.shared_measure(*args)
+    pd.testing.assert_frame_equal(first, second)
+    assert second is not first

@@ -269,3 +269,40 @@ def test_a_model_name_sends_every_prompt_to_that_model_and_it_gets_the_whole_gpu
     mixed = simulate(sc, 8, seed=3, allocation="exact").tasks
     single = simulate(sc, 8, seed=3, assignment=sc.model_names[1], allocation="exact").tasks
     pd.testing.assert_series_equal(mixed["deviation"], single["deviation"])
+
+
+# --- shared_runs and example_slot: what a notebook's sections open with -----------------------
+
+
+def test_shared_runs_are_simulate_runs_simulated_once_per_process(monkeypatch):
+    from aigc_lib import simulation
+
+    methods = ["annealing", "equal"]
+    sc, runs = simulation.shared_runs("paper", 3, 1, "allocation", False, names=methods)
+    assert list(runs) == methods
+    alone = simulate(sc, 3, 1, allocation="equal")
+    pd.testing.assert_frame_equal(runs["equal"].tasks, alone.tasks)
+    monkeypatch.setattr(simulation, "_one_run", lambda item: pytest.fail("simulated again"))
+    _, again = simulation.shared_runs("paper", 3, 1, "allocation", False, names=methods)
+    assert again is not runs and again["equal"] is runs["equal"]
+    with pytest.raises(ValueError, match="by"):
+        simulation.shared_runs("paper", 3, 1, "steps")
+
+
+def test_example_slot_is_the_slot_drawn_by_hand_with_the_planners_curves():
+    from aigc_lib import assignment, simulation
+    from aigc_lib.scenario import load_scenario
+
+    sc = load_scenario("paper")
+    n_tasks, slope, b, problem = simulation.example_slot(sc, 0)
+    rng = np.random.default_rng(0)
+    group = rng.choice(len(sc.groups), size=sc.tasks_per_slot, p=sc.shares)
+    probs = assignment.assignment_probabilities(sc.mu, sc.sigma, sc.thresholds)
+    model = assignment.assign_probabilistic(group, probs, rng)
+    planned, a, level = simulation.planner_curves(sc, model, sc.mu[group])
+    active = n_tasks > 0
+    assert np.array_equal(n_tasks, planned) and n_tasks.sum() == sc.tasks_per_slot
+    assert np.array_equal(slope, a) and np.allclose(b[active], level[active])
+    assert np.array_equal(problem.n_tasks, n_tasks) and np.array_equal(problem.score_b, b)
+    with pytest.raises(ValueError, match="seed"):
+        simulation.example_slot(sc, -1)
