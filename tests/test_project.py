@@ -331,9 +331,12 @@ def test_readme_commands_work_as_written():
     assert "python -m aigc_lib.reproduce --profile" in readme
 
 
-STRAY_REPR = re.compile(r"^(?:\w*Path\(|<function |<bound method |<module )")
-"""The repr of a path, a function or a module: what a cell shows when its last line returns one
-(``save_fig`` returning its path, ``ipywidgets.interact`` its function)."""
+STRAY_REPR = re.compile(
+    r"^(?:\w*Path\(|<function |<bound method |<module |<DisplayHandle |<[\w.]+ object at 0x)"
+)
+"""The repr of a path, a function, a module, a display handle or a plain object: what a cell shows
+when its last line returns one (``save_fig`` returning its path, ``ipywidgets.interact`` its
+function, ``display(..., display_id=...)`` its handle)."""
 
 
 def stray_reprs(executed: Path) -> list[str]:
@@ -350,12 +353,18 @@ def stray_reprs(executed: Path) -> list[str]:
 def test_stray_reprs_are_recognised(tmp_path):
     cells = [
         {"outputs": [{"output_type": "execute_result", "data": {"text/plain": text}}]}
-        for text in ["PosixPath('../results/a.png')", "<function __main__.compare(x)>", "3.5"]
+        for text in [
+            "PosixPath('../results/a.png')",
+            "<function __main__.compare(x)>",
+            "<DisplayHandle display_id=found>",
+            "3.5",
+        ]
     ]
     (tmp_path / "x.ipynb").write_text(json.dumps({"cells": cells}))
     assert stray_reprs(tmp_path / "x.ipynb") == [
         "PosixPath('../results/a.png')",
         "<function __main__.compare(x)>",
+        "<DisplayHandle display_id=found>",
     ]
 
 
