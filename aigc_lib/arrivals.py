@@ -204,7 +204,7 @@ def rescale(times: Any, rate: float, by: str | None = None) -> np.ndarray:
 def silent_gaps(times: Any) -> dict[str, float]:
     """The silent gaps of a trace: inter-arrival gaps longer than :data:`SILENT_GAP_FACTOR` times
     the median gap. ``count``, ``seconds`` (their total), ``share`` of the span (0 for fewer than
-    two distinct times). Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    two distinct times). Used by :func:`rescale`'s warning; docs/SPEC.md section 8."""
     t = np.sort(_times(times, "times"))
     if t.size < 2 or t[-1] == t[0]:
         return {"count": 0, "seconds": 0.0, "share": 0.0}

@@ -547,7 +547,7 @@ def lambda_change_numbers(
     largest (the same slots and seed), ``lambda_change`` keyed ``steps`` (mean steps of the
     multi-step models), ``score`` (mean task score, points) and ``time`` (mean time consumption,
     s), each with its paired 95% interval over slots (:func:`paired_interval`).
-    Taught in ``notebooks/06_what_the_papers_numbers_need.ipynb``."""
+    Called by :func:`measure` for notebook 06's lambda rows."""
     if len(smallest.slots) != len(largest.slots):
         raise ValueError("largest: expected the same slots as smallest")
     models = list(smallest.tasks["model"].cat.categories)
