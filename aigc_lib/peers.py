@@ -672,7 +672,7 @@ def on_gpus(
     """Serve ``reqs`` on ``gpus`` GPUs shared by ``sharing`` (:data:`CLUSTER_SHARING`): the serving
     core's :class:`aigc_lib.serving.Server` (``"whole-gpus"``: each GPU holds one model at a time,
     a plan places models on GPUs), or :func:`replicas`.
-    Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    Used by :func:`gpus_needed` and :func:`size_cluster` (notebook 07, section on GPUs needed)."""
     if sharing not in CLUSTER_SHARING:
         raise ValueError(f"sharing: expected one of {CLUSTER_SHARING}, got {sharing!r}")
     if sharing == "replicas":
