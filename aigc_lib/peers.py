@@ -1302,8 +1302,10 @@ def cluster_study(
     ``cluster``, which must name ``max_gpus``), and again on the GPUs the paper's thresholds need
     (their mean over the windows, rounded up; ``max_gpus`` where they never keep the target).
     Each sizing goes through :func:`shared`, so the same sizing made by hand is not made again.
-    Returns ``cuts``, ``policies``, ``needed`` (:func:`gpus_table`), ``equal_n`` and
-    ``equal_runs``. Taught in ``notebooks/07_peer_serving_policies.ipynb`` (section 11)."""
+    Returns ``cuts`` (arrival times, seconds), ``policies``, ``needed`` (:func:`gpus_table`:
+    GPUs, CLIPScore points, SLO attainment), ``equal_n`` (GPUs per trace) and ``equal_runs``.
+    The serving model: docs/SPEC.md section 8. Taught in
+    ``notebooks/07_peer_serving_policies.ipynb`` (section 11)."""
     if "max_gpus" not in cluster:
         raise ValueError("cluster: expected max_gpus among the sizing options")
     cuts = {p: windows(traces[p], requests, count, start) for p in traces}

@@ -380,7 +380,7 @@ def test_shared_computes_once_per_content_and_hands_out_copies():
 
 def test_cluster_study_is_the_sizing_by_hand(sc, small):
     traces = {"code": arrivals.load_trace("code")}
-    cluster = dict(max_gpus=8, n_jobs=1)
+    cluster = {"max_gpus": 8, "n_jobs": 1}
     study = peers.cluster_study(sc, small, traces, ["poisson", "code"], 1.2, 40, 2, 80, **cluster)
     cuts = peers.windows(traces["code"], 40, 2, 80)
     assert all(np.array_equal(a, b) for a, b in zip(study["cuts"]["code"], cuts))
