@@ -36,6 +36,9 @@ Units: seconds, CLIPScore points, requests per second. Taught in
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -54,6 +57,9 @@ from aigc_lib._io import atomic_write_text, write_csv
 from aigc_lib.scenario import Scenario
 
 __all__ = [
+    "shared",
+    "cluster_policies",
+    "cluster_study",
     "POLICIES",
     "TUNED",
     "KNOBS",
@@ -1220,3 +1226,105 @@ def _untuned(policy: str) -> str:
     if policy == "random":
         return "uniform"
     return "one model"
+
+
+_SHARED: dict[str, Any] = {}
+"""What :func:`shared` computed in this process, by a hash of the call's content."""
+
+
+def _content(value: Any) -> Any:
+    """A repr-able stand-in for ``value`` that changes when its content does (tables and arrays
+    by a hash of their values, dataclasses field by field)."""
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        columns = tuple(value.columns) if isinstance(value, pd.DataFrame) else value.name
+        return ("table", columns, int(pd.util.hash_pandas_object(value).sum()))
+    if isinstance(value, np.ndarray):
+        digest = hashlib.sha1(np.ascontiguousarray(value).tobytes()).hexdigest()
+        return ("array", value.shape, value.dtype.str, digest)
+    if isinstance(value, Mapping):
+        return ("map", tuple((repr(k), _content(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("seq", tuple(_content(v) for v in value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return (type(value).__name__, tuple(_content(getattr(value, f.name)) for f in fields))
+    if callable(value):
+        return (
+            "call",
+            getattr(value, "__module__", ""),
+            getattr(value, "__qualname__", repr(value)),
+        )
+    return repr(value)
+
+
+def shared(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)``, kept for the process: every section of a notebook can open
+    with the same call, and only the first one computes (the key: the function and a hash of its
+    arguments' content, :func:`_content`). Returns a deep copy, so a caller cannot change what is
+    kept. Taught in ``notebooks/07_peer_serving_policies.ipynb``."""
+    if not callable(function):
+        raise ValueError(f"function: expected a callable, got {function!r}")
+    described = repr(_content((function, args, sorted(kwargs.items()))))
+    key = hashlib.sha1(described.encode()).hexdigest()
+    if key not in _SHARED:
+        _SHARED[key] = function(*args, **kwargs)
+    return copy.deepcopy(_SHARED[key])
+
+
+def cluster_policies(
+    scenario: Scenario, comparison: Comparison, process: str, processes: Sequence[str], load: float
+) -> dict[str, serving.Policy]:
+    """Every policy of ``comparison`` for a cluster serving ``process``: a tuned one with the
+    configuration chosen for the SLO at ``load`` (on ``process`` where it was compared, else on
+    ``processes[0]``), the others as they are. Taught in
+    ``notebooks/07_peer_serving_policies.ipynb`` (section 11)."""
+    base = process if process in processes else processes[0]
+    return {
+        p: tuned_policy(scenario, comparison, base, load, p, "slo" if p in TUNED else "none")
+        for p in comparison.summary["policy"].unique()
+    }
+
+
+def cluster_study(
+    scenario: Scenario,
+    comparison: Comparison,
+    traces: Mapping[str, np.ndarray],
+    processes: Sequence[str],
+    load: float,
+    requests: int,
+    count: int,
+    start: int,
+    **cluster: Any,
+) -> dict[str, Any]:
+    """Section 11 of notebook 07 in one call, for the sections after it: ``count`` held-out
+    windows of ``requests`` arrivals per trace from arrival ``start`` (:func:`windows`), every
+    policy (:func:`cluster_policies` at ``load``) sized on them (:func:`size_cluster` with
+    ``cluster``, which must name ``max_gpus``), and again on the GPUs the paper's thresholds need
+    (their mean over the windows, rounded up; ``max_gpus`` where they never keep the target).
+    Each sizing goes through :func:`shared`, so the same sizing made by hand is not made again.
+    Returns ``cuts`` (arrival times, seconds), ``policies``, ``needed`` (:func:`gpus_table`:
+    GPUs, CLIPScore points, SLO attainment), ``equal_n`` (GPUs per trace) and ``equal_runs``.
+    The serving model: docs/SPEC.md section 8. Taught in
+    ``notebooks/07_peer_serving_policies.ipynb`` (section 11)."""
+    if "max_gpus" not in cluster:
+        raise ValueError("cluster: expected max_gpus among the sizing options")
+    cuts = {p: windows(traces[p], requests, count, start) for p in traces}
+    policies = {p: cluster_policies(scenario, comparison, p, processes, load) for p in cuts}
+    sized = pd.concat(
+        [shared(size_cluster, scenario, {p: cuts[p]}, policies[p], **cluster) for p in cuts]
+    )
+    needed = gpus_table(sized, ["gpus", "mean_score", "slo_attainment"])
+    paper = needed[needed["policy"] == "probabilistic (paper)"].set_index("process")["gpus"]
+    equal_n = {
+        p: int(np.ceil(paper[p])) if np.isfinite(paper[p]) else cluster["max_gpus"] for p in cuts
+    }
+    equal_runs = pd.concat(
+        [
+            shared(
+                size_cluster, scenario, {p: cuts[p]}, policies[p], gpus={p: equal_n[p]}, **cluster
+            )
+            for p in cuts
+        ]
+    )
+    out = {"cuts": cuts, "policies": policies, "needed": needed, "equal_n": equal_n}
+    return out | {"equal_runs": equal_runs}

@@ -53,11 +53,13 @@ __all__ = [
     "assignment_claims",
     "serving_claims",
     "sweep",
+    "shared_sweep",
     "escalation_against_random",
     "mirrored_scenario",
     "camp_robustness",
     "load_public",
     "category_slope",
+    "public_band",
     "confidence_summary",
     "light_gain_correlation",
 ]
@@ -553,3 +555,60 @@ def light_gain_correlation(scenario: Scenario, n_prompts: int, seed: int) -> flo
     heavy = light + view["gain"].to_numpy() + req.draws["second_image_noise"].to_numpy()
     heavy = heavy + r[:, -1]
     return float(np.corrcoef(light, heavy - light)[0, 1])
+
+
+_SWEPT: dict[str, pd.DataFrame] = {}
+"""What :func:`shared_sweep` swept in this process, by the repr of its arguments."""
+
+
+def shared_sweep(
+    scenario: Scenario,
+    slope_scales: Sequence[float],
+    residual_corrs: Sequence[float],
+    residual_sd: float,
+    n_slots: int,
+    n_requests: int,
+    load: float,
+    seed: int,
+    share: float = 0.25,
+) -> pd.DataFrame:
+    """:func:`sweep` with these arguments, kept for the process: every section of a notebook can
+    open with this call, and only the first one sweeps (the key: the arguments' repr). Returns a
+    copy of the table. Taught in ``notebooks/08_which_prompts_gain.ipynb``.
+    """
+    args = (scenario, tuple(slope_scales), tuple(residual_corrs), residual_sd, n_slots)
+    key = repr((*args, n_requests, load, seed, share))
+    if key not in _SWEPT:
+        _SWEPT[key] = sweep(*args, n_requests, load, seed, share)
+    return _SWEPT[key].copy()
+
+
+def public_band(scenario: Scenario, public: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The Ascend slope of SDXL on SD1.5 (:func:`category_slope`, 95% interval) mapped onto the
+    premise sweep of ``scenario``: one row per fit (all categories, weighted by prompts, without
+    the lowest-scoring category) with ``slope``, ``low``, ``high``, ``intercept``, ``n``, the
+    slope scales ``scale_low``/``scale_high`` of :func:`with_premise` where the large model's
+    slope equals the interval's ends, and the matching ``delta_low``/``delta_high`` of
+    beta_large − beta_small (CLIPScore points per point). The range the data allow is
+    ``(delta_low.min(), delta_high.max())``. ``public``: :func:`load_public`'s dict (default: the
+    shipped file). Taught in ``notebooks/08_which_prompts_gain.ipynb`` (section 4, by hand).
+    """
+    asc = (load_public() if public is None else public)["ascend"]
+    table = pd.DataFrame(
+        {"sd15": asc["sd15"], "sdxl": asc["sdxl"], "prompts": asc["prompts"]},
+        index=asc["categories"],
+    )
+    lowest = table["sd15"].idxmin()
+    rest = table.drop(index=lowest)
+    fits = pd.DataFrame(
+        {
+            "all categories": category_slope(table["sd15"], table["sdxl"]),
+            "weighted by prompts": category_slope(table["sd15"], table["sdxl"], table["prompts"]),
+            f"without {lowest}": category_slope(rest["sd15"], rest["sdxl"]),
+        }
+    ).T
+    step = scenario.models[-1].score_beta - scenario.models[1].score_beta
+    delta0 = large_minus_small(scenario)
+    band = fits.assign(scale_low=(fits["low"] - 1) / step, scale_high=(fits["high"] - 1) / step)
+    band["delta_low"], band["delta_high"] = band["scale_low"] * delta0, band["scale_high"] * delta0
+    return band

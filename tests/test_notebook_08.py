@@ -63,7 +63,8 @@ def test_every_figure_is_written_and_the_top_box_is_filled(run):
         path = folder / "figures" / f"{name}.png"
         assert path.is_file() and path.stat().st_size > 1000, name
     executed = json.loads((folder / f"{folder.name}.ipynb").read_text(encoding="utf-8"))
-    box = "".join(executed["cells"][1]["outputs"][0]["data"]["text/markdown"])
+    cell = next(c for c in executed["cells"] if "found" in c["metadata"].get("tags", []))
+    box = "".join(cell["outputs"][0]["data"]["text/markdown"])
     assert "What we found" in box and "How sure" in box and "What it rests on" in box
 
 
@@ -71,6 +72,6 @@ def test_solutions_are_hidden_code_cells():
     path = Path(__file__).resolve().parent.parent / "notebooks" / "08_which_prompts_gain.ipynb"
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     solutions = [c for c in cells if "solution" in c["metadata"].get("tags", [])]
-    assert 2 <= len(solutions) <= 3
+    assert len(solutions) >= 2  # one or more per exercise (tests/test_teaching.py)
     for cell in solutions:
         assert cell["cell_type"] == "code" and cell["metadata"]["jupyter"]["source_hidden"]

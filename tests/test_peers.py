@@ -358,3 +358,42 @@ def test_the_largest_batch_is_a_knob_tuned_like_the_others(sc):
     assert any("batches up to" in peers.describe("probabilistic", c.knobs) for c in batched)
     with pytest.raises(ValueError, match="batch_sizes"):
         peers.configurations(sc, "cascade", 2, batch_sizes=())
+
+
+def test_shared_computes_once_per_content_and_hands_out_copies():
+    calls = []
+
+    def total(frame, scale=1.0):
+        calls.append(1)
+        return {"sum": frame["x"].sum() * scale, "rows": list(frame["x"])}
+
+    first = peers.shared(total, pd.DataFrame({"x": [1.0, 2.0]}), scale=2.0)
+    first["rows"].append(99.0)  # the caller's copy: what is kept does not change
+    again = peers.shared(total, pd.DataFrame({"x": [1.0, 2.0]}), scale=2.0)  # equal content
+    assert again == {"sum": 6.0, "rows": [1.0, 2.0]} and len(calls) == 1
+    assert peers.shared(total, pd.DataFrame({"x": [1.0, 3.0]}), scale=2.0)["sum"] == 8.0
+    assert peers.shared(total, pd.DataFrame({"x": [1.0, 2.0]}), scale=3.0)["sum"] == 9.0
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="function"):
+        peers.shared(42)
+
+
+def test_cluster_study_is_the_sizing_by_hand(sc, small):
+    traces = {"code": arrivals.load_trace("code")}
+    cluster = {"max_gpus": 8, "n_jobs": 1}
+    study = peers.cluster_study(sc, small, traces, ["poisson", "code"], 1.2, 40, 2, 80, **cluster)
+    cuts = peers.windows(traces["code"], 40, 2, 80)
+    assert all(np.array_equal(a, b) for a, b in zip(study["cuts"]["code"], cuts))
+    pols = peers.cluster_policies(sc, small, "code", ["poisson", "code"], 1.2)
+    assert list(pols) == list(small.summary["policy"].unique())
+    by_hand = peers.gpus_table(
+        peers.size_cluster(sc, {"code": cuts}, pols, **cluster),
+        ["gpus", "mean_score", "slo_attainment"],
+    )
+    pd.testing.assert_frame_equal(study["needed"], by_hand)
+    paper = by_hand.set_index("policy").loc["probabilistic (paper)", "gpus"]
+    expected_n = int(np.ceil(paper)) if np.isfinite(paper) else 8
+    assert study["equal_n"] == {"code": expected_n}
+    assert (study["equal_runs"]["gpus"] == expected_n).all()
+    with pytest.raises(ValueError, match="max_gpus"):
+        peers.cluster_study(sc, small, traces, ["code"], 1.2, 40, 2, 80, n_jobs=1)

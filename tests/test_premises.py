@@ -233,3 +233,32 @@ def test_public_figures_load_and_summarise():
     assert summary["corr_light_diff"] < 0  # a poorer light image, a larger heavy-minus-light
     with pytest.raises(ValueError, match="path"):
         premises.load_public("/nonexistent/public.yaml")
+
+
+def test_shared_sweep_sweeps_once_and_hands_out_copies(sc, grid):
+    first = premises.shared_sweep(sc, [1.0, -1.0], [1.0, 0.0], 1.0, 8, 60, 0.7, 0)
+    assert first.equals(grid)
+    first.loc[:, "mean"] = np.nan  # the caller's copy: the kept table does not change
+    again = premises.shared_sweep(sc, (1.0, -1.0), (1.0, 0.0), 1.0, 8, 60, 0.7, 0)
+    assert again.equals(grid)
+    assert len(premises._SWEPT) >= 1
+
+
+def test_public_band_maps_each_interval_end_onto_the_sweep(sc):
+    band = premises.public_band(sc)
+    asc = premises.load_public()["ascend"]
+    assert band.loc["all categories", "slope"] == pytest.approx(
+        premises.category_slope(asc["sd15"], asc["sdxl"])["slope"]
+    )
+    checked = 0
+    for _, row in band.iterrows():
+        for end in ("low", "high"):
+            try:  # an end far outside the sweep can leave a model no positive slope
+                point = premises.with_premise(sc, row[f"scale_{end}"])
+            except ValueError:
+                continue
+            ratio = point.models[-1].score_beta / point.models[1].score_beta
+            assert ratio == pytest.approx(row[end])  # the large slope over the medium one
+            assert premises.large_minus_small(point) == pytest.approx(row[f"delta_{end}"])
+            checked += 1
+    assert checked >= 3

@@ -18,7 +18,7 @@ For every notebook of :data:`NOTEBOOKS` (a notebook rebuilt to the conventions: 
     test's small parameters and a copy of the run's results folder: for every ``## `` section, the shell
     is reset, runs the first code cell and the parameters, then the section's cells in order, so
     *every* later cell of a section runs with nothing from another section (no sample: the
-    sections of 01 to 06 run in seconds). Cells tagged ``record`` are exempt (they gather the
+    sections of 01 to 08 run in seconds). Cells tagged ``record`` are exempt (they gather the
     whole run by design). A NameError, or any other error, fails with the section and the cell.
 
 Each notebook also opens with a "what we found, how sure, what it rests on" box: a code cell
@@ -41,7 +41,7 @@ from pathlib import Path
 import pytest
 from test_prose_numbers import ALLOWED, NUMBER, printed_numbers, stray_numbers
 
-NOTEBOOKS = ["01", "02", "03", "04", "05", "06"]
+NOTEBOOKS = ["01", "02", "03", "04", "05", "06", "07", "08"]
 """Notebooks that follow the teaching conventions (a rebuilt notebook: add its prefix here)."""
 
 FIGURE_CALL = re.compile(r"\bsave_fig\(")
