@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -243,42 +243,62 @@ def fit_score_curves(
     fits: dict[str, dict[str, Any]] = {}
     adjusted: dict[str, pd.DataFrame] = {}
     for model, sub in scored.groupby("model", sort=False):
-        if model not in zref:
-            raise ValueError(f"zref: no reference steps for model {model!r}; got {sorted(zref)}")
-        z0 = float(zref[model])
-        if not z0 > 0:
-            raise ValueError(f"zref: reference steps of {model!r} must be > 0, got {zref[model]!r}")
-        line = fit_line(np.log(sub["steps"].to_numpy(float)), sub["clip_score"].to_numpy(float))
-        steps = sorted(sub["steps"].unique())
-        if math.isfinite(line["slope"]):
-            at_zref = line["intercept"] + line["slope"] * math.log(z0)
-            shift = line["slope"] * (np.log(sub["steps"].to_numpy(float)) - math.log(z0))
-        else:  # one step count: the curve is known at that point only
-            at_zref = line["mean"] if steps == [z0] else math.nan
-            shift = np.zeros(len(sub)) if steps == [z0] else np.full(len(sub), math.nan)
-        per_prompt = (
-            sub.assign(y=sub["clip_score"].to_numpy(float) - shift)
-            .groupby("prompt_id")["y"]
-            .agg(["mean", "count"])
-        )
-        adjusted[model] = per_prompt
-        means = sub.groupby("steps")["clip_score"].mean()
-        r2 = _r2(
-            means.to_numpy(float),
-            line["intercept"] + line["slope"] * np.log(means.index.to_numpy(float)),
-        )
-        fits[model] = {
-            "model": model,
-            "n_rows": int(len(sub)),
-            "n_prompts": int(sub["prompt_id"].nunique()),
-            "n_steps": len(steps),
-            "slope": line["slope"],
-            "intercept": line["intercept"],
-            "r2": r2,
-            "r2_images": line["r2"],
-            "zref": z0,
-            "score_at_zref": at_zref,
-        }
+        fits[model], adjusted[model] = _fit_one_curve(model, sub, zref)
+    _add_offsets_and_betas(fits, adjusted, medium, noise)
+    return pd.DataFrame(list(fits.values()))
+
+
+def _fit_one_curve(
+    model: str, sub: pd.DataFrame, zref: Mapping[str, float]
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One model's curve (:func:`fit_score_curves`): its fit row without offset and beta, and its
+    per-prompt scores moved to zref along the curve (``mean``, ``count`` by ``prompt_id``)."""
+    if model not in zref:
+        raise ValueError(f"zref: no reference steps for model {model!r}; got {sorted(zref)}")
+    z0 = float(zref[model])
+    if not z0 > 0:
+        raise ValueError(f"zref: reference steps of {model!r} must be > 0, got {zref[model]!r}")
+    line = fit_line(np.log(sub["steps"].to_numpy(float)), sub["clip_score"].to_numpy(float))
+    steps = sorted(sub["steps"].unique())
+    if math.isfinite(line["slope"]):
+        at_zref = line["intercept"] + line["slope"] * math.log(z0)
+        shift = line["slope"] * (np.log(sub["steps"].to_numpy(float)) - math.log(z0))
+    else:  # one step count: the curve is known at that point only
+        at_zref = line["mean"] if steps == [z0] else math.nan
+        shift = np.zeros(len(sub)) if steps == [z0] else np.full(len(sub), math.nan)
+    per_prompt = (
+        sub.assign(y=sub["clip_score"].to_numpy(float) - shift)
+        .groupby("prompt_id")["y"]
+        .agg(["mean", "count"])
+    )
+    means = sub.groupby("steps")["clip_score"].mean()
+    r2 = _r2(
+        means.to_numpy(float),
+        line["intercept"] + line["slope"] * np.log(means.index.to_numpy(float)),
+    )
+    fit = {
+        "model": model,
+        "n_rows": int(len(sub)),
+        "n_prompts": int(sub["prompt_id"].nunique()),
+        "n_steps": len(steps),
+        "slope": line["slope"],
+        "intercept": line["intercept"],
+        "r2": r2,
+        "r2_images": line["r2"],
+        "zref": z0,
+        "score_at_zref": at_zref,
+    }
+    return fit, per_prompt
+
+
+def _add_offsets_and_betas(
+    fits: dict[str, dict[str, Any]],
+    adjusted: Mapping[str, pd.DataFrame],
+    medium: str,
+    noise: float,
+) -> None:
+    """SPEC section 3's d_m (against Sbar, the medium model's mean at zref) and beta_m, added to
+    each fit row in place (:func:`fit_score_curves`)."""
     x = adjusted[medium]
     s_bar = float(x["mean"].mean())
     for model, fit in fits.items():
@@ -291,7 +311,6 @@ def fit_score_curves(
         ).dropna()
         fit["n_shared"] = int(len(shared))
         fit["beta"] = _beta(shared, noise)
-    return pd.DataFrame(list(fits.values()))
 
 
 def _r2(observed: np.ndarray, fitted: np.ndarray) -> float:
@@ -469,52 +488,92 @@ def profile_overrides(
         }
 
     if groups is not None:
-        for _, g in groups.iterrows():
-            where = f"{g['model']} CLIPScore at {g['steps']} steps, {g['n_prompts']} prompts, {g['n_images']} ok rows"
-            if math.isfinite(g["mu"]):
-                put(f"groups.{g['group']}.mu", g["mu"], f"mean of the prompt means, {where}")
-            if math.isfinite(g["sigma"]) and g["sigma"] > 0:
-                put(
-                    f"groups.{g['group']}.sigma",
-                    g["sigma"],
-                    f"prompt-to-prompt sd, seed noise removed, {where}",
-                )
+        _group_overrides(groups, put)
     if scores is not None:
-        for _, s in scores.iterrows():
-            rows_used = f"{s['n_rows']} ok rows over {s['n_steps']} step counts"
-            if math.isfinite(s["slope"]):
-                clipped = " (fitted value was negative; clipped at 0)" if s["slope"] < 0 else ""
-                put(
-                    f"models.{s['model']}.score_slope",
-                    max(s["slope"], 0.0),
-                    f"a in shat(z) = a ln z + b, least squares, R^2 {s['r2']:.3f}, {rows_used}{clipped}",
-                )
-            if s["model"] == medium:
-                continue
-            if math.isfinite(s["offset"]):
-                put(
-                    f"models.{s['model']}.score_offset",
-                    s["offset"],
-                    f"score at zref {s['zref']:g} minus the medium model's prompt-weighted mean, {rows_used}",
-                )
-            if math.isfinite(s["beta"]) and s["beta"] > 0:
-                put(
-                    f"models.{s['model']}.score_beta",
-                    s["beta"],
-                    f"cov with the medium model's prompt scores / their noise-free variance, "
-                    f"{s['n_shared']} shared prompts",
-                )
+        _score_overrides(scores, medium, put)
     if times is not None:
-        for _, t in times.iterrows():
-            if (
-                math.isfinite(t["per_step_s"])
-                and t["per_step_s"] > 0
-                and math.isfinite(t["overhead_s"])
-                and t["overhead_s"] >= 0
-            ):
-                fit = f"seconds = overhead + z x per_step by least squares, R^2 {t['r2']:.3f}, {t['n_rows']} rows"
-                put(f"models.{t['model']}.step_seconds", t["per_step_s"], f"per_step of {fit}")
-                put(f"models.{t['model']}.fixed_seconds", t["overhead_s"], f"overhead of {fit}")
+        _time_overrides(times, put)
+    _scalar_overrides(noise_sd, capacity_tflops, effective, put)
+    return out
+
+
+_Put = Callable[[str, float, str], None]
+"""``put(key, value, reason)``: writes one override of :func:`profile_overrides`."""
+
+
+def _group_overrides(groups: pd.DataFrame, put: _Put) -> None:
+    """``groups.<G>.mu`` and ``.sigma`` (sigma > 0 only) of :func:`profile_overrides`."""
+    for _, g in groups.iterrows():
+        where = (
+            f"{g['model']} CLIPScore at {g['steps']} steps, {g['n_prompts']} prompts, "
+            f"{g['n_images']} ok rows"
+        )
+        if math.isfinite(g["mu"]):
+            put(f"groups.{g['group']}.mu", g["mu"], f"mean of the prompt means, {where}")
+        if math.isfinite(g["sigma"]) and g["sigma"] > 0:
+            put(
+                f"groups.{g['group']}.sigma",
+                g["sigma"],
+                f"prompt-to-prompt sd, seed noise removed, {where}",
+            )
+
+
+def _score_overrides(scores: pd.DataFrame, medium: str, put: _Put) -> None:
+    """``models.<m>.score_slope`` (clipped at 0), and for models other than ``medium``
+    ``.score_offset`` and ``.score_beta`` (beta > 0 only), of :func:`profile_overrides`."""
+    for _, s in scores.iterrows():
+        rows_used = f"{s['n_rows']} ok rows over {s['n_steps']} step counts"
+        if math.isfinite(s["slope"]):
+            clipped = " (fitted value was negative; clipped at 0)" if s["slope"] < 0 else ""
+            put(
+                f"models.{s['model']}.score_slope",
+                max(s["slope"], 0.0),
+                f"a in shat(z) = a ln z + b, least squares, R^2 {s['r2']:.3f}, "
+                f"{rows_used}{clipped}",
+            )
+        if s["model"] == medium:
+            continue
+        if math.isfinite(s["offset"]):
+            put(
+                f"models.{s['model']}.score_offset",
+                s["offset"],
+                f"score at zref {s['zref']:g} minus the medium model's prompt-weighted mean, "
+                f"{rows_used}",
+            )
+        if math.isfinite(s["beta"]) and s["beta"] > 0:
+            put(
+                f"models.{s['model']}.score_beta",
+                s["beta"],
+                f"cov with the medium model's prompt scores / their noise-free variance, "
+                f"{s['n_shared']} shared prompts",
+            )
+
+
+def _time_overrides(times: pd.DataFrame, put: _Put) -> None:
+    """``models.<m>.step_seconds`` and ``.fixed_seconds`` of :func:`profile_overrides`, where the
+    sweep separates them (a per-step time > 0 and an overhead >= 0)."""
+    for _, t in times.iterrows():
+        if (
+            math.isfinite(t["per_step_s"])
+            and t["per_step_s"] > 0
+            and math.isfinite(t["overhead_s"])
+            and t["overhead_s"] >= 0
+        ):
+            fit = (
+                f"seconds = overhead + z x per_step by least squares, R^2 {t['r2']:.3f}, "
+                f"{t['n_rows']} rows"
+            )
+            put(f"models.{t['model']}.step_seconds", t["per_step_s"], f"per_step of {fit}")
+            put(f"models.{t['model']}.fixed_seconds", t["overhead_s"], f"overhead of {fit}")
+
+
+def _scalar_overrides(
+    noise_sd: float | None,
+    capacity_tflops: float | None,
+    effective: pd.DataFrame | None,
+    put: _Put,
+) -> None:
+    """``noise_sd`` and ``capacity_tflops`` of :func:`profile_overrides`, when finite."""
     if noise_sd is not None and math.isfinite(noise_sd) and noise_sd >= 0:
         put(
             "noise_sd",
@@ -530,7 +589,6 @@ def profile_overrides(
             capacity_tflops,
             f"median over models of TFLOP per step / fitted seconds per step{detail}",
         )
-    return out
 
 
 def write_profile(

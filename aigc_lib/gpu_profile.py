@@ -20,7 +20,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
@@ -101,15 +101,7 @@ def choose_backend(
     ``cuda_available`` defaults to ``torch.cuda.is_available()``. SPEC section 5; taught in
     ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
-    if not isinstance(device, str) or not (
-        device in ("auto", "cpu") or device.split(":")[0] == "cuda"
-    ):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    models = list(models)
-    if not models:
-        raise ValueError("models: expected at least one model name")
-    for name in models:
-        get_model(name)
+    models = _checked_backend_args(device, models)
     if device == "cpu":
         return BackendChoice("cpu", False, True, "device='cpu': the tiny random-weight pipeline")
     if cuda_available is None:
@@ -132,6 +124,26 @@ def choose_backend(
         return BackendChoice(
             device, True, not missing, f"device={device!r}: the real models, {note}"
         )
+    return _auto_choice(cuda_available, missing)
+
+
+def _checked_backend_args(device: str, models: Sequence[str]) -> list[str]:
+    """:func:`choose_backend`'s ``device`` and ``models`` checked (ValueError naming them)."""
+    if not isinstance(device, str) or not (
+        device in ("auto", "cpu") or device.split(":")[0] == "cuda"
+    ):
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    models = list(models)
+    if not models:
+        raise ValueError("models: expected at least one model name")
+    for name in models:
+        get_model(name)
+    return models
+
+
+def _auto_choice(cuda_available: bool, missing: list[str]) -> BackendChoice:
+    """:func:`choose_backend` with ``device="auto"``: the real models on CUDA only when nothing
+    is ``missing`` from the local cache."""
     if not cuda_available:
         return BackendChoice(
             "cpu", False, True, "device='auto': no CUDA device, so the tiny random-weight pipeline"
@@ -208,33 +220,38 @@ def latency_vs_scenario(
             or (_true(row.tiny) and not include_tiny)
         ):
             continue
-        spec = specs[row.model]
-        if row.component == "unet_step":
-            steps, work, assumed = 1, spec.tflop_per_step, spec.step_seconds
-        else:
-            if pd.isna(row.steps):
-                continue
-            steps = int(row.steps)
-            work, assumed = float(spec.work_tflop(steps)), float(spec.image_seconds(steps))
-        measured = float(row.seconds)
-        if not (math.isfinite(measured) and measured > 0):
-            continue
-        rows.append(
-            {
-                "file": getattr(row, "file", ""),
-                "gpu": row.gpu,
-                "tiny": _true(row.tiny),
-                "model": row.model,
-                "component": row.component,
-                "steps": steps,
-                "measured_s": measured,
-                "assumed_s": assumed,
-                "speedup": assumed / measured,
-                "tflop": work,
-                "achieved_tflops": work / measured,
-            }
-        )
+        compared = _compared_row(row, specs[row.model])
+        if compared is not None:
+            rows.append(compared)
     return pd.DataFrame(rows, columns=list(COMPARED_COLUMNS))
+
+
+def _compared_row(row: Any, spec: Any) -> dict[str, Any] | None:
+    """One measured time beside the assumed one (:func:`latency_vs_scenario`); None for an image
+    row without steps or a time that is not finite and positive."""
+    if row.component == "unet_step":
+        steps, work, assumed = 1, spec.tflop_per_step, spec.step_seconds
+    else:
+        if pd.isna(row.steps):
+            return None
+        steps = int(row.steps)
+        work, assumed = float(spec.work_tflop(steps)), float(spec.image_seconds(steps))
+    measured = float(row.seconds)
+    if not (math.isfinite(measured) and measured > 0):
+        return None
+    return {
+        "file": getattr(row, "file", ""),
+        "gpu": row.gpu,
+        "tiny": _true(row.tiny),
+        "model": row.model,
+        "component": row.component,
+        "steps": steps,
+        "measured_s": measured,
+        "assumed_s": assumed,
+        "speedup": assumed / measured,
+        "tflop": work,
+        "achieved_tflops": work / measured,
+    }
 
 
 def _true(value: object) -> bool:

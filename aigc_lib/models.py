@@ -242,28 +242,7 @@ def tiny_pipeline(seed: int = 0) -> Any:
     tokenizer = tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
-            sample_size=TINY_RESOLUTION // 2,
-            in_channels=4,
-            out_channels=4,
-            block_out_channels=(8, 16),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=32,
-            attention_head_dim=4,
-            norm_num_groups=4,
-        )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            block_out_channels=(8, 16),
-            down_block_types=("DownEncoderBlock2D",) * 2,
-            up_block_types=("UpDecoderBlock2D",) * 2,
-            latent_channels=4,
-            norm_num_groups=4,
-            sample_size=TINY_RESOLUTION,
-        )
+        unet, vae = _tiny_unet(UNet2DConditionModel), _tiny_vae(AutoencoderKL)
         text_encoder = CLIPTextModel(CLIPTextConfig(**tiny_text_config(tokenizer)))
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
@@ -280,6 +259,36 @@ def tiny_pipeline(seed: int = 0) -> Any:
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _tiny_unet(unet_class: Any) -> Any:
+    """:func:`tiny_pipeline`'s UNet (2 blocks, cross-attention), from torch's current random state."""
+    return unet_class(
+        sample_size=TINY_RESOLUTION // 2,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=4,
+    )
+
+
+def _tiny_vae(vae_class: Any) -> Any:
+    """:func:`tiny_pipeline`'s VAE (2 blocks, latent side image/2), from torch's random state."""
+    return vae_class(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=TINY_RESOLUTION,
+    )
 
 
 def generate(

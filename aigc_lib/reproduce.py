@@ -492,8 +492,6 @@ def run_notebook(
     written) is kept in ``<results_root>/.<stem>.failed/``, and the exception carries a note
     saying where.
     """
-    import papermill
-
     notebook = Path(notebook)
     parameters = dict(parameters or {})
     check_checkout([notebook])
@@ -514,17 +512,7 @@ def run_notebook(
         try:
             if final_dir.is_dir():  # continue from it: its step sweeps' rows are reused
                 _carry_over(final_dir, work)
-            with _environment(_kernel_environment()):
-                papermill.execute_notebook(
-                    str(notebook),
-                    str(running),
-                    parameters=run_params,
-                    cwd=str(notebook.parent),
-                    kernel_name="python3",
-                    progress_bar=progress,
-                    request_save_on_cell_execute=False,  # written once, at the end or error
-                    extra_arguments=KERNEL_ARGUMENTS,
-                )
+            _execute(notebook, running, run_params, progress)
             _finish_executed_copy(running, work / notebook.name, final_dir, notebook)
             running.unlink()
             write_json(work / INPUTS_NAME, {"inputs": run_inputs(notebook, params)})
@@ -538,6 +526,25 @@ def run_notebook(
             )
             raise
     return final_dir / notebook.name
+
+
+def _execute(notebook: Path, running: Path, run_params: dict[str, Any], progress: bool) -> None:
+    """Papermill runs ``notebook`` into ``running`` (:func:`run_notebook`), in the kernel
+    environment (:func:`_kernel_environment`), writing the executed copy once, at the end or at
+    an error."""
+    import papermill
+
+    with _environment(_kernel_environment()):
+        papermill.execute_notebook(
+            str(notebook),
+            str(running),
+            parameters=run_params,
+            cwd=str(notebook.parent),
+            kernel_name="python3",
+            progress_bar=progress,
+            request_save_on_cell_execute=False,  # written once, at the end or error
+            extra_arguments=KERNEL_ARGUMENTS,
+        )
 
 
 BLAS_CORE = "Haswell"

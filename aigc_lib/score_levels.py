@@ -57,16 +57,7 @@ def reclassify_by_medium_score(
     validate.instance(scenario, Scenario, "scenario")
     validate.whole(n_prompts, "n_prompts", low=1)
     validate.generator(rng)
-    n_models = len(scenario.models)
-    ref = n_models // 2 if reference is None else reference
-    if (
-        isinstance(ref, (bool, np.bool_))
-        or not isinstance(ref, (int, np.integer))
-        or not 0 <= ref < n_models
-    ):
-        raise ValueError(
-            f"reference: expected a model index in [0, {n_models - 1}], got {reference!r}"
-        )
+    ref = _reference_model(reference, len(scenario.models))
     z = _steps(scenario, steps)
     group = _draw_groups(scenario, n_prompts, rng, prompts)
     deviation = scenario.sigma[group] * rng.standard_normal(n_prompts)
@@ -78,7 +69,30 @@ def reclassify_by_medium_score(
     level = np.searchsorted(
         np.asarray(scenario.thresholds, dtype=float), scores[:, ref], side="right"
     )
-    names = level_names(n_models)
+    return _level_table(scenario, scores, level, ref, z)
+
+
+def _reference_model(reference: int | None, n_models: int) -> int:
+    """The reference model's index (:func:`reclassify_by_medium_score`; default the middle one)."""
+    ref = n_models // 2 if reference is None else reference
+    if (
+        isinstance(ref, (bool, np.bool_))
+        or not isinstance(ref, (int, np.integer))
+        or not 0 <= ref < n_models
+    ):
+        raise ValueError(
+            f"reference: expected a model index in [0, {n_models - 1}], got {reference!r}"
+        )
+    return ref
+
+
+def _level_table(
+    scenario: Scenario, scores: np.ndarray, level: np.ndarray, ref: int, z: np.ndarray
+) -> pd.DataFrame:
+    """One row per (level, model) of :func:`reclassify_by_medium_score` from the prompts' scores
+    (n_prompts, n_models) and levels."""
+    n_prompts = len(level)
+    names = level_names(len(scenario.models))
     seconds = np.array([m.image_seconds(s) for m, s in zip(scenario.models, z)])
     rows = []
     for lv, lv_name in enumerate(names):

@@ -542,8 +542,6 @@ def run_sweep(
     published by the notebook's last cell (:mod:`aigc_lib.results`).
     SPEC section 5; taught in ``notebooks/02_step_sweeps_on_the_gpu.ipynb``.
     """
-    from tqdm.auto import tqdm
-
     state = state if state is not None else _SingleProcess()
     tasks = plan(prompts, models, steps, seeds)
     out = staged_path(out_dir, seed=True)  # staged inside a results folder (aigc_lib.results)
@@ -555,20 +553,21 @@ def run_sweep(
         mine = set(mine)
     shard = out / f"rows-{state.process_index:03d}.jsonl"
     _repair(shard)
-    existing = [r for path in shard_paths(out) for r in read_rows(path)]
-    other = sorted({str(r.get("weights")) for r in existing} - {str(backend.weights)})
-    if other:
-        raise ValueError(
-            f"out_dir: {str(out_dir)!r} holds rows measured with weights {other}, "
-            f"not {backend.weights!r}; "
-            "use one folder per backend so rows are never mixed or wrongly skipped as done"
-        )
-    done = {_key(r) for r in existing}
+    done = _done_keys(out, out_dir, backend)
     todo = [
         t
         for t in tasks.itertuples(index=False)
         if t.prompt_id in mine and _key(t._asdict()) not in done
     ]
+    _run_todo(todo, shard, backend, state, warmup, progress, on_row)
+    state.wait_for_everyone()
+    return merge_shards(out, write=state.is_main_process)
+
+
+def _run_todo(todo, shard, backend, state, warmup, progress, on_row) -> None:
+    """Measure this process's missing rows model by model (:func:`run_sweep`), with a progress bar."""
+    from tqdm.auto import tqdm
+
     rank = state.process_index
     bar = tqdm(total=len(todo), desc=f"sweep [{rank}]", position=rank, disable=not progress)
     try:
@@ -585,8 +584,20 @@ def run_sweep(
             )
     finally:
         bar.close()
-    state.wait_for_everyone()
-    return merge_shards(out, write=state.is_main_process)
+
+
+def _done_keys(out: Path, out_dir: str | os.PathLike, backend: Backend) -> set:
+    """The keys of the rows already in ``out``'s shards (:func:`run_sweep`); refuses rows
+    measured with other weights than ``backend``'s (one folder per backend)."""
+    existing = [r for path in shard_paths(out) for r in read_rows(path)]
+    other = sorted({str(r.get("weights")) for r in existing} - {str(backend.weights)})
+    if other:
+        raise ValueError(
+            f"out_dir: {str(out_dir)!r} holds rows measured with weights {other}, "
+            f"not {backend.weights!r}; "
+            "use one folder per backend so rows are never mixed or wrongly skipped as done"
+        )
+    return {_key(r) for r in existing}
 
 
 def _run_model(model, tasks, shard, backend, state, warmup, bar, on_row) -> None:
@@ -639,6 +650,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", required=True, help="output folder (shards rows-*.jsonl, merged sweep.csv)"
     )
+    _add_task_options(parser)
+    _add_backend_options(parser)
+    return parser
+
+
+def _add_task_options(parser: argparse.ArgumentParser) -> None:
+    """The sweep's prompts, models, steps and seeds (:func:`_parser`)."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--prompts", default=None, help="PartiPrompts.tsv (default: aigc_lib.prompts' default)"
@@ -671,6 +689,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sample-seed", type=_non_negative_int, default=0, help="seed of the prompt sample"
     )
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """Which pipelines and CLIP model run the sweep, and how (:func:`_parser`)."""
     parser.add_argument(
         "--tiny",
         action="store_true",
@@ -702,7 +724,6 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="CPU threads for torch (default: torch's)",
     )
-    return parser
 
 
 def _positive_int(text: str) -> int:

@@ -391,3 +391,17 @@ def _tracked(folder: Path) -> bool:
         ["git", "ls-files", "--", str(folder)], cwd=ROOT, capture_output=True, text=True
     )
     return done.returncode != 0 or bool(done.stdout.strip())
+
+
+def test_no_library_function_is_over_sixty_lines():
+    """DEVELOPERS.md: keep the library obvious, no function over 60 lines (name the steps)."""
+    import ast
+
+    long = {
+        f"{module.stem}.{node.name}": node.end_lineno - node.lineno + 1
+        for module in sorted((ROOT / "aigc_lib").glob("*.py"))
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > 60
+    }
+    assert not long, long
