@@ -803,112 +803,97 @@ def _annealing_schedule(
 
 @dataclass
 class _Walk:
-    """The annealing state over the a models with tasks, as plain lists (fast in the loop).
+    """The annealing state over the a models with tasks, as arrays for the compiled loop.
 
-    ``gain[i][k]``, ``cost[i][k]``: the gain and lambda x load of model i at its k-th step option;
-    ``z`` the step option indices, ``c`` the compute shares (TFLOPS); ``movable`` the models with
-    more than one step option; ``p_step`` the probability of a step move, given who can move;
-    ``floor`` the smallest share a compute move may leave (TFLOPS); ``temps``, ``shifts`` per level.
+    ``gain[i, k]``, ``cost[i, k]``: the gain and lambda x load of model i at its k-th step option
+    (a x K, padded with NaN past each model's ``n_options[i]``); ``z`` the step option indices,
+    ``c`` the compute shares (TFLOPS); ``movable`` the models with more than one step option;
+    ``p_step`` the probability of a step move, given who can move; ``floor`` the smallest share a
+    compute move may leave (TFLOPS); ``temps``, ``shifts`` per level.
     """
 
-    gain: list[list[float]]
-    cost: list[list[float]]
-    z: list[int]
-    c: list[float]
-    movable: list[int]
+    gain: np.ndarray
+    cost: np.ndarray
+    n_options: np.ndarray
+    z: np.ndarray
+    c: np.ndarray
+    movable: np.ndarray
     p_step: float
     floor: float
-    temps: list[float]
-    shifts: list[float]
+    temps: np.ndarray
+    shifts: np.ndarray
 
     def utility(self) -> float:
         """U of eq. 11 at the state (z, c), CLIPScore points."""
         g, k, z, c = self.gain, self.cost, self.z, self.c
-        return sum(g[i][z[i]] - k[i][z[i]] / c[i] for i in range(len(z)))
+        return float(sum(g[i, z[i]] - k[i, z[i]] / c[i] for i in range(len(z))))
+
+
+def _padded(rows: list[np.ndarray]) -> np.ndarray:
+    """Rows of different lengths as one array, padded with NaN."""
+    out = np.full((len(rows), max(len(r) for r in rows)), np.nan)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
 
 
 def _start_walk(problem: AllocationProblem, active: np.ndarray, schedule: _Schedule) -> _Walk:
     """Algorithm 1's start: each model's middle step option and an equal split of C."""
     gains, _, costs = problem.tables
-    gain = [gains[m].tolist() for m in active]
-    n_options = [len(g) for g in gain]
+    n_options = np.array([len(gains[m]) for m in active], dtype=np.int64)
     a = active.size
     capacity = problem.capacity_tflops
-    movable = [i for i in range(a) if n_options[i] > 1]
+    movable = np.flatnonzero(n_options > 1).astype(np.int64)
     p_step = schedule.p_step
-    if not movable:
+    if movable.size == 0:
         p_step = 0.0
     if a == 1:
-        p_step = 1.0 if movable else 0.0
+        p_step = 1.0 if movable.size else 0.0
     temps, shifts = schedule.temperatures(capacity)
     return _Walk(
-        gain=gain,
-        cost=[costs[m].tolist() for m in active],
-        z=[n // 2 for n in n_options],
-        c=[capacity / a] * a,
+        gain=_padded([gains[m] for m in active]),
+        cost=_padded([costs[m] for m in active]),
+        n_options=n_options,
+        z=n_options // 2,
+        c=np.full(a, capacity / a),
         movable=movable,
-        p_step=p_step,
-        floor=max(problem.min_compute, 1e-12 * capacity),
-        temps=temps,
-        shifts=shifts,
+        p_step=float(p_step),
+        floor=float(max(problem.min_compute, 1e-12 * capacity)),
+        temps=np.asarray(temps, dtype=float),
+        shifts=np.asarray(shifts, dtype=float),
     )
 
 
 def _anneal(
     walk: _Walk, schedule: _Schedule, rng: np.random.Generator, trace: bool
-) -> tuple[list[int], list[float], tuple[list, list, list] | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The Metropolis loop of Algorithm 1: the best (z, c) seen, and per iteration (T, U, best U).
 
     Four uniform numbers per iteration (move kind, which model(s), size or direction, acceptance),
-    drawn in blocks of ``_DRAW_BLOCK`` iterations. The moves are written inline: this loop is
-    where the simulations spend their time.
+    drawn in blocks of ``_DRAW_BLOCK`` iterations; each block runs in
+    :func:`aigc_lib._kernels.metropolis`, the loop compiled (notebook 04 writes it out in Python).
     """
-    gain, cost, z, c, movable = walk.gain, walk.cost, walk.z, walk.c, walk.movable
-    temps, shifts, p_step, floor = walk.temps, walk.shifts, walk.p_step, walk.floor
-    a, n_movable, moves, exp = len(z), len(movable), schedule.moves, math.exp
+    from aigc_lib import _kernels  # compiled on first use (cached on disk)
+
+    fields = ("gain", "cost", "n_options", "z", "c", "movable", "temps", "shifts")
+    arrays = tuple(getattr(walk, name) for name in fields)
+    arguments = (*arrays, int(schedule.moves), walk.p_step, walk.floor)
     current = walk.utility()
-    best, best_z, best_c = current, z[:], c[:]
-    records = ([], [], []) if trace else None
+    state = np.array([current, current])
+    best_z, best_c = walk.z.copy(), walk.c.copy()
+    records = np.empty((schedule.n_iter if trace else 0, 3))
     for first in range(0, schedule.n_iter, _DRAW_BLOCK):  # random numbers in blocks
-        draws = rng.random((min(_DRAW_BLOCK, schedule.n_iter - first), 4)).tolist()
-        for it, (u_kind, u_which, u_size, u_accept) in enumerate(draws, first):
-            level = it // moves
-            temp = temps[level]
-            if u_kind < p_step:  # step move: one model's steps to a neighbouring allowed value
-                i = movable[int(u_which * n_movable)]
-                old = z[i]
-                new = old + (1 if u_size < 0.5 else -1)
-                if new < 0 or new >= len(gain[i]):
-                    new = 2 * old - new
-                delta = gain[i][new] - gain[i][old] - (cost[i][new] - cost[i][old]) / c[i]
-                if delta >= 0 or u_accept < exp(delta / temp):
-                    z[i] = new
-                    current += delta
-            elif a > 1:  # compute move: shift an amount from model i to model j
-                i, j = divmod(int(u_which * a * (a - 1)), a - 1)
-                j += j >= i
-                ci, cj = c[i] - u_size * shifts[level], c[j] + u_size * shifts[level]
-                if ci >= floor:
-                    ki, kj = cost[i][z[i]], cost[j][z[j]]
-                    delta = ki / c[i] - ki / ci + kj / c[j] - kj / cj
-                    if delta >= 0 or u_accept < exp(delta / temp):
-                        c[i], c[j] = ci, cj
-                        current += delta
-            if current > best:
-                best, best_z, best_c = current, z[:], c[:]
-            if trace:
-                records[0].append(temp)
-                records[1].append(current)
-                records[2].append(best)
-    return best_z, best_c, records
+        draws = rng.random((min(_DRAW_BLOCK, schedule.n_iter - first), 4))
+        _kernels.metropolis(arguments, draws, first, state, best_z, best_c, records)
+    return best_z, best_c, records if trace else None
 
 
 def _annealing_allocation(
     problem: AllocationProblem,
     active: np.ndarray,
-    best_z: list[int],
-    best_c: list[float],
-    records: tuple[list, list, list] | None,
+    best_z: np.ndarray,
+    best_c: np.ndarray,
+    records: np.ndarray | None,
 ) -> Allocation:
     """The best state of :func:`_anneal` as an :class:`Allocation` (shares rescaled to sum to C)."""
     steps = np.array([o[0] for o in problem.step_options])
@@ -921,10 +906,10 @@ def _annealing_allocation(
     if records is not None:
         frame = pd.DataFrame(
             {
-                "iteration": np.arange(len(records[0])),
-                "temperature": records[0],
-                "utility": records[1],
-                "best_utility": records[2],
+                "iteration": np.arange(len(records)),
+                "temperature": records[:, 0],
+                "utility": records[:, 1],
+                "best_utility": records[:, 2],
             }
         )
     return _allocation(problem, steps, compute, "annealing", frame)

@@ -369,7 +369,8 @@ def resample_weights(n_slots: int, rng: np.random.Generator, n_boot: int = N_BOO
 def paired_interval(stat, a: Mapping, b: Mapping, weights: np.ndarray) -> list[tuple]:
     """A statistic of two runs on one workload with its paired 95% interval over slots.
 
-    ``stat(A, B)``: the statistic from two dicts of slot sums (:func:`slot_sums`) summed with one
+    ``stat(A, B)``: the statistic from two dicts of slot sums (:func:`slot_sums`; each entry
+    resampled when the statistic first reads it) summed with one
     row of weights (each a (rows, k) array), returning (rows, k). ``weights``:
     :func:`resample_weights`; both runs are resampled at the same slots, so the interval is
     paired. Returns ``[(value, low, high)]`` per column k: the value on the sample itself and the
@@ -377,13 +378,25 @@ def paired_interval(stat, a: Mapping, b: Mapping, weights: np.ndarray) -> list[t
     """
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        draws = stat({k: weights @ v for k, v in a.items()}, {k: weights @ v for k, v in b.items()})
+        draws = stat(_Resampled(a, weights), _Resampled(b, weights))
         low, high = np.nanpercentile(draws[1:], [2.5, 97.5], axis=0)
     value = draws[0]
     return [
         (float(v), float(lo), float(hi)) if np.isfinite(v) else (float(v), math.nan, math.nan)
         for v, lo, hi in zip(value, low, high)
     ]
+
+
+class _Resampled(dict):
+    """``{name: weights @ sums[name]}``, each computed when the statistic first reads it."""
+
+    def __init__(self, sums: Mapping, weights: np.ndarray) -> None:
+        super().__init__()
+        self.sums, self.weights = sums, weights
+
+    def __missing__(self, name: str) -> np.ndarray:
+        self[name] = self.weights @ self.sums[name]
+        return self[name]
 
 
 def _score_gain(a: Mapping, b: Mapping) -> np.ndarray:
@@ -431,13 +444,15 @@ def _quantile_gains(ref, other, weights: np.ndarray) -> list[tuple]:
     """Quartile differences of task scores (points), with paired 95% intervals over slots."""
     q = np.array([0.25, 0.5, 0.75])
 
-    def quartiles(result):
+    def quartiles(result):  # per resample: the score where the running weight reaches q
         slot_index = pd.Index(result.slots["slot"])
         score = result.tasks["score"].to_numpy(float)
         order = np.argsort(score, kind="stable")
-        cw = np.cumsum(weights[:, slot_index.get_indexer(result.tasks["slot"])[order]], axis=1)
-        at = [(cw < k * cw[:, -1:]).sum(axis=1) for k in q]
-        return np.column_stack([score[order][np.minimum(i, score.size - 1)] for i in at])
+        slot = slot_index.get_indexer(result.tasks["slot"])[order].astype(np.int64)
+        from aigc_lib import _kernels  # compiled (Numba), imported on first use
+
+        at = _kernels.weighted_ranks(np.ascontiguousarray(weights, dtype=float), slot, q)
+        return score[order][np.minimum(at, score.size - 1)]
 
     draws = quartiles(ref) - quartiles(other)
     low, high = np.percentile(draws[1:], [2.5, 97.5], axis=0)
