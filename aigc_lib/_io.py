@@ -131,7 +131,9 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[Path]:
     An exclusive ``flock`` on ``<folder>/.aigc.lock``, taken without waiting: if another process
     holds it, :class:`FolderBusy` says which (its pid). The system releases the lock when the
     holder exits, however it ends (even ``kill -9``), so a lock never outlives its run. Re-entrant
-    within a process. Raises ``OSError`` when the folder cannot be created or written.
+    within a process, and for the holder's own child processes (the runner's notebooks side by
+    side: the holder's pid is in the lock file, and it is the child's parent). Raises ``OSError``
+    when the folder cannot be created or written.
     """
     import fcntl
 
@@ -149,13 +151,18 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[Path]:
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            holder = None
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+        if holder == f"pid {os.getppid()}":  # held for this run by the process that started it
+            yield folder
+            return
+        if holder is not None:
             raise FolderBusy(
                 f"{folder} is in use by another run ({holder}): one run at a time per results "
                 "folder; wait for it to finish, or use another --results-dir"
-            ) from None
+            )
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}\n")

@@ -5,6 +5,7 @@
     python -m aigc_lib.reproduce --only 04 -p n_slots 50 -p weights "[0.1, 1.0]"  # YAML literals
     python -m aigc_lib.reproduce --params small.yaml  # {notebook stem or "all": {name: value}}
     python -m aigc_lib.reproduce --resume             # skip notebooks whose inputs did not change
+    python -m aigc_lib.reproduce --jobs 1             # one notebook at a time (default: 2 side by side)
     python -m aigc_lib.reproduce --profile my_gpu.yaml  # 03-07 on a profile: results/profiles/my_gpu/
 
 Before anything runs. The project root is the checkout of the notebooks to run; the run is
@@ -16,6 +17,11 @@ breaking the rule of the notebook's parameter-check cell (:func:`aigc_lib.valida
 read here without running it). PartiPrompts is checked. The results folder is locked: one run at a
 time per results folder, and a second run is refused with a message saying which process holds
 it. A read-only results folder gives one line.
+
+Notebooks run two side by side (``--jobs``, :data:`NOTEBOOK_JOBS`; no notebook reads another's
+results), each in a process of its own under the runner's lock, printing a line as each starts
+and ends; ``--jobs 1`` runs them one after another in this process, each with a progress bar of
+its cells. A failure starts no further notebook.
 
 Each notebook runs with its folder as working directory, the parameter ``results_dir`` set to its
 results folder (relative to the notebooks' folder) and ``interactive`` to False (static figures
@@ -62,8 +68,10 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -861,6 +869,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+NOTEBOOK_JOBS = min(2, os.cpu_count() or 1)
+"""Notebooks run side by side by default: two fill a 2-core machine (a notebook's kernel waits on
+its own cells most of the time, and its sweeps spread over :mod:`aigc_lib.parallel`'s workers);
+more would multiply the memory of kernels and worker pools for little gain."""
+
+
+def _positive(text: str) -> int:
+    """A whole number >= 1 from the command line (``--jobs``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     """The command line of ``python -m aigc_lib.reproduce``."""
     parser = argparse.ArgumentParser(
@@ -887,6 +912,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--resume", action="store_true", help="skip notebooks whose inputs did not change"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=NOTEBOOK_JOBS,
+        help=f"notebooks run side by side, each in its own process (default {NOTEBOOK_JOBS}: "
+        "this machine's cores, at most 2); 1 runs them one after another, with each "
+        "notebook's cells as a progress bar",
     )
     parser.add_argument(
         "--profile",
@@ -938,7 +971,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:  # one run at a time per results folder; an unwritable or busy one is one line
         with folder_lock(results_root):
             _remove_litter(results_root)
-            if not _run_notebooks(chosen, results_root, args.resume):
+            if not _run_notebooks(chosen, results_root, args.resume, args.jobs):
                 return 1
             from aigc_lib import paper_vs_ours, peers
 
@@ -974,11 +1007,12 @@ def _chosen_parameters(
     return chosen
 
 
-def _run_notebooks(chosen: Mapping[Path, dict], results_root: Path, resume: bool) -> bool:
-    """Run each notebook (``--resume``: those whose inputs changed); False after a failure, which
-    is reported in one line."""
-    import papermill
-
+def _run_notebooks(
+    chosen: Mapping[Path, dict], results_root: Path, resume: bool, jobs: int = 1
+) -> bool:
+    """Run each notebook (``--resume``: those whose inputs changed), ``jobs`` side by side
+    (:func:`_side_by_side`); False after a failure, which is reported in one line."""
+    todo = {}
     for notebook, parameters in chosen.items():
         if resume:
             why = stale_inputs(
@@ -987,18 +1021,130 @@ def _run_notebooks(chosen: Mapping[Path, dict], results_root: Path, resume: bool
             if why is None:
                 print(f"[skip] {notebook.stem}: its inputs did not change")
                 continue
-            print(f"[run ] {notebook.stem} ({why})", flush=True)
+            todo[notebook] = (parameters, f" ({why})")
         else:
-            print(f"[run ] {notebook.stem}", flush=True)
-        started = time.perf_counter()
-        try:
-            run_notebook(notebook, results_root, parameters)
-        except papermill.PapermillExecutionError as err:
-            where = " ".join(getattr(err, "__notes__", []))
-            print(f"error: {err.ename}: {_one_line(err.evalue)} ({where})", file=sys.stderr)
-            return False
-        print(f"[done] {notebook.stem} in {time.perf_counter() - started:.1f} s", flush=True)
+            todo[notebook] = (parameters, "")
+    if jobs > 1 and len(todo) > 1:
+        return _side_by_side(todo, results_root, jobs)
+    return all(_run_here(nb, results_root, params, why) for nb, (params, why) in todo.items())
+
+
+def _run_here(notebook: Path, results_root: Path, parameters: dict, why: str) -> bool:
+    """One notebook in this process, with its cells' progress bar; False after a failure."""
+    import papermill
+
+    print(f"[run ] {notebook.stem}{why}", flush=True)
+    started = time.perf_counter()
+    try:
+        run_notebook(notebook, results_root, parameters)
+    except papermill.PapermillExecutionError as err:
+        print(f"error: {_failure(err)}", file=sys.stderr)
+        return False
+    print(f"[done] {notebook.stem} in {time.perf_counter() - started:.1f} s", flush=True)
     return True
+
+
+def _failure(err: BaseException) -> str:
+    """A notebook's failure in one line: the error in the cell and where its output was kept."""
+    where = " ".join(getattr(err, "__notes__", []))
+    return f"{err.ename}: {_one_line(err.evalue)} ({where})"
+
+
+CHILD = """
+import json, sys
+from pathlib import Path
+from aigc_lib import reproduce
+sys.exit(reproduce.run_child(Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])))
+"""
+"""A notebook run side by side with others: its own process, under the runner's lock."""
+
+
+def run_child(notebook: Path, results_root: Path, parameters: dict) -> int:
+    """Run one notebook for :func:`_side_by_side` (in a process it started, under its lock):
+    exit status 0, 1 after a failure or 130 after Ctrl-C, each failure said in one line."""
+    import papermill
+
+    try:
+        run_notebook(notebook, results_root, parameters, progress=False)
+    except papermill.PapermillExecutionError as err:
+        print(_failure(err), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        print(" ".join(getattr(err, "__notes__", [])), file=sys.stderr)
+        return 130
+    return 0
+
+
+class _Child:
+    """One notebook running in a child process (:data:`CHILD`); its output goes to a file."""
+
+    def __init__(self, notebook: Path, results_root: Path, parameters: dict, log: Path) -> None:
+        self.notebook, self.log, self.started = notebook, log, time.perf_counter()
+        with open(log, "w", encoding="utf-8") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(notebook), str(results_root)]
+                + [json.dumps(parameters)],
+                stdout=out,
+                stderr=out,
+            )
+
+    def said(self) -> str:
+        """The child's last line (its one-line failure), or nothing."""
+        lines = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+def _side_by_side(todo: Mapping[Path, tuple[dict, str]], results_root: Path, jobs: int) -> bool:
+    """Run the notebooks ``jobs`` at a time, each in a child process, in their order; a failure
+    starts no more (those running finish). Ctrl-C stops every child and is one line."""
+    from tqdm.auto import tqdm
+
+    pending, running, ok = list(todo.items()), [], True
+    with (
+        tempfile.TemporaryDirectory(prefix="aigc-runs-") as logs,
+        tqdm(total=len(todo), unit="notebook", desc="notebooks", leave=False, disable=None) as bar,
+    ):
+        try:
+            while running or (pending and ok):
+                while pending and ok and len(running) < jobs:
+                    notebook, (parameters, why) = pending.pop(0)
+                    bar.write(f"[run ] {notebook.stem}{why}")
+                    log = Path(logs) / f"{notebook.stem}.log"
+                    running.append(_Child(notebook, results_root, parameters, log))
+                child = _wait_any(running)
+                running.remove(child)
+                bar.update()
+                seconds = time.perf_counter() - child.started
+                if child.process.returncode == 0:
+                    bar.write(f"[done] {child.notebook.stem} in {seconds:.1f} s")
+                else:
+                    print(f"error: {child.said()}", file=sys.stderr)
+                    ok = False
+        except KeyboardInterrupt as err:
+            _stop(running, err)
+            raise
+    return ok
+
+
+def _wait_any(running: list[_Child]) -> _Child:
+    """The first of ``running`` to end (polled)."""
+    while True:
+        for child in running:
+            if child.process.poll() is not None:
+                return child
+        time.sleep(0.1)
+
+
+def _stop(running: list[_Child], err: KeyboardInterrupt) -> None:
+    """Ctrl-C: each running child is interrupted (if the signal reached only this process) and
+    waited for; what each says (its results folder unchanged) is added to ``err``."""
+    for child in running:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGINT)
+    for child in running:
+        child.process.wait()
+        if child.said():
+            err.add_note(child.said())
 
 
 def _one_line(err: Any) -> str:

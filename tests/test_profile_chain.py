@@ -8,7 +8,7 @@ the comparison pages name the profile and say it was fitted on random weights; t
 ``results/`` keep their bytes. Then the pages' notes (:mod:`aigc_lib.paper_vs_ours`) on small
 folders.
 
-Cost: the notebooks run in two ``reproduce`` processes side by side (:data:`GROUPS`); the default
+Cost: the notebooks run two side by side in one ``reproduce`` (:data:`GROUPS`); the default
 scenario's metrics are those the notebook tests computed already (``notebook_results``).
 """
 
@@ -37,11 +37,11 @@ PROFILED = [
     for nb in reproduce.find_notebooks(reproduce.PROFILE_NOTEBOOKS)
     if "profile" in reproduce.notebook_parameters(nb)
 ]
-GROUPS = (("03", "04", "07"), ("05", "06"))
-"""The two reproduce runs side by side, about equally long, each with one worker
-(``AIGC_JOBS=1``: the two runs fill two cores, and no result depends on the number of workers,
-:mod:`aigc_lib.parallel`): their notebooks, those of :data:`PROFILED`. 03 and 04 make
-``paper_vs_ours``, 06 ``interpretations`` and 07 ``peers``."""
+GROUPS = (("03", "04", "05", "06", "07"),)
+"""The reproduce runs: one, its notebooks (those of :data:`PROFILED`) two side by side
+(``--jobs 2``), each with one worker (``AIGC_JOBS=1``: the two fill two cores, and no result
+depends on the number of workers, :mod:`aigc_lib.parallel`). 03 and 04 make ``paper_vs_ours``,
+06 ``interpretations`` and 07 ``peers``."""
 
 
 def checksums(folder: Path) -> dict[str, str]:
@@ -69,7 +69,7 @@ def chain(notebook_results, tmp_path_factory):
         command = [
             *(sys.executable, "-m", "aigc_lib.reproduce", "--profile", str(profile)),
             *("--allow-random-weights", "--params", str(SMALL_PARAMS)),
-            *("--results-dir", str(out / f"run{k}"), "--only", *only),
+            *("--results-dir", str(out / f"run{k}"), "--jobs", "2", "--only", *only),
         ]
         runs.append(
             subprocess.Popen(

@@ -486,7 +486,7 @@ from pathlib import Path
 from aigc_lib import reproduce
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even from a '&' job
 reproduce.NOTEBOOKS_DIR = Path(sys.argv[1])
-sys.exit(reproduce.main(["--results-dir", sys.argv[2]]))
+sys.exit(reproduce.main(["--results-dir", *sys.argv[2:]]))
 """
 
 
@@ -536,3 +536,129 @@ def test_each_notebook_run_prints_its_time_and_no_kernel_warning(tmp_path, capfd
     out, err = capfd.readouterr()
     assert re.search(r"^\[done\] 99_demo in \d+\.\d s$", out, re.M), out
     assert "WARNING" not in err and "without encryption" not in err, err
+
+
+# ---------------------------------------------------------------- issue 29: notebooks side by side
+
+RENDEZVOUS = """
+import pathlib, time
+pathlib.Path('{me}.started').touch()
+deadline = time.monotonic() + {wait}
+while not pathlib.Path('{other}.started').exists():  # runs only if the other runs meanwhile
+    assert time.monotonic() < deadline, 'ran alone'
+    time.sleep(0.1)
+"""
+
+
+def side_by_side(notebooks, first, second, wait=60):
+    """Two notebooks that each wait (up to ``wait`` seconds) for the other to start."""
+    for me, other in ((first, second), (second, first)):
+        demo_notebook(notebooks, me, "\n" + RENDEZVOUS.format(me=me, other=other, wait=wait))
+
+
+@pytest.fixture
+def demo_dir(tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    monkeypatch.setattr(reproduce, "NOTEBOOKS_DIR", notebooks)
+    return notebooks
+
+
+def test_two_notebooks_run_side_by_side_under_the_runners_lock(
+    demo_dir, tmp_path, capfd, no_tables
+):
+    side_by_side(demo_dir, "97_left", "98_right")
+    results = tmp_path / "results"
+    assert reproduce.main(["--results-dir", str(results), "--jobs", "2"]) == 0
+    out, err = capfd.readouterr()
+    for stem in ("97_left", "98_right"):
+        assert f"[run ] {stem}" in out and re.search(rf"^\[done\] {stem} in \d+\.\d s$", out, re.M)
+        assert (results / stem / f"{stem}.ipynb").is_file()
+        assert (results / stem / "metrics.json").is_file()
+    assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == [".aigc.lock"]
+    assert no_tables == [("pvo", results), ("peers", results)]
+
+
+def test_one_at_a_time_when_asked(demo_dir, tmp_path, capfd, no_tables):
+    side_by_side(demo_dir, "97_left", "98_right", wait=2)
+    assert reproduce.main(["--results-dir", str(tmp_path / "r"), "--jobs", "1"]) == 1
+    err = one_line(capfd.readouterr().err)
+    assert err.startswith("error: AssertionError: ran alone (97_left failed: ")
+
+
+def test_a_failure_side_by_side_is_one_line_and_starts_no_further_notebook(
+    demo_dir, tmp_path, capfd, no_tables
+):
+    demo_notebook(demo_dir, "96_fails", "\nraise ValueError('broken on purpose')")
+    demo_notebook(demo_dir, "97_runs", "\nimport time\ntime.sleep(3)")
+    demo_notebook(demo_dir, "98_never")
+    results = tmp_path / "results"
+    assert reproduce.main(["--results-dir", str(results), "--jobs", "2"]) == 1
+    out, err = capfd.readouterr()
+    line = one_line(err)
+    assert line.startswith("error: ValueError: broken on purpose (96_fails failed: ")
+    assert "[done] 97_runs" in out and "98_never" not in out
+    assert sorted(p.name for p in results.iterdir()) == [
+        ".96_fails.failed",
+        ".aigc.lock",
+        "97_runs",
+    ]
+    assert no_tables == []
+
+
+@pytest.mark.parametrize("jobs", ["0", "two", "1.5"])
+def test_a_bad_jobs_value_is_refused_naming_the_flag(jobs, capsys, never_run):
+    with pytest.raises(SystemExit) as exit_:
+        reproduce.main(["--only", "01", "--jobs", jobs])
+    assert exit_.value.code == 2
+    assert "--jobs: expected a whole number >= 1" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_notebooks_side_by_side_with_one_line(tmp_path):
+    import signal
+    import time
+
+    notebooks = tmp_path / "notebooks"
+    for stem in ("97_left", "98_right"):
+        started = f"import pathlib, time\npathlib.Path('{stem}.started').touch()\ntime.sleep(120)"
+        demo_notebook(notebooks, stem, "\n" + started)
+    run = subprocess.Popen(
+        [sys.executable, "-c", RUN_DEMO, str(notebooks), str(tmp_path / "results"), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not all((notebooks / f"{s}.started").exists() for s in ("97_left", "98_right")):
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.2)
+    time.sleep(1)
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    line = one_line(err)
+    assert line.startswith("interrupted (Ctrl-C): ")
+    assert "97_left failed: " in line and "98_right failed: " in line and "unchanged" in line
+    visible = [p.name for p in (tmp_path / "results").iterdir() if not p.name.startswith(".")]
+    assert visible == []
+
+
+def test_the_lock_lets_the_holders_children_in_and_no_one_else(tmp_path):
+    root = tmp_path / "r"
+    code = (
+        "import sys\nfrom aigc_lib._io import folder_lock\nwith folder_lock(sys.argv[1]):\n    pass"
+    )
+    with _io.folder_lock(root):
+        child = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True)
+        assert child.returncode == 0, child.stderr
+        grandchild = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
+            ]
+            + [sys.executable, "-c", code, str(root)],
+            capture_output=True,
+            text=True,
+        )
+        assert grandchild.returncode == 1 and "FolderBusy" in grandchild.stderr
