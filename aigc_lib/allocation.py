@@ -28,6 +28,7 @@ and (the bound, many models) ``notebooks/05_beyond_the_paper.ipynb``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -161,6 +162,22 @@ class AllocationProblem:
         object.__setattr__(self, "capacity_tflops", capacity)
         object.__setattr__(self, "weight", weight)
         object.__setattr__(self, "min_share", min_share)
+
+    def with_tasks(self, n_tasks: Any, score_a: Any, score_b: Any) -> "AllocationProblem":
+        """This problem for another slot: other tasks per model and score curves (checked as in
+        the constructor); the steps, work, capacity, lambda and readings are this problem's, not
+        checked again (a simulation builds one problem per slot: :func:`aigc_lib.simulation.plan`).
+        """
+        n_tasks = _task_counts(n_tasks)
+        if n_tasks.size != self.n_models:
+            raise ValueError(f"n_tasks: expected {self.n_models} counts, got {n_tasks.size}")
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["n_tasks"] = n_tasks
+        fields["score_a"] = _per_model(score_a, "score_a", self.n_models)
+        fields["score_b"] = _per_model(score_b, "score_b", self.n_models)
+        problem = object.__new__(AllocationProblem)
+        problem.__dict__.update(fields)  # frozen: set as __post_init__ does, no cached values
+        return problem
 
     @property
     def n_models(self) -> int:

@@ -1120,7 +1120,7 @@ def _side_by_side(todo: Mapping[Path, tuple[dict, str]], results_root: Path, job
                 else:
                     print(f"error: {child.said()}", file=sys.stderr)
                     ok = False
-        except KeyboardInterrupt as err:
+        except BaseException as err:  # Ctrl-C, or this process failing: no child outlives it
             _stop(running, err)
             raise
     return ok
@@ -1135,9 +1135,10 @@ def _wait_any(running: list[_Child]) -> _Child:
         time.sleep(0.1)
 
 
-def _stop(running: list[_Child], err: KeyboardInterrupt) -> None:
-    """Ctrl-C: each running child is interrupted (if the signal reached only this process) and
-    waited for; what each says (its results folder unchanged) is added to ``err``."""
+def _stop(running: list[_Child], err: BaseException) -> None:
+    """Ctrl-C (or an error here): each running child is interrupted (if the signal reached only
+    this process) and waited for; what each says (its results folder unchanged) is added to
+    ``err``."""
     for child in running:
         if child.process.poll() is None:
             child.process.send_signal(signal.SIGINT)

@@ -305,16 +305,42 @@ def _plan_slots(
         makespan=np.zeros((n_slots, n_models)),
         planned=np.full(n_slots, np.nan),
     )
-    bounds = np.concatenate([[0], np.cumsum(counts)])
+    if n_slots == 0:
+        return plans
+    slope, score_b = _planner_slots(scenario, key, model, belief, plans.n_per, readings)
+    template = slot_problem(scenario, plans.n_per[0], slope, score_b[0], readings)
     for s in range(n_slots):
         if counts[s] == 0:
             continue
-        mine = slice(bounds[s], bounds[s + 1])
-        result = plan(scenario, model[mine], belief[mine], readings, solve, rng)
+        result = solve(template.with_tasks(plans.n_per[s], slope, score_b[s]), rng)
         plans.steps[s], plans.compute[s] = result.steps, result.compute_tflops
         plans.seconds[s], plans.makespan[s] = result.seconds_per_image, result.makespan
         plans.planned[s] = result.utility
     return plans
+
+
+def _planner_slots(
+    scenario: Scenario,
+    key: np.ndarray,
+    model: np.ndarray,
+    belief: np.ndarray,
+    n_per: np.ndarray,
+    readings: Readings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`planner_curves` for every slot at once: the slopes a_m and each slot's b_m, shape
+    (n_slots, M). The same numbers as slot by slot (each slot's sums add its tasks in order)."""
+    n_models = len(scenario.models)
+    saturation = readings.saturation
+    reference = np.array([m.zref for m in scenario.models], dtype=float)
+    expected = true_score(scenario, belief, model, reference[model], saturation)
+    sum_per = np.bincount(key, weights=expected, minlength=n_per.size).reshape(n_per.shape)
+    prior_b = true_score(scenario, scenario.mean_score, np.arange(n_models), reference, saturation)
+    mean_expected = np.divide(
+        sum_per, n_per, out=np.broadcast_to(prior_b, n_per.shape).copy(), where=n_per > 0
+    )
+    slope = np.array([m.score_slope for m in scenario.models])
+    capped = reference if saturation is None else np.minimum(reference, saturation)
+    return slope, mean_expected - slope * np.log(capped)
 
 
 def _queue_positions(key: np.ndarray, latency: str) -> np.ndarray:
