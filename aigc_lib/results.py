@@ -181,6 +181,8 @@ def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110
     Inside a Jupyter kernel the file is staged and appears there when :func:`write_metrics`
     publishes the notebook's results (see the module's docstring). The path is a
     :class:`WrittenPath`: a cell ending with ``save_fig`` shows the figure and no path under it.
+    Under Jupyter's inline backend the cell shows the saved PNG itself and the figure is closed:
+    drawn once, not twice (the backend would draw it again at the end of the cell).
     """
     if not name or "/" in name or name.endswith(".png"):
         raise ValueError(f"name: expected a bare file name without '/' or '.png', got {name!r}")
@@ -189,7 +191,21 @@ def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     target = figure_path(name, results_dir)
     atomic_write_bytes(staged_path(target, results_dir), buffer.getvalue())
+    _show_instead_of_inline(fig, buffer.getvalue())
     return WrittenPath(target)
+
+
+def _show_instead_of_inline(fig: Any, png: bytes) -> None:
+    """Under the inline backend: show ``png`` (the figure as saved) and close ``fig``."""
+    import matplotlib
+
+    if "inline" not in matplotlib.get_backend():
+        return
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    display(Image(data=png, format="png"))
+    plt.close(fig)
 
 
 def figure_path(name: str, results_dir: str | os.PathLike) -> Path:

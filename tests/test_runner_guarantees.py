@@ -581,8 +581,10 @@ def test_two_notebooks_run_side_by_side_under_the_runners_lock(
 def test_one_at_a_time_when_asked(demo_dir, tmp_path, capfd, no_tables):
     side_by_side(demo_dir, "97_left", "98_right", wait=2)
     assert reproduce.main(["--results-dir", str(tmp_path / "r"), "--jobs", "1"]) == 1
-    err = one_line(capfd.readouterr().err)
-    assert err.startswith("error: AssertionError: ran alone (97_left failed: ")
+    out, err = capfd.readouterr()  # err also holds the cells' progress bar, one notebook at a time
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert line.startswith("error: AssertionError: ran alone (97_left failed: ")
+    assert "[run ] 97_left" in out and "98_right" not in out
 
 
 def test_a_failure_side_by_side_is_one_line_and_starts_no_further_notebook(
