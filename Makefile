@@ -1,7 +1,8 @@
 # Two commands do everything (README):
 #   make reproduce   set up, then execute every notebook headlessly into results/
 #   make test        set up, check the formatting (ruff), then run the tests (unit tests and every
-#                    notebook with small parameters)
+#                    notebook with small parameters), spread over the cores (pytest-xdist, one
+#                    test file per process at a time)
 # Setup first checks for PartiPrompts (standard library only: nothing is installed before it is
 # found or downloaded), then creates .venv unless a virtual environment is already active, installs
 # the pinned dependencies (requirements.lock) and this package (editable). CPU-only machine: prefix
@@ -37,7 +38,7 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff format --check --quiet . || { echo "ruff format --check: run '$(PY) -m ruff format .'"; exit 1; }
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -1,14 +1,17 @@
 """Shared test helpers: the PartiPrompts check, executing a notebook with the small parameters of
 notebook_params.yaml.
 
-Each notebook runs once per session (``notebook_results``). Those the collected tests will ask for
-(a test module ``test_notebook_NN``, or a test parametrized with a prefix ``NN``) start as soon
-as the tests are collected, one after another in the order the tests need them, each in a
-process of its own beside the tests: their kernels run while the unit tests before them run, on
-the other core. A notebook no collected test announced runs in this process when asked for."""
+Each notebook runs once per test run (``notebook_results``), also when ``make test`` spreads the
+tests over two processes (pytest-xdist, ``-n auto --dist loadfile``): the processes share one
+folder of runs and take each notebook under a lock (:class:`NotebookRuns`). Those the collected
+tests will ask for (a test module ``test_notebook_NN``, or a test parametrized with a prefix
+``NN``) start as soon as the tests are collected, one after another in the order the tests need
+them, each in a process of its own beside the tests. A notebook no collected test announced runs
+when a test asks for it."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -40,8 +43,13 @@ reproduce.run_notebook(notebook, root, parameters, progress=False)
 
 def pytest_configure(config):
     """Without PartiPrompts (or with a wrong copy), stop at once with the loader's one-line message
-    saying what to do, rather than with an error in every test that needs the file."""
+    saying what to do, rather than with an error in every test that needs the file. The first
+    process makes the folder of the notebook runs (:data:`ROOT_ENV`), which its workers share."""
     from aigc_lib import prompts
+
+    if not hasattr(config, "workerinput") and ROOT_ENV not in os.environ:
+        os.environ[ROOT_ENV] = tempfile.mkdtemp(prefix="pytest-notebook-results-")
+        config._aigc_notebooks_owner = True
 
     try:
         prompts.load_partiprompts()
@@ -69,8 +77,12 @@ def notebooks_needed(items) -> list[str]:
 
 
 class NotebookRuns:
-    """Each notebook run once, into ``<root>/<prefix>/<stem>/``: ahead of time in a background
-    thread (one process at a time, :data:`RUN_ONE`), or on demand in this process."""
+    """Each notebook run once per test run, into ``<root>/<prefix>/<stem>/``, also when the tests
+    are spread over processes (``pytest -n``, pytest-xdist): they share ``root`` (:func:`shared_root`),
+    and a notebook's lock file ``<root>/<prefix>.lock`` lets the first process that takes it run
+    the notebook while the others wait for it. Ahead of time in a background thread (one run at a
+    time per process, skipping a notebook another process is running: :data:`RUN_ONE`), or when a
+    test asks for it. A failed run leaves ``<root>/<prefix>.failed``, said by every test asking."""
 
     def __init__(self, root: Path, params: dict) -> None:
         self.root, self.params = root, params
@@ -78,9 +90,7 @@ class NotebookRuns:
         # notebooks run ahead
         self.env = dict(os.environ)
         self.notebooks = {p.stem[:2]: p for p in reproduce.find_notebooks()}
-        self.done: dict[str, threading.Event] = {}
-        self.seconds: dict[str, float] = {}  # each notebook's run, wall clock
-        self.failed: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}  # each notebook's run here, wall clock
         self.running: subprocess.Popen | None = None
         self.stopping = False
         self.lock = threading.Lock()
@@ -89,18 +99,32 @@ class NotebookRuns:
         return {**self.params.get("all", {}), **self.params.get(notebook.stem, {})}
 
     def prefetch(self, prefixes: list[str]) -> None:
-        for prefix in prefixes:
-            self.done[prefix] = threading.Event()
         threading.Thread(target=self._run_ahead, args=(prefixes,), daemon=True).start()
 
     def _run_ahead(self, prefixes: list[str]) -> None:
         for prefix in prefixes:
+            self._claim(prefix, wait=False)
+
+    def _claim(self, prefix: str, wait: bool) -> None:
+        """Run the notebook unless it ran or another process runs it (``wait``: until it ended)."""
+        with open(self.root / f"{prefix}.lock", "a", encoding="ascii") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                return  # another process runs it; a test asking waits for it
+            if self._ended(prefix):
+                return
             try:
                 self._run_one(prefix)
-            except Exception as err:  # said by the test that asks for it
-                self.failed[prefix] = f"{type(err).__name__}: {err}"
-            finally:
-                self.done[prefix].set()
+            except Exception as err:  # said by the tests that ask for it
+                self._failure(prefix).write_text(f"{type(err).__name__}: {err}", encoding="utf-8")
+
+    def _failure(self, prefix: str) -> Path:
+        return self.root / f"{prefix}.failed"
+
+    def _ended(self, prefix: str) -> bool:
+        metrics = self.root / prefix / self.notebooks[prefix].stem / "metrics.json"
+        return metrics.is_file() or self._failure(prefix).is_file()
 
     def _run_one(self, prefix: str) -> None:
         notebook = self.notebooks[prefix]
@@ -121,7 +145,7 @@ class NotebookRuns:
         output = self.running.communicate()[0]
         self.seconds[prefix] = time.perf_counter() - started
         if self.running.returncode != 0:
-            self.failed[prefix] = output[-4000:]
+            raise RuntimeError(output[-4000:])
 
     def stop(self) -> None:
         """Interrupt a run ahead (the runner's Ctrl-C path: its kernel is shut down)."""
@@ -139,21 +163,23 @@ class NotebookRuns:
         if prefix not in self.notebooks:
             raise ValueError(f"prefix: no notebook starts with {prefix!r}")
         notebook = self.notebooks[prefix]
-        if prefix in self.done:
-            self.done[prefix].wait()
-            if prefix in self.failed:
-                raise RuntimeError(f"{notebook.stem} failed:\n{self.failed[prefix]}")
-        elif not (self.root / prefix / notebook.stem / "metrics.json").is_file():
-            started = time.perf_counter()
-            reproduce.run_notebook(
-                notebook, self.root / prefix, self.parameters(notebook), progress=False
-            )
-            self.seconds[prefix] = time.perf_counter() - started
+        self._claim(prefix, wait=True)
+        if self._failure(prefix).is_file():
+            failure = self._failure(prefix).read_text(encoding="utf-8")
+            raise RuntimeError(f"{notebook.stem} failed:\n{failure}")
         folder = self.root / prefix / notebook.stem
         return json.loads((folder / "metrics.json").read_text()), folder
 
 
+ROOT_ENV = "AIGC_TEST_NOTEBOOKS"
+"""The folder of this test run's notebook runs, set by the first process (pytest, or pytest-xdist's
+controller) before any worker starts, so that every worker shares it."""
+
 _runs: list[NotebookRuns] = []
+
+
+def shared_root() -> Path:
+    return Path(os.environ[ROOT_ENV])
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
@@ -162,8 +188,7 @@ def pytest_collection_modifyitems(session, config, items):
     needed = notebooks_needed(items)
     if not needed or config.option.collectonly:
         return
-    root = Path(tempfile.mkdtemp(prefix="pytest-notebook-results-"))
-    runs = NotebookRuns(root, reproduce.load_parameters(SMALL_PARAMS))
+    runs = NotebookRuns(shared_root(), reproduce.load_parameters(SMALL_PARAMS))
     runs.prefetch(needed)
     _runs.append(runs)
 
@@ -179,14 +204,15 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_unconfigure(config):
     for runs in _runs:
         runs.stop()
-        shutil.rmtree(runs.root, ignore_errors=True)
     _runs.clear()
+    if getattr(config, "_aigc_notebooks_owner", False):  # the first process: the folder is its
+        shutil.rmtree(shared_root(), ignore_errors=True)
+        del os.environ[ROOT_ENV]
 
 
 @pytest.fixture(scope="session")
 def notebook_results(tmp_path_factory):
     """``run(prefix) -> (metrics dict, results folder)``: execute a notebook once per session with small parameters."""
-    if not _runs:  # nothing announced: every notebook on demand, in this process
-        root = tmp_path_factory.mktemp("results")
-        _runs.append(NotebookRuns(root, reproduce.load_parameters(SMALL_PARAMS)))
+    if not _runs:  # nothing announced: every notebook on demand
+        _runs.append(NotebookRuns(shared_root(), reproduce.load_parameters(SMALL_PARAMS)))
     return _runs[0].get
