@@ -117,7 +117,9 @@ class NotebookRuns:
             try:
                 self._run_one(prefix)
             except Exception as err:  # said by the tests that ask for it
-                self._failure(prefix).write_text(f"{type(err).__name__}: {err}", encoding="utf-8")
+                if not self.stopping:  # stopped: a process that still needs it runs it
+                    failure = f"{type(err).__name__}: {err}"
+                    self._failure(prefix).write_text(failure, encoding="utf-8")
 
     def _failure(self, prefix: str) -> Path:
         return self.root / f"{prefix}.failed"
@@ -144,8 +146,17 @@ class NotebookRuns:
             )
         output = self.running.communicate()[0]
         self.seconds[prefix] = time.perf_counter() - started
+        (self.root / f"{prefix}.seconds").write_text(f"{self.seconds[prefix]:.1f}")
         if self.running.returncode != 0:
             raise RuntimeError(output[-4000:])
+
+    def finish(self) -> None:
+        """Start no more runs ahead and let the one running end (another process may need it)."""
+        with self.lock:
+            self.stopping = True
+            run = self.running
+        if run is not None:
+            run.wait()
 
     def stop(self) -> None:
         """Interrupt a run ahead (the runner's Ctrl-C path: its kernel is shut down)."""
@@ -194,11 +205,24 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """One line: how long each notebook's run took (the budget: benchmarks/bench_notebooks.py)."""
+    """One line: how long each notebook's run took, in whichever process ran it (the budget:
+    benchmarks/bench_notebooks.py)."""
+    if ROOT_ENV not in os.environ or hasattr(terminalreporter.config, "workerinput"):
+        return
+    ran = {p.stem: float(p.read_text()) for p in shared_root().glob("*.seconds")}
+    if ran:
+        times = ", ".join(f"{p} {s:.0f} s" for p, s in sorted(ran.items()))
+        terminalreporter.write_line(f"notebooks run once for these tests: {times}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A session that ends normally lets the notebook it runs ahead end (a worker beside it may
+    be waiting for it); an interrupted one (Ctrl-C) interrupts it."""
     for runs in _runs:
-        if runs.seconds:
-            times = ", ".join(f"{p} {s:.0f} s" for p, s in sorted(runs.seconds.items()))
-            terminalreporter.write_line(f"notebooks run once for these tests: {times}")
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            runs.stop()
+        else:
+            runs.finish()
 
 
 def pytest_unconfigure(config):
