@@ -71,7 +71,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -1076,21 +1076,27 @@ def run_child(notebook: Path, results_root: Path, parameters: dict) -> int:
 
 
 class _Child:
-    """One notebook running in a child process (:data:`CHILD`); its output goes to a file."""
+    """One notebook running in a child process (:data:`CHILD`); a thread keeps its output."""
 
-    def __init__(self, notebook: Path, results_root: Path, parameters: dict, log: Path) -> None:
-        self.notebook, self.log, self.started = notebook, log, time.perf_counter()
-        with open(log, "w", encoding="utf-8") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", CHILD, str(notebook), str(results_root)]
-                + [json.dumps(parameters)],
-                stdout=out,
-                stderr=out,
-            )
+    def __init__(self, notebook: Path, results_root: Path, parameters: dict) -> None:
+        self.notebook, self.started, self.lines = notebook, time.perf_counter(), []
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(notebook), str(results_root)]
+            + [json.dumps(parameters)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        self.reader = threading.Thread(
+            target=self.lines.extend, args=(self.process.stdout,), daemon=True
+        )
+        self.reader.start()
 
     def said(self) -> str:
-        """The child's last line (its one-line failure), or nothing."""
-        lines = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        """The child's last line once it ended (its one-line failure), or nothing."""
+        self.reader.join(timeout=10)
+        lines = [line.strip() for line in self.lines if line.strip()]
         return lines[-1] if lines else ""
 
 
@@ -1100,17 +1106,13 @@ def _side_by_side(todo: Mapping[Path, tuple[dict, str]], results_root: Path, job
     from tqdm.auto import tqdm
 
     pending, running, ok = list(todo.items()), [], True
-    with (
-        tempfile.TemporaryDirectory(prefix="aigc-runs-") as logs,
-        tqdm(total=len(todo), unit="notebook", desc="notebooks", leave=False, disable=None) as bar,
-    ):
+    with tqdm(total=len(todo), unit="notebook", desc="notebooks", leave=False, disable=None) as bar:
         try:
             while running or (pending and ok):
                 while pending and ok and len(running) < jobs:
                     notebook, (parameters, why) = pending.pop(0)
                     bar.write(f"[run ] {notebook.stem}{why}")
-                    log = Path(logs) / f"{notebook.stem}.log"
-                    running.append(_Child(notebook, results_root, parameters, log))
+                    running.append(_Child(notebook, results_root, parameters))
                 child = _wait_any(running)
                 running.remove(child)
                 bar.update()

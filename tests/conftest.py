@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from aigc_lib import reproduce
+from aigc_lib import parallel, reproduce
 
 SMALL_PARAMS = Path(__file__).with_name("notebook_params.yaml")
 for _name in reproduce.THREAD_VARIABLES:  # one thread per pool, as in the kernels: the tests
@@ -87,8 +87,10 @@ class NotebookRuns:
     def __init__(self, root: Path, params: dict) -> None:
         self.root, self.params = root, params
         # as the session started: tests change os.environ and the runner's module while the
-        # notebooks run ahead
-        self.env = dict(os.environ)
+        # notebooks run ahead. One worker process per notebook (AIGC_JOBS=1): the tests fill the
+        # cores already, the small runs are too short to repay a pool's start, and no result
+        # depends on the number of workers (aigc_lib.parallel)
+        self.env = {parallel.JOBS_ENV: "1", **os.environ}
         self.notebooks = {p.stem[:2]: p for p in reproduce.find_notebooks()}
         self.seconds: dict[str, float] = {}  # each notebook's run here, wall clock
         self.running: subprocess.Popen | None = None

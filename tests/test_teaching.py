@@ -43,6 +43,8 @@ from pathlib import Path
 import pytest
 from test_prose_numbers import ALLOWED, NUMBER, printed_numbers, stray_numbers
 
+from aigc_lib import parallel
+
 NOTEBOOKS = ["01", "02", "03", "04", "05", "06", "07", "08"]
 """Notebooks that follow the teaching conventions (a rebuilt notebook: add its prefix here)."""
 
@@ -201,7 +203,7 @@ def copied_cell_failures(
     )
     (tmp_path / "runner.py").write_text(RUNNER)
     out = tmp_path / "failures.json"
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env = {parallel.JOBS_ENV: "1", **os.environ, "MPLBACKEND": "Agg"}  # no worker pool (conftest)
     subprocess.run(
         [sys.executable, str(tmp_path / "runner.py"), str(spec), str(out)],
         cwd=cwd,
