@@ -14,9 +14,10 @@ For every notebook of :data:`NOTEBOOKS` (a notebook rebuilt to the conventions: 
     ``metrics.json``) may follow.
 (c) **Copied cells run.** What a copied cell needs: the first code cell (imports, plot style,
     paths), the tagged parameters cell (papermill's injected one as well) and the opening code cell
-    of the cell's section. Checked in a fresh IPython shell, one subprocess per notebook, with the
-    test's small parameters and a copy of the run's results folder: for every ``## `` section, the shell
-    is reset, runs the first code cell and the parameters, then the section's cells in order, so
+    of the cell's section. Checked in a fresh IPython shell, one subprocess for all the notebooks
+    (the imports paid once), with the test's small parameters and a copy of each run's results
+    folder: for every ``## `` section, the shell is reset, runs the first code cell and the
+    parameters, then the section's cells in order, so
     *every* later cell of a section runs with nothing from another section (no sample: the
     sections of 01 to 08 run in seconds). Cells tagged ``record`` are exempt (they gather the
     whole run by design). A NameError, or any other error, fails with the section and the cell.
@@ -170,18 +171,22 @@ RUNNER = textwrap.dedent(
         return results.WrittenPath(results.figure_path(name, results_dir))
 
     results.save_fig = save_fig
-    failures = []
-    for title, sources in spec["sections"]:
-        shell.reset(new_session=False)
-        for k, source in enumerate(spec["head"] + sources):
-            if k == len(spec["head"]):
-                shell.user_ns["results_dir"] = spec["results_dir"]
-            result = shell.run_cell(source, silent=True)
-            error = result.error_before_exec or result.error_in_exec
-            if error is not None:
-                where = "the head" if k < len(spec["head"]) else f"cell {k - len(spec['head'])}"
-                failures.append(f"{title}, {where}: {type(error).__name__}: {error}")
-                break
+    failures = {}
+    for notebook in spec:  # several notebooks: the imports are paid once
+        failures[notebook["name"]] = []
+        for title, sources in notebook["sections"]:
+            shell.reset(new_session=False)
+            for k, source in enumerate(notebook["head"] + sources):
+                if k == len(notebook["head"]):
+                    shell.user_ns["results_dir"] = notebook["results_dir"]
+                result = shell.run_cell(source, silent=True)
+                error = result.error_before_exec or result.error_in_exec
+                if error is not None:
+                    n = len(notebook["head"])
+                    where = "the head" if k < n else f"cell {k - n}"
+                    failure = f"{title}, {where}: {type(error).__name__}: {error}"
+                    failures[notebook["name"]].append(failure)
+                    break
     json.dump(failures, open(sys.argv[2], "w"))
     """
 )
@@ -194,18 +199,27 @@ def copied_cell_failures(
 
     ``results``: the executed run's results folder, copied to be the sections' ``results_dir``, so
     that what the run wrote (notebook 02's sweep rows) is found instead of measured again."""
-    head, found = sections(cells)
-    if results is not None:
-        shutil.copytree(results, tmp_path / "results")
-    spec = tmp_path / "spec.json"
-    spec.write_text(
-        json.dumps({"head": head, "sections": found, "results_dir": str(tmp_path / "results")})
-    )
+    return many_copied_cell_failures({"one": (cells, results)}, cwd, tmp_path)["one"]
+
+
+def many_copied_cell_failures(
+    notebooks: dict[str, tuple[list[dict], Path | None]], cwd: Path, tmp_path: Path
+) -> dict[str, list[str]]:
+    """:func:`copied_cell_failures` for several notebooks ``{name: (cells, results)}`` in one
+    subprocess, one after another (each section still in a fresh namespace)."""
+    spec = []
+    for name, (cells, results) in notebooks.items():
+        head, found = sections(cells)
+        folder = tmp_path / "results" / name
+        if results is not None:
+            shutil.copytree(results, folder)
+        spec.append({"name": name, "head": head, "sections": found, "results_dir": str(folder)})
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
     (tmp_path / "runner.py").write_text(RUNNER)
     out = tmp_path / "failures.json"
     env = {parallel.JOBS_ENV: "1", **os.environ, "MPLBACKEND": "Agg"}  # no worker pool (conftest)
     subprocess.run(
-        [sys.executable, str(tmp_path / "runner.py"), str(spec), str(out)],
+        [sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "spec.json"), str(out)],
         cwd=cwd,
         env=env,
         check=True,
@@ -269,14 +283,27 @@ def test_the_notebook_opens_with_a_computed_found_box(prefix, notebook_results):
     assert not problems, "\n".join(problems)
 
 
+@pytest.fixture(scope="module")
+def section_failures(request, notebook_results, tmp_path_factory):
+    """The copied-cell failures of every notebook this session's tests ask about, all in one
+    subprocess (the imports of the whole stack paid once, not once per notebook)."""
+    test = "test_copied_cells_run_with_the_head_and_their_section_opener"
+    asked = [
+        item.callspec.params["prefix"]
+        for item in request.session.items
+        if item.originalname == test and item.module is request.module
+    ]
+    notebooks = {}
+    for prefix in asked:
+        _, folder = notebook_results(prefix)
+        notebooks[prefix] = (_executed(notebook_results, prefix), folder)
+    cwd = Path(__file__).resolve().parent.parent / "notebooks"
+    return many_copied_cell_failures(notebooks, cwd, tmp_path_factory.mktemp("sections"))
+
+
 @pytest.mark.parametrize("prefix", NOTEBOOKS)
-def test_copied_cells_run_with_the_head_and_their_section_opener(
-    prefix, notebook_results, tmp_path
-):
-    cells = _executed(notebook_results, prefix)
-    _, folder = notebook_results(prefix)
-    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
-    failures = copied_cell_failures(cells, notebooks, tmp_path, folder)
+def test_copied_cells_run_with_the_head_and_their_section_opener(prefix, section_failures):
+    failures = section_failures[prefix]
     assert not failures, "sections that do not run on their own:\n" + "\n".join(failures)
 
 
