@@ -714,7 +714,8 @@ def _finish_executed_copy(running: Path, target: Path, final_dir: Path, notebook
             cell["id"] = f"cell-{index:03d}"
         seen.add(cell.get("id"))
         if "outputs" in cell:
-            cell["outputs"] = [o for o in map(_clean_output, cell["outputs"]) if o is not None]
+            outputs = _coalesced(cell["outputs"])
+            cell["outputs"] = [o for o in map(_clean_output, outputs) if o is not None]
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     base = results.notebooks_folder(notebook.resolve().parent)
     atomic_write_text(target, _without_machine_paths(text, final_dir, base))
@@ -723,6 +724,23 @@ def _finish_executed_copy(running: Path, target: Path, final_dir: Path, notebook
 def _source_ids(notebook: Path) -> set[str]:
     cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
     return {c["id"] for c in cells if isinstance(c.get("id"), str)}
+
+
+def _coalesced(outputs: list[dict]) -> list[dict]:
+    """Consecutive stream outputs of one stream as one: how the kernel chunked a cell's printing
+    depends on timing (a busy machine flushes ``print``'s text and its newline apart)."""
+    merged: list[dict] = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and output.get("output_type") == "stream" == last.get("output_type")
+            and output.get("name") == last.get("name")
+        ):
+            last["text"] = "".join(last.get("text", "")) + "".join(output.get("text", ""))
+        else:
+            merged.append(output)
+    return merged
 
 
 def _clean_output(output: dict) -> dict | None:

@@ -177,6 +177,20 @@ def test_the_executed_copy_holds_no_machine_path_timing_or_progress_bar(publishe
     assert ids == ["demo-0", "injected-parameters"] + [f"demo-{i}" for i in range(1, 6)]
 
 
+def test_a_print_chunked_apart_by_a_busy_kernel_is_written_as_one_output():
+    """Seen in notebook 06 beside another notebook: print's text and its newline came in two
+    messages, so the executed copy changed though nothing else did."""
+
+    def stream(name, text):
+        return {"output_type": "stream", "name": name, "text": text}
+
+    figure = {"output_type": "display_data", "data": {"image/png": "iVBOR"}}
+    chunks = [stream("stdout", "consistent = False"), stream("stdout", "\n")]
+    assert reproduce._coalesced(chunks) == [stream("stdout", "consistent = False\n")]
+    apart = [stream("stdout", "a\n"), stream("stderr", "b\n"), figure, stream("stdout", "c\n")]
+    assert reproduce._coalesced(apart) == apart  # other streams and outputs stay in between
+
+
 def test_clean_output_drops_progress_lines_and_widgets_only():
     stream = {
         "output_type": "stream",
