@@ -3,10 +3,11 @@
 Algorithm 1's Metropolis loop runs once per slot and policy, 1760 moves each: in plain Python it
 was where every simulation spent most of its time. :func:`metropolis` is that loop over arrays,
 compiled by Numba (``numba.njit``; the machine code is cached beside this file, so only the first
-run on a machine compiles, in about a second). Compiled or not, it is the same Python: set the
-environment variable ``NUMBA_DISABLE_JIT=1`` to step through it in a debugger (slowly). Floating
-point is not reordered (no ``fastmath``), so it gives the same numbers as the plain Python loop it
-replaced, bit for bit (``tests/test_allocation.py`` checks it against a copy of that loop).
+run on a machine compiles, in about 4 s on 2 cores). Compiled or not, it is the same Python: set
+the environment variable ``NUMBA_DISABLE_JIT=1`` to step through it in a debugger (slowly).
+Floating point is not reordered (no ``fastmath``), so it gives the same numbers as the plain
+Python loop it replaced, bit for bit (``tests/test_kernels.py`` checks it against a copy of that
+loop, and :func:`weighted_ranks` against numpy's cumulative sum).
 
 Imported on first use by :func:`aigc_lib.allocation.simulated_annealing`, so that a process
 that never anneals never imports Numba.

@@ -166,7 +166,7 @@ class AllocationProblem:
     def with_tasks(self, n_tasks: Any, score_a: Any, score_b: Any) -> "AllocationProblem":
         """This problem for another slot: other tasks per model and score curves (checked as in
         the constructor); the steps, work, capacity, lambda and readings are this problem's, not
-        checked again (a simulation builds one problem per slot: :func:`aigc_lib.simulation.plan`).
+        checked again (:func:`aigc_lib.simulation.simulate` poses one problem per slot this way).
         """
         n_tasks = _task_counts(n_tasks)
         if n_tasks.size != self.n_models:

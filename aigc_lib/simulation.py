@@ -328,11 +328,12 @@ def _planner_slots(
     readings: Readings,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`planner_curves` for every slot at once: the slopes a_m and each slot's b_m, shape
-    (n_slots, M). The same numbers as slot by slot (each slot's sums add its tasks in order)."""
+    (n_slots, M). ``key``: each task's slot x M + model; ``n_per``: tasks per slot and model. The
+    same numbers as slot by slot (each slot's sums add its tasks in order)."""
     n_models = len(scenario.models)
     saturation = readings.saturation
     reference = np.array([m.zref for m in scenario.models], dtype=float)
-    expected = true_score(scenario, belief, model, reference[model], saturation)
+    expected = true_score(scenario, belief, model, reference[model], saturation)  # at each zref
     sum_per = np.bincount(key, weights=expected, minlength=n_per.size).reshape(n_per.shape)
     prior_b = true_score(scenario, scenario.mean_score, np.arange(n_models), reference, saturation)
     mean_expected = np.divide(
@@ -558,17 +559,9 @@ def planner_curves(
     expected score at zref_m under the belief, minus a_m ln zref_m (the scenario's mean prompt for
     a model without tasks).
     """
-    n_models = len(scenario.models)
-    saturation = readings.saturation
-    reference = np.array([m.zref for m in scenario.models], dtype=float)
-    expected = true_score(scenario, belief, model, reference[model], saturation)  # at each zref
-    n_per = np.bincount(model, minlength=n_models)
-    sum_per = np.bincount(model, weights=expected, minlength=n_models)
-    prior_b = true_score(scenario, scenario.mean_score, np.arange(n_models), reference, saturation)
-    mean_expected = np.divide(sum_per, n_per, out=prior_b.copy(), where=n_per > 0)
-    slope = np.array([m.score_slope for m in scenario.models])
-    capped = reference if saturation is None else np.minimum(reference, saturation)
-    return n_per, slope, mean_expected - slope * np.log(capped)
+    n_per = np.bincount(model, minlength=len(scenario.models))
+    slope, score_b = _planner_slots(scenario, model, model, belief, n_per[None, :], readings)
+    return n_per, slope, score_b[0]  # one slot: the batch
 
 
 def plan(

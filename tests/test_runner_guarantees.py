@@ -490,34 +490,45 @@ sys.exit(reproduce.main(["--results-dir", *sys.argv[2:]]))
 """
 
 
-def test_ctrl_c_stops_the_runner_with_one_line_and_leaves_results_as_they_were(tmp_path):
-    """Issue 29: Ctrl-C printed a 70-line traceback. A terminal sends SIGINT to the whole
-    foreground process group: the runner and its kernel."""
-    import signal
-    import time
-
-    notebooks = tmp_path / "notebooks"
-    started = "import pathlib, time\npathlib.Path('started').touch()\ntime.sleep(120)"
-    demo_notebook(notebooks, extra_parameters="\n" + started)
-    before = tree(tmp_path / "results") if (tmp_path / "results").exists() else {}
-    run = subprocess.Popen(
-        [sys.executable, "-c", RUN_DEMO, str(notebooks), str(tmp_path / "results")],
+def start_demo_runner(notebooks, results, *args):
+    """``reproduce.main`` on the demo notebooks in a process group of its own (:data:`RUN_DEMO`)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_DEMO, str(notebooks), str(results), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
-    assert run.stdout.readline().startswith("PartiPrompts: ")
-    assert run.stdout.readline().startswith("[run ] 99_demo")
+
+
+def ctrl_c_once_started(run, markers):
+    """Once every marker file exists (the kernels run their first cell), Ctrl-C as a terminal
+    sends it, to the whole process group; the runner's stderr, after it exited with 130."""
+    import signal
+    import time
+
     deadline = time.monotonic() + 60
-    while not (notebooks / "started").exists():  # the kernel runs the first cell
+    while not all(marker.exists() for marker in markers):
         assert time.monotonic() < deadline and run.poll() is None
         time.sleep(0.2)
     time.sleep(1)
     os.killpg(run.pid, signal.SIGINT)
-    out, err = run.communicate(timeout=60)
+    _, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
-    line = one_line(err)
+    return err
+
+
+def test_ctrl_c_stops_the_runner_with_one_line_and_leaves_results_as_they_were(tmp_path):
+    """Issue 29: Ctrl-C printed a 70-line traceback. A terminal sends SIGINT to the whole
+    foreground process group: the runner and its kernel."""
+    notebooks = tmp_path / "notebooks"
+    started = "import pathlib, time\npathlib.Path('started').touch()\ntime.sleep(120)"
+    demo_notebook(notebooks, extra_parameters="\n" + started)
+    before = tree(tmp_path / "results") if (tmp_path / "results").exists() else {}
+    run = start_demo_runner(notebooks, tmp_path / "results")
+    assert run.stdout.readline().startswith("PartiPrompts: ")
+    assert run.stdout.readline().startswith("[run ] 99_demo")
+    line = one_line(ctrl_c_once_started(run, [notebooks / "started"]))
     assert line.startswith("interrupted (Ctrl-C): 99_demo failed: ") and "unchanged" in line
     visible = {k: v for k, v in tree(tmp_path / "results").items() if not k.startswith(".")}
     assert visible == before
@@ -616,29 +627,14 @@ def test_a_bad_jobs_value_is_refused_naming_the_flag(jobs, capsys, never_run):
 
 
 def test_ctrl_c_stops_notebooks_side_by_side_with_one_line(tmp_path):
-    import signal
-    import time
-
+    """Both children are interrupted, and each one's note is in the one line."""
     notebooks = tmp_path / "notebooks"
     for stem in ("97_left", "98_right"):
         started = f"import pathlib, time\npathlib.Path('{stem}.started').touch()\ntime.sleep(120)"
         demo_notebook(notebooks, stem, "\n" + started)
-    run = subprocess.Popen(
-        [sys.executable, "-c", RUN_DEMO, str(notebooks), str(tmp_path / "results"), "--jobs", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not all((notebooks / f"{s}.started").exists() for s in ("97_left", "98_right")):
-        assert time.monotonic() < deadline and run.poll() is None
-        time.sleep(0.2)
-    time.sleep(1)
-    os.killpg(run.pid, signal.SIGINT)
-    out, err = run.communicate(timeout=60)
-    assert run.returncode == 130, err
-    line = one_line(err)
+    run = start_demo_runner(notebooks, tmp_path / "results", "--jobs", "2")
+    markers = [notebooks / f"{stem}.started" for stem in ("97_left", "98_right")]
+    line = one_line(ctrl_c_once_started(run, markers))
     assert line.startswith("interrupted (Ctrl-C): ")
     assert "97_left failed: " in line and "98_right failed: " in line and "unchanged" in line
     visible = [p.name for p in (tmp_path / "results").iterdir() if not p.name.startswith(".")]
