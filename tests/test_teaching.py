@@ -22,7 +22,9 @@ For every notebook of :data:`NOTEBOOKS` (a notebook rebuilt to the conventions: 
     sections of 01 to 08 run in seconds). Cells tagged ``record`` are exempt (they gather the
     whole run by design). A NameError, or any other error, fails with the section and the cell.
     ``results.save_fig`` checks its arguments and names the file but draws no pixels there: the
-    notebook's own run drew every figure, and drawing was most of the sections' time.
+    notebook's own run drew every figure, and drawing was most of the sections' time. What
+    survives a reset is frozen (``gc.freeze``): IPython's reset collects garbage, and a full
+    collection over the imported stack took 0.3 s, half the check's time over 73 sections.
 
 Each notebook also opens with a "what we found, how sure, what it rests on" box: a code cell
 tagged ``found`` before the first section shows a display with ``display_id="found"``, which the
@@ -153,7 +155,7 @@ def sections(cells: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]]]
 
 RUNNER = textwrap.dedent(
     """
-    import json, sys
+    import gc, json, sys
     from IPython.core.interactiveshell import InteractiveShell
 
     spec = json.load(open(sys.argv[1]))
@@ -175,7 +177,9 @@ RUNNER = textwrap.dedent(
     for notebook in spec:  # several notebooks: the imports are paid once
         failures[notebook["name"]] = []
         for title, sources in notebook["sections"]:
-            shell.reset(new_session=False)
+            shell.reset(new_session=False)  # its full collection scans only what is not frozen
+            gc.collect()  # the last section's cycles, then what is left (the imports) is frozen:
+            gc.freeze()  # a full collection of the whole stack took 0.3 s, 24 s over the sections
             for k, source in enumerate(notebook["head"] + sources):
                 if k == len(notebook["head"]):
                     shell.user_ns["results_dir"] = notebook["results_dir"]
