@@ -36,6 +36,7 @@ import yaml
 from scipy import stats
 
 from aigc_lib import arrivals, claims, metrics, peers, serving, simulation, validate
+from aigc_lib._io import load_yaml
 from aigc_lib.scenario import DATA_DIR, Scenario, premises, residuals
 
 __all__ = [
@@ -478,7 +479,7 @@ def camp_robustness(base: Scenario, n_scenarios: int, n_slots: int, seed: int) -
 def load_public(path: str | Path = PUBLIC_PATH) -> dict[str, Any]:
     """The quoted public figures of ``data/public_premises.yaml`` (sources inside), checked."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
         raise ValueError(f"path: cannot read the public figures {str(path)!r}: {err}") from None
     if not isinstance(data, dict) or not {"ascend", "diffserve_confidences"} <= set(data):

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, NamedTuple
 
-from aigc_lib._io import atomic_write_bytes
+from aigc_lib._io import atomic_write_bytes, load_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,9 +71,7 @@ _REMEDIES = (
 
 def load_challenge_groups(path: str | os.PathLike | None = None) -> dict[str, str]:
     """The default challenge -> group mapping (``data/challenge_groups.yaml``): {challenge: group}."""
-    import yaml
-
-    raw = yaml.safe_load(Path(path or GROUPS_PATH).read_text(encoding="utf-8"))
+    raw = load_yaml(Path(path or GROUPS_PATH).read_text(encoding="utf-8"))
     return {challenge: entry["group"] for challenge, entry in raw["challenges"].items()}
 
 

@@ -83,6 +83,7 @@ from aigc_lib import results
 from aigc_lib._io import (
     atomic_write_text,
     folder_lock,
+    load_yaml,
     remove_dead_siblings,
     temporary_sibling,
     write_json,
@@ -794,7 +795,7 @@ def load_parameters(path: str | os.PathLike | None) -> dict[str, dict[str, Any]]
     if path is None:
         return {}
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        raw = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         kind = type(err).__name__
         raise ValueError(f"params: cannot read {str(path)!r} as YAML ({kind})") from None
@@ -836,7 +837,7 @@ def _literal(text: str) -> Any:
     """A ``-p`` value read as a YAML literal (``20`` an int, ``1e-3`` a float, ``[1, 2]`` a list,
     ``abc`` a string)."""
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError:
         return text
     if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string

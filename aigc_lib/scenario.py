@@ -37,6 +37,7 @@ import yaml
 from scipy.special import ndtr
 
 from aigc_lib import validate
+from aigc_lib._io import load_yaml
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SCENARIOS_DIR = DATA_DIR / "scenarios"
@@ -377,7 +378,7 @@ def _read_yaml(path: Path, argument: str) -> dict:
     except OSError as err:
         raise ValueError(f"{argument}: cannot read {str(path)!r}: {err}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as err:
         raise ValueError(f"{argument}: {str(path)!r} is not valid YAML: {err}") from None
     if not isinstance(raw, dict):

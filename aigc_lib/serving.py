@@ -56,6 +56,7 @@ from scipy.special import ndtr, ndtri
 from aigc_lib import allocation as alloc
 from aigc_lib import assignment as assign
 from aigc_lib import simulation, validate
+from aigc_lib._io import load_yaml
 from aigc_lib.readings import DEFAULT, Readings
 from aigc_lib.scenario import Scenario, true_score
 
@@ -363,7 +364,7 @@ def utilisation(scenario: Scenario, rate: float) -> float:
 @functools.lru_cache(maxsize=4)
 def _read_serving_data(path: str) -> dict:
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return load_yaml(handle.read())
 
 
 def serving_data(path: str | Path | None = None) -> dict:

@@ -1,4 +1,5 @@
-"""Atomic file writes (aigc_lib._io): content, no temporary left, and a normal file mode."""
+"""Atomic file writes (aigc_lib._io): content, no temporary left, and a normal file mode; YAML
+read with the compiled parser gives what PyYAML's own safe loader gives."""
 
 import json
 import os
@@ -6,8 +7,9 @@ import stat
 
 import pandas as pd
 import pytest
+import yaml
 
-from aigc_lib import _io
+from aigc_lib import _io, reproduce
 
 
 @pytest.fixture
@@ -87,3 +89,35 @@ def test_temporary_siblings_of_ended_processes_are_removed(tmp_path):
     assert _io.remove_dead_siblings(tmp_path, ("staged",), "03_x") == []  # another name
     assert sorted(_io.remove_dead_siblings(tmp_path, ("running", "staged"))) == sorted(dead)
     assert all(p.is_dir() for p in kept + [mine])
+
+
+YAML_FILES = sorted(
+    [*(reproduce.ROOT / "data").rglob("*.yaml"), *(reproduce.ROOT / "tests").glob("*.yaml")]
+)
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: p.name)
+def test_load_yaml_reads_every_file_as_the_safe_loader_does(path):
+    text = path.read_text(encoding="utf-8")
+    assert _io.load_yaml(text) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["1e-3", "[1, 2.5, abc]", "a: {b: null, c: true}", "", "- 2026-12-07\n- 0x1F"]
+)
+def test_load_yaml_reads_literals_as_the_safe_loader_does(text):
+    assert _io.load_yaml(text) == yaml.safe_load(text)
+
+
+def test_load_yaml_uses_the_compiled_parser_where_there_is_one(monkeypatch):
+    seen, real = [], yaml.load
+    monkeypatch.setattr(
+        yaml, "load", lambda text, Loader: seen.append(Loader) or real(text, Loader)
+    )
+    assert _io.load_yaml("a: 1") == {"a": 1}
+    monkeypatch.delattr(yaml, "CSafeLoader", raising=False)  # PyYAML built without libyaml
+    assert _io.load_yaml("a: 1") == {"a": 1}
+    compiled = [yaml.cyaml.CSafeLoader] if yaml.__with_libyaml__ else [yaml.SafeLoader]
+    assert seen == [*compiled, yaml.SafeLoader]
+    with pytest.raises(yaml.YAMLError):
+        _io.load_yaml("a: [1, 2")
