@@ -1121,17 +1121,36 @@ def named(record: Claim, models: Sequence[str], time_reading: str = "makespan") 
 
 
 def interval_of(numbers: pd.DataFrame, q: Quantity) -> tuple[float, float, float]:
-    """``(value, low, high)`` of quantity ``q`` in a table of numbers; NaN where it has none."""
-    hit = numbers[
-        (numbers["quantity"] == q.quantity)
-        & (numbers["policy"] == q.policy)
-        & (numbers["versus"] == q.versus)
-        & (numbers["key"] == str(q.key))
-    ]
-    if len(hit) != 1:
-        return (math.nan, math.nan, math.nan)
-    row = hit.iloc[0]
-    return (float(row["value"]), float(row.get("low", math.nan)), float(row.get("high", math.nan)))
+    """``(value, low, high)`` of quantity ``q`` in a table of numbers: the one row whose
+    ``quantity``, ``policy``, ``versus`` and ``key`` are ``q``'s; NaN where there is none (or
+    more than one)."""
+    return _Rows(numbers).interval(q)
+
+
+class _Rows:
+    """A table of numbers indexed once by (quantity, policy, versus, key): :func:`judge` looks up
+    every named quantity of every claim, and four comparisons over the whole table per lookup
+    were most of the time of a judgement."""
+
+    def __init__(self, numbers: pd.DataFrame) -> None:
+        low = numbers["low"] if "low" in numbers.columns else [math.nan] * len(numbers)
+        high = numbers["high"] if "high" in numbers.columns else [math.nan] * len(numbers)
+        keys = zip(numbers["quantity"], numbers["policy"], numbers["versus"], numbers["key"])
+        self.rows: dict[tuple, list[tuple]] = {}
+        for key, value, lo, hi in zip(keys, numbers["value"], low, high):
+            self.rows.setdefault(key, []).append((value, lo, hi))
+        self.named = {key[:3] for key in self.rows}
+
+    def interval(self, q: Quantity) -> tuple[float, float, float]:
+        hits = self.rows.get((q.quantity, q.policy, q.versus, str(q.key)), [])
+        if len(hits) != 1:
+            return (math.nan, math.nan, math.nan)
+        value, low, high = hits[0]
+        return (float(value), float(low), float(high))
+
+    def has_any(self, qs: Sequence[Quantity]) -> bool:
+        """Whether the table has a row of any of ``qs`` (whatever its key)."""
+        return any((q.quantity, q.policy, q.versus) in self.named for q in qs)
 
 
 def judge(
@@ -1159,20 +1178,16 @@ def judge(
     flag = oracle_rank(numbers) if caveat(reading or "default")[0] == "oracle" else ""
     order = values(numbers, "model_order")
     models = list(order[~order.index.duplicated()].sort_values().index)
-    rows = []
+    rows, table = [], _Rows(numbers)
     for key, record in RECORDS.items():
         qs = named(record, models, time_reading)
-        found = {q: interval_of(numbers, q) for q in qs}
-        if all(np.isnan(v) for v, _, _ in found.values()) and not _has_any(numbers, qs):
+        found = {q: table.interval(q) for q in qs}
+        if all(np.isnan(v) for v, _, _ in found.values()) and not table.has_any(qs):
             continue
         head = {"claim_id": key, "claim": record.claim, "paper": record.paper}
         head["ours"] = "; ".join(f"{q.label} {_band(*found[q])}" for q in qs)
         rows.append({**head, **judge_claim(record, found), "flag": flag, "where": record.where})
     return rows
-
-
-def _has_any(numbers: pd.DataFrame, qs: Sequence[Quantity]) -> bool:
-    return any(_has(numbers, q.quantity, q.policy, q.versus) for q in qs)
 
 
 def _band(value: float, low: float, high: float) -> str:

@@ -188,6 +188,11 @@ def test_value_is_one_filter_and_refuses_ambiguity():
     frame = numbers()
     assert claims.value(frame, "score_gain", "probabilistic", "direct", "sdxl") == 1.0
     assert claims.interval_of(frame, GAIN) == (1.0, 0.5, 1.5)
+    twice = claims.interval_of(pd.concat([frame, frame]), GAIN)  # ambiguous: no interval
+    other_key = dataclasses.replace(GAIN, key="nope")
+    assert np.isnan(twice).all() and np.isnan(claims.interval_of(frame, other_key)).all()
+    no_bounds = claims.interval_of(frame.drop(columns=["low", "high"]), GAIN)
+    assert no_bounds[0] == 1.0 and np.isnan(no_bounds[1:]).all()
     assert claims.values(frame, "time_consumption", "equal").to_dict() == dict.fromkeys(MODELS, 6.0)
     with pytest.raises(ValueError, match="found 0"):
         claims.value(frame, "score_gain", "probabilistic", "direct", "nope")
