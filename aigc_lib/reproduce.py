@@ -877,9 +877,21 @@ def _check_profile(profile: str, allow_random_weights: bool) -> None:
         ) from None
 
 
+def spare_the_iri_grammar() -> None:
+    """Let this process import nbformat (papermill's) without jsonschema's optional IRI format
+    checker, ``rfc3987_syntax``: that package compiles a grammar when imported, 1.7 s of every
+    runner process, for a format that neither the notebook schema uses nor papermill or nbformat
+    checks (they validate no formats). The runner's command and its children call it first; it
+    marks the package absent only in a process that has not imported jsonschema yet (checked in
+    ``tests/test_reproduce.py``)."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # jsonschema skips an absent checker
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command (see the module's docstring); its exit status. Ctrl-C stops it with one line
     (exit status 130): the notebook that was running leaves its results folder as it was."""
+    spare_the_iri_grammar()
     try:
         return _main(argv)
     except KeyboardInterrupt as err:
@@ -1082,6 +1094,7 @@ sys.exit(reproduce.run_child(Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sy
 def run_child(notebook: Path, results_root: Path, parameters: dict) -> int:
     """Run one notebook for :func:`_side_by_side` (in a process it started, under its lock):
     exit status 0, 1 after a failure or 130 after Ctrl-C, each failure said in one line."""
+    spare_the_iri_grammar()
     import papermill
 
     try:

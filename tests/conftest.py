@@ -28,6 +28,7 @@ import pytest
 
 from aigc_lib import parallel, reproduce
 
+reproduce.spare_the_iri_grammar()  # the tests' processes are the runner's as well
 SMALL_PARAMS = Path(__file__).with_name("notebook_params.yaml")
 for _name in reproduce.THREAD_VARIABLES:  # one thread per pool, as in the kernels: the tests
     os.environ.setdefault(_name, "1")  # run beside notebooks, and spinning threads cost both
@@ -36,6 +37,7 @@ RUN_ONE = """
 import sys
 from pathlib import Path
 from aigc_lib import reproduce
+reproduce.spare_the_iri_grammar()
 notebook, root, parameters = Path(sys.argv[1]), Path(sys.argv[2]), __import__("json").loads(sys.argv[3])
 reproduce.run_notebook(notebook, root, parameters, progress=False)
 """

@@ -282,6 +282,28 @@ def test_reproduce_command_refuses_a_truncated_partiprompts_file(
     assert f"'{truncated}' holds 99 prompts" in capsys.readouterr().err
 
 
+SPARED = """
+import sys
+from aigc_lib import reproduce
+if sys.argv[1] == "late":
+    import jsonschema
+reproduce.spare_the_iri_grammar()
+import nbformat, papermill
+for path in sorted(reproduce.NOTEBOOKS_DIR.glob("*.ipynb")):
+    nbformat.validate(nbformat.read(path, as_version=4))  # what papermill checks, unchanged
+print(sys.modules.get("rfc3987_syntax", "absent"))
+"""
+
+
+@pytest.mark.parametrize("when", ["first", "late"])
+def test_the_runner_spares_the_iri_grammar_only_where_jsonschema_is_not_imported_yet(when):
+    done = subprocess.run(
+        [sys.executable, "-c", SPARED, when], capture_output=True, text=True, check=True
+    )
+    marked = done.stdout.strip()
+    assert marked == "None" if when == "first" else marked.startswith("<module 'rfc3987_syntax'")
+
+
 def test_a_failed_direct_papermill_run_changes_no_results_file(published, tmp_path, monkeypatch):
     """Finding 2: ``papermill notebooks/04_... out.ipynb --cwd notebooks -p seed 1`` failed after
     figures were staged and left the results folder changed. The same path on the demo notebook
