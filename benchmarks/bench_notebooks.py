@@ -175,7 +175,9 @@ def bench_tests(paths: list[str], workers: str) -> int:
 
     plugin = FileTimes()
     started = time.perf_counter()
-    spread = ["-n", workers, "--dist", "loadfile"] if workers != "0" else []
+    spread = (
+        ["-n", workers, "--dist", "loadfile", "--no-loadscope-reorder"] if workers != "0" else []
+    )
     code = pytest.main(["-q", "-p", "no:cacheprovider", *spread, *paths], plugins=[plugin])
     total = time.perf_counter() - started
     print(f"\n{'test file':<44} {'s in tests':>10}")

@@ -2,8 +2,9 @@
 notebook_params.yaml.
 
 Each notebook runs once per test run (``notebook_results``), also when ``make test`` spreads the
-tests over two processes (pytest-xdist, ``-n auto --dist loadfile``): the processes share one
-folder of runs and take each notebook under a lock (:class:`NotebookRuns`). Those the collected
+tests over two processes (pytest-xdist, ``-n auto --dist loadfile``, the files in the order of
+:func:`scheduled`): the processes share one folder of runs and take each notebook under a lock
+(:class:`NotebookRuns`). Those the collected
 tests will ask for (a test module ``test_notebook_NN``, or a test parametrized with a prefix
 ``NN``) start as soon as the tests are collected, one after another in the order the tests need
 them, each in a process of its own beside the tests. A notebook no collected test announced runs
@@ -61,13 +62,15 @@ def pytest_configure(config):
 
 def notebooks_needed(items) -> list[str]:
     """The notebook prefixes the collected tests announce, in the order of their first use: a
-    test of ``test_notebook_NN.py`` or one parametrized with ``NN``, using ``notebook_results``."""
+    test of ``test_notebook_NN.py``, one parametrized with ``NN``, or one of a module listing
+    them in ``NOTEBOOKS_NEEDED``, using ``notebook_results``."""
     needed: list[str] = []
     for item in items:
         if "notebook_results" not in getattr(item, "fixturenames", ()):
             continue
         found = re.fullmatch(r"test_notebook_(\d\d)", item.module.__name__.rsplit(".")[-1])
         prefixes = [found.group(1)] if found else []
+        prefixes += list(getattr(item.module, "NOTEBOOKS_NEEDED", ()))
         callspec = getattr(item, "callspec", None)
         if callspec is not None:
             prefixes += [v for v in callspec.params.values() if isinstance(v, str)]
@@ -197,9 +200,27 @@ def shared_root() -> Path:
     return Path(os.environ[ROOT_ENV])
 
 
+FIRST = ("tests/test_profile_chain.py",)
+"""Test files run first. The profile chain waits only for notebook 02, then runs five notebooks
+(about 50 s of CPU): scheduled by its number of tests, it started last and was the run's tail."""
+
+
+def scheduled(items: list) -> list:
+    """The order the test files run in (``make test``: pytest-xdist takes whole files in this
+    order, ``--no-loadscope-reorder``): :data:`FIRST`, then the rest with the most tests first
+    (pytest-xdist's own order), each file's tests as collected."""
+    files = [item.nodeid.split("::")[0] for item in items]
+    count = {name: files.count(name) for name in set(files)}
+    rank = {name: (name not in FIRST, -n, name) for name, n in count.items()}
+    order = sorted(range(len(items)), key=lambda i: rank[files[i]])
+    return [items[i] for i in order]
+
+
 @pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
 def pytest_collection_modifyitems(session, config, items):
-    """Start the notebooks the collected tests will ask for (``notebook_results``)."""
+    """Order the test files (:func:`scheduled`), then start the notebooks the collected tests will
+    ask for (``notebook_results``), in the order the tests will need them."""
+    items[:] = scheduled(items)
     needed = notebooks_needed(items)
     if not needed or config.option.collectonly:
         return

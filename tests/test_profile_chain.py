@@ -37,6 +37,8 @@ PROFILED = [
     for nb in reproduce.find_notebooks(reproduce.PROFILE_NOTEBOOKS)
     if "profile" in reproduce.notebook_parameters(nb)
 ]
+NOTEBOOKS_NEEDED = ("02", "03", "04", "05", "06", "07")
+"""Notebook 02 (its profile) first, then the default runs the chain compares with (conftest)."""
 GROUPS = (("03", "04", "05", "06", "07"),)
 """The reproduce runs: one, its notebooks (those of :data:`PROFILED`) two side by side
 (``--jobs 2``), each with one worker (``AIGC_JOBS=1``: the two fill two cores, and no result
