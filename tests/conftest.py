@@ -98,7 +98,9 @@ class NotebookRuns:
         self.env = {parallel.JOBS_ENV: "1", **os.environ}
         self.notebooks = {p.stem[:2]: p for p in reproduce.find_notebooks()}
         self.seconds: dict[str, float] = {}  # each notebook's run here, wall clock
-        self.running: subprocess.Popen | None = None
+        # the runs of this process: its thread running ahead and a test asking for another
+        # notebook may each run one at the same time
+        self.running: set[subprocess.Popen] = set()
         self.stopping = False
         self.lock = threading.Lock()
 
@@ -143,7 +145,7 @@ class NotebookRuns:
         with self.lock:
             if self.stopping:
                 raise RuntimeError("the session ended first")
-            self.running = subprocess.Popen(
+            run = subprocess.Popen(
                 command,
                 env=self.env,
                 stdout=subprocess.PIPE,
@@ -151,27 +153,33 @@ class NotebookRuns:
                 text=True,
                 start_new_session=True,
             )
-        output = self.running.communicate()[0]
+            self.running.add(run)
+        try:
+            output = run.communicate()[0]
+        finally:
+            with self.lock:
+                self.running.discard(run)
         self.seconds[prefix] = time.perf_counter() - started
         (self.root / f"{prefix}.seconds").write_text(f"{self.seconds[prefix]:.1f}")
-        if self.running.returncode != 0:
-            raise RuntimeError(output[-4000:])
+        if run.returncode != 0:
+            raise RuntimeError(f"exit status {run.returncode}\n{output[-4000:]}")
 
     def finish(self) -> None:
-        """Start no more runs ahead and let the one running end (another process may need it)."""
+        """Start no more runs ahead and let those running end (another process may need them)."""
         with self.lock:
             self.stopping = True
-            run = self.running
-        if run is not None:
+            runs = list(self.running)
+        for run in runs:
             run.wait()
 
     def stop(self) -> None:
-        """Interrupt a run ahead (the runner's Ctrl-C path: its kernel is shut down)."""
+        """Interrupt the runs (the runner's Ctrl-C path: their kernels are shut down)."""
         with self.lock:
             self.stopping = True
-            run = self.running
-        if run is not None and run.poll() is None:
+            runs = [run for run in self.running if run.poll() is None]
+        for run in runs:
             os.killpg(run.pid, signal.SIGINT)
+        for run in runs:
             try:
                 run.wait(timeout=30)
             except subprocess.TimeoutExpired:
