@@ -902,7 +902,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 NOTEBOOK_JOBS = min(2, os.cpu_count() or 1)
 """Notebooks run side by side by default: two, or one on a 1-core machine. Measured on 2 cores:
-``make reproduce`` took 1 min 44 s with two side by side against 2 min 46 s one after another
+``make reproduce`` took 1 min 15 s with two side by side against 1 min 57 s one after another
 (the notebooks' serial cells overlap; their sweeps already spread over
 :mod:`aigc_lib.parallel`'s workers); more would multiply the memory of kernels and worker pools."""
 

@@ -184,12 +184,10 @@ def save_fig(fig: Any, name: str, results_dir: str | os.PathLike, dpi: int = 110
     Under Jupyter's inline backend the cell shows the saved PNG itself and the figure is closed:
     drawn once, not twice (the backend would draw it again at the end of the cell).
     """
-    if not name or "/" in name or name.endswith(".png"):
-        raise ValueError(f"name: expected a bare file name without '/' or '.png', got {name!r}")
+    target = figure_path(name, results_dir)  # the name checked before anything is drawn
     results_dir = results_folder(results_dir)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    target = figure_path(name, results_dir)
     atomic_write_bytes(staged_path(target, results_dir), buffer.getvalue())
     _show_instead_of_inline(fig, buffer.getvalue())
     return WrittenPath(target)
@@ -210,7 +208,10 @@ def _show_instead_of_inline(fig: Any, png: bytes) -> None:
 
 def figure_path(name: str, results_dir: str | os.PathLike) -> Path:
     """Where :func:`save_fig` puts the figure ``name``: ``<results_dir>/figures/<name>.png`` (a
-    relative ``results_dir`` taken from the notebooks' folder), once published."""
+    relative ``results_dir`` taken from the notebooks' folder), once published. ``name`` must be
+    a bare file name (no ``/``, no ``.png``)."""
+    if not name or "/" in name or name.endswith(".png"):
+        raise ValueError(f"name: expected a bare file name without '/' or '.png', got {name!r}")
     return results_folder(results_dir) / "figures" / f"{name}.png"
 
 

@@ -4,11 +4,10 @@ notebook_params.yaml.
 Each notebook runs once per test run (``notebook_results``), also when ``make test`` spreads the
 tests over two processes (pytest-xdist, ``-n auto --dist loadfile``, the files in the order of
 :func:`scheduled`): the processes share one folder of runs and take each notebook under a lock
-(:class:`NotebookRuns`). Those the collected
-tests will ask for (a test module ``test_notebook_NN``, or a test parametrized with a prefix
-``NN``) start as soon as the tests are collected, one after another in the order the tests need
-them, each in a process of its own beside the tests. A notebook no collected test announced runs
-when a test asks for it."""
+(:class:`NotebookRuns`). Those the collected tests will ask for (:func:`notebooks_needed`)
+start as soon as the tests are collected, one after another in the order the tests need them,
+each in a process of its own beside the tests. A notebook no collected test announced runs when
+a test asks for it."""
 
 from __future__ import annotations
 
@@ -85,9 +84,10 @@ class NotebookRuns:
     """Each notebook run once per test run, into ``<root>/<prefix>/<stem>/``, also when the tests
     are spread over processes (``pytest -n``, pytest-xdist): they share ``root`` (:func:`shared_root`),
     and a notebook's lock file ``<root>/<prefix>.lock`` lets the first process that takes it run
-    the notebook while the others wait for it. Ahead of time in a background thread (one run at a
-    time per process, skipping a notebook another process is running: :data:`RUN_ONE`), or when a
-    test asks for it. A failed run leaves ``<root>/<prefix>.failed``, said by every test asking."""
+    the notebook while the others wait for it. Ahead of time in a background thread (one run after
+    another, skipping a notebook another process is running: :data:`RUN_ONE`), or when a test asks
+    for one not run yet (beside the run ahead, each judged by its own exit status). A failed run
+    leaves ``<root>/<prefix>.failed``, said by every test asking."""
 
     def __init__(self, root: Path, params: dict) -> None:
         self.root, self.params = root, params

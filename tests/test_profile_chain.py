@@ -8,7 +8,7 @@ the comparison pages name the profile and say it was fitted on random weights; t
 ``results/`` keep their bytes. Then the pages' notes (:mod:`aigc_lib.paper_vs_ours`) on small
 folders.
 
-Cost: the notebooks run two side by side in one ``reproduce`` (:data:`GROUPS`); the default
+Cost: the notebooks run two side by side in one ``reproduce`` (:data:`JOBS`); the default
 scenario's metrics are those the notebook tests computed already (``notebook_results``).
 """
 
@@ -39,8 +39,8 @@ PROFILED = [
 ]
 NOTEBOOKS_NEEDED = ("02", "03", "04", "05", "06", "07")
 """Notebook 02 (its profile) first, then the default runs the chain compares with (conftest)."""
-GROUPS = (("03", "04", "05", "06", "07"),)
-"""The reproduce runs: one, its notebooks (those of :data:`PROFILED`) two side by side
+JOBS = "2"
+"""The profiled notebooks (:data:`PROFILED`) run in one ``reproduce``, two side by side
 (``--jobs 2``), each with one worker (``AIGC_JOBS=1``: the two fill two cores, and no result
 depends on the number of workers, :mod:`aigc_lib.parallel`). 03 and 04 make ``paper_vs_ours``,
 06 ``interpretations`` and 07 ``peers``."""
@@ -63,33 +63,26 @@ def chain(notebook_results, tmp_path_factory):
     profile = folder02 / f"{PROFILE_NAME}.yaml"
     out = tmp_path_factory.mktemp("profile_chain")
     before = checksums(ROOT / "results")
-    runs = []
-    for k, group in enumerate(GROUPS):
-        only = [nb.stem[:2] for nb in PROFILED if nb.stem[:2] in group]
-        if not only:
-            continue
-        command = [
-            *(sys.executable, "-m", "aigc_lib.reproduce", "--profile", str(profile)),
-            *("--allow-random-weights", "--params", str(SMALL_PARAMS)),
-            *("--results-dir", str(out / f"run{k}"), "--jobs", "2", "--only", *only),
-        ]
-        runs.append(
-            subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, parallel.JOBS_ENV: "1"},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    outputs = [(run.communicate(timeout=600)[0], run.returncode) for run in runs]
-    folders = {p.name: p for p in out.glob("run*/[0-9][0-9]_*") if p.is_dir()}
+    command = [
+        *(sys.executable, "-m", "aigc_lib.reproduce", "--profile", str(profile)),
+        *("--allow-random-weights", "--params", str(SMALL_PARAMS)),
+        *("--results-dir", str(out), "--jobs", JOBS, "--only", *(nb.stem[:2] for nb in PROFILED)),
+    ]
+    run = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, parallel.JOBS_ENV: "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
+    folders = {p.name: p for p in out.glob("[0-9][0-9]_*") if p.is_dir()}
     return {
         "profile": profile,
-        "outputs": outputs,
+        "output": (run.stdout, run.returncode),
         "folders": folders,
-        "runs": sorted(out.glob("run*")),
+        "out": out,
         "before": before,
         "after": checksums(ROOT / "results"),
     }
@@ -111,8 +104,8 @@ def test_notebook_02s_tiny_sweep_fits_a_profile_marked_random_weights(chain):
 
 
 def test_every_notebook_that_takes_a_profile_runs_on_it(chain):
-    for output, code in chain["outputs"]:
-        assert code == 0, output[-3000:]
+    output, code = chain["output"]
+    assert code == 0, output[-3000:]
     ran = {name[:2] for name in chain["folders"]}
     assert ran == {nb.stem[:2] for nb in PROFILED}
     assert ran == set(reproduce.PROFILE_NOTEBOOKS)  # 03-07 all take a profile
@@ -208,7 +201,7 @@ def test_notebook_07_runs_on_the_profile(chain, notebook_results):
 
 
 def test_the_pages_name_the_profile_and_its_random_weights(chain):
-    pages = {p.name: p.read_text(encoding="utf-8") for r in chain["runs"] for p in r.glob("*.md")}
+    pages = {p.name: p.read_text(encoding="utf-8") for p in chain["out"].glob("*.md")}
     assert {"paper_vs_ours.md", "interpretations.md"} <= set(pages)
     for name in ("paper_vs_ours.md", "interpretations.md"):
         head = pages[name][:2000]

@@ -48,6 +48,18 @@ def figure():
     return fig
 
 
+@pytest.mark.parametrize("name", ["", "sub/trace", "trace.png"])
+def test_a_figure_name_that_is_not_a_bare_file_name_is_refused_before_anything_is_written(
+    staging, published, name
+):
+    before = snapshot(published)
+    with pytest.raises(ValueError, match="name: expected a bare file name"):
+        results.figure_path(name, published)
+    with pytest.raises(ValueError, match="name: expected a bare file name"):
+        results.save_fig(figure(), name, published)
+    assert snapshot(published) == before and results._stages == {}
+
+
 def test_figures_wait_for_write_metrics(staging, published):
     before = snapshot(published)
     path = results.save_fig(figure(), "trace", published)
